@@ -1,0 +1,24 @@
+//! sindri's providers: one module per platform, each implementing
+//! [`sindri_core::Provider`], and the conformance suite every one of them passes.
+//!
+//! [`registry`] is the only entry point the CLI uses.
+
+#[cfg(feature = "conformance")]
+pub mod conformance;
+#[cfg(feature = "docker")]
+pub mod docker;
+
+use sindri_core::Registry;
+
+/// Every provider compiled into this binary.
+pub fn registry() -> Registry {
+    #[allow(unused_mut)]
+    let mut r = Registry::new();
+    #[cfg(feature = "docker")]
+    r.register(
+        sindri_spec::ProviderKind::Docker,
+        "the local Docker Engine (DOCKER_HOST, docker context), through its API",
+        docker::factory,
+    );
+    r
+}

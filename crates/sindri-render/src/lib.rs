@@ -1,0 +1,1 @@
+//! sindri artifact rendering (being written).

@@ -1,0 +1,1 @@
+//! sindri secret resolution (being written).

@@ -1,0 +1,1 @@
+//! sindri local state (being written).
