@@ -3,10 +3,16 @@
 //!
 //! [`registry`] is the only entry point the CLI uses.
 
+#[cfg(feature = "aws")]
+pub mod aws;
 #[cfg(feature = "conformance")]
 pub mod conformance;
 #[cfg(feature = "docker")]
 pub mod docker;
+#[cfg(feature = "local")]
+pub mod local;
+#[cfg(feature = "ssh")]
+pub mod ssh;
 
 use sindri_core::Registry;
 

@@ -646,8 +646,9 @@ pub struct RunSpec {
     /// Hard limit enforced on the machine itself, e.g. `12h`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_duration: Option<DurationValue>,
-    /// How many times an interrupted (spot) run is relaunched.
+    /// How many times an interrupted (spot) run is relaunched, at most 100.
     #[serde(default, skip_serializing_if = "is_zero")]
+    #[schemars(range(max = 100))]
     pub max_restarts: u32,
 }
 

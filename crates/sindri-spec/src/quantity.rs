@@ -64,7 +64,7 @@ impl ByteSize {
             ("Mi", 1 << 20),
             ("Ki", 1 << 10),
         ] {
-            if self.0 >= unit && self.0 % unit == 0 {
+            if self.0 >= unit && self.0.is_multiple_of(unit) {
                 return format!("{}{suffix}", self.0 / unit);
             }
         }
@@ -105,7 +105,9 @@ impl FromStr for ByteSize {
             .map_err(|_| format!("found `{s}`; expected {SIZE_EXPECTED}"))?;
         let bytes = value * mult as f64;
         if !bytes.is_finite() || bytes > u64::MAX as f64 {
-            return Err(format!("found `{s}`, which is too large"));
+            return Err(format!(
+                "found `{s}`, which is too large; expected {SIZE_EXPECTED}"
+            ));
         }
         Ok(ByteSize(bytes.round() as u64))
     }
@@ -119,7 +121,7 @@ impl fmt::Display for ByteSize {
             ("MiB", 1 << 20),
             ("KiB", 1 << 10),
         ] {
-            if self.0 >= unit && self.0 % unit == 0 {
+            if self.0 >= unit && self.0.is_multiple_of(unit) {
                 return write!(f, "{}{suffix}", self.0 / unit);
             }
         }
@@ -173,7 +175,7 @@ impl JsonSchema for ByteSize {
         json_schema!({
             "description": "A size: `512MiB`, `2GiB`, `10GB`, or a byte count.",
             "anyOf": [
-                {"type": "string", "pattern": r"^\s*[0-9]+(\.[0-9]+)?\s*([KMGT]i?B?|[kK][iI]?[bB]|B)?\s*$"},
+                {"type": "string", "pattern": r"^\s*[0-9]+(\.[0-9]+)?\s*([KkMmGgTt][Ii]?[Bb]?|[Bb])?\s*$"},
                 {"type": "integer", "minimum": 0}
             ]
         })
@@ -470,7 +472,10 @@ impl<'de> Deserialize<'de> for PortMapping {
             }
             fn visit_map<A: de::MapAccess<'de>>(self, map: A) -> Result<PortMapping, A::Error> {
                 let o = PortObject::deserialize(de::value::MapAccessDeserializer::new(map))?;
-                let whole = format!("{{container: {}, host: {:?}}}", o.container, o.host);
+                let whole = match o.host {
+                    Some(h) => format!("{{container: {}, host: {h}}}", o.container),
+                    None => format!("{{container: {}}}", o.container),
+                };
                 let container = parse_port_number(&o.container.to_string(), &whole)
                     .map_err(de::Error::custom)?;
                 let host = match o.host {

@@ -1,0 +1,1 @@
+//! The AWS EC2 provider (being written).

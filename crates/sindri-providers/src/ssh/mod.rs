@@ -1,0 +1,1 @@
+//! SSH transport over the system OpenSSH client (being written).

@@ -1,0 +1,53 @@
+//! Batch and training runs: `sindri run` and `sindri runs`, on any provider.
+//!
+//! Everything here is built from the [`sindri_core::dispatch`] verbs (deploy, status,
+//! exec, copy_in, copy_out, stop, destroy), never from provider code, so a provider
+//! that implements them runs jobs:
+//!
+//! 1. **deploy or reuse** the environment ([`Orchestrator::ensure_environment`]);
+//! 2. **sync** the workdir ([`sync`]): `.gitignore` and `run.exclude` respected, only
+//!    changed files sent on a re-run, deleted ones removed, driven by a manifest kept
+//!    in the environment;
+//! 3. **supervise** ([`supervisor`]): a POSIX sh script started detached in the
+//!    environment runs the job in its own process group and records heartbeat, exit
+//!    code and end time in the run directory, enforces `run.max_duration` on the
+//!    machine and uploads `run.checkpoints`;
+//! 4. **follow** the log until the exit code file appears ([`Orchestrator::follow`]);
+//!    dropping the future detaches, it never touches the job;
+//! 5. **collect** `run.artifacts` ([`Orchestrator::collect_artifacts`]) and apply
+//!    `on_finish` ([`Orchestrator::finish`]).
+//!
+//! ```no_run
+//! # async fn example(provider: &dyn sindri_core::Provider, rs: &sindri_core::ResolvedSpec) -> sindri_core::Result<()> {
+//! use sindri_runs::{Orchestrator, RunRequest};
+//! let state = sindri_state::StateStore::open_default()?;
+//! let orch = Orchestrator::new(provider, &state, &sindri_core::NoProgress);
+//! let req = RunRequest::new(rs, provider.kind(), vec!["python".into(), "train.py".into()])?;
+//! let run = orch.prepare(rs, &req)?;
+//! let launched = orch.launch(rs, &req, run).await?;
+//! let followed = orch.follow(&launched.run, &mut tokio::io::stdout()).await?;
+//! orch.collect_artifacts(&followed.run, None).await?;
+//! orch.finish(&followed.run, req.on_finish).await?;
+//! # Ok(()) }
+//! ```
+//!
+//! Where runs live in the environment: the workdir at the deployment detail
+//! [`deployment_keys::WORKDIR`] (default `$HOME/work`), run directories under
+//! [`deployment_keys::RUN_ROOT`] (default `$HOME/.sindri/runs`), one per run id.
+//! The environment needs a POSIX `sh` with `setsid`, `date`, `sleep`, `kill`, `tail`,
+//! `head`, `wc` and `tar` (busybox provides all of them).
+
+mod orchestrator;
+pub mod remote;
+mod shell;
+pub mod supervisor;
+pub mod sync;
+
+pub use orchestrator::{
+    ArtifactsReport, CancelReport, CopiedArtifact, FinishReport, Followed, Launched,
+    Orchestrator, RunRequest, RunView, default_on_finish, deployment_keys, on_finish_name,
+    run_keys,
+};
+pub use remote::RemoteStatus;
+pub use shell::{join_argv, sh_quote};
+pub use sync::SyncReport;
