@@ -26,5 +26,11 @@ pub fn registry() -> Registry {
         "the local Docker Engine (DOCKER_HOST, docker context), through its API",
         docker::factory,
     );
+    #[cfg(feature = "local")]
+    r.register(
+        sindri_spec::ProviderKind::Local,
+        "this machine, without isolation: runs in a directory under the state dir",
+        local::factory,
+    );
     r
 }

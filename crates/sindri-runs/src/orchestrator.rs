@@ -512,7 +512,7 @@ impl<'a> Orchestrator<'a> {
         run: &mut RunRecord,
     ) -> Result<Launched> {
         self.refuse_concurrent(run).await?;
-        let (d, deployed) = phase(self.progress, "environment", self.ensure_environment(rs)).await?;
+        let (d, deployed) = phase(self.progress, "prepare environment", self.ensure_environment(rs)).await?;
 
         let home = if d.detail(deployment_keys::WORKDIR).is_some()
             && d.detail(deployment_keys::RUN_ROOT).is_some()
@@ -623,15 +623,25 @@ impl<'a> Orchestrator<'a> {
         })
     }
 
-    /// `run.exclude`, plus the local artifacts directory when it lies inside the
-    /// workdir (artifacts copied back must not be sent out again).
+    /// `run.exclude`, plus sindri's own directories when they lie inside the workdir:
+    /// the local artifacts directory (artifacts copied back must not be sent out
+    /// again) and the state directory (which holds local environments).
     fn excludes(&self, req: &RunRequest, run: &RunRecord) -> Result<Vec<String>> {
         let mut out = req.run.exclude.clone();
+        let workdir = absolute(&req.local_workdir);
+        let workdir = workdir.canonicalize().unwrap_or(workdir);
+        if let Some(state_dir) = self.state.path().parent()
+            && let Ok(rel) = canonical_prefix(state_dir).strip_prefix(&workdir)
+            && !rel.as_os_str().is_empty()
+        {
+            out.push(format!(
+                "/{}/",
+                rel.to_string_lossy().replace(std::path::MAIN_SEPARATOR, "/")
+            ));
+        }
         let Some(dir) = run.details.get(run_keys::ARTIFACTS_DIR) else {
             return Ok(out);
         };
-        let workdir = absolute(&req.local_workdir);
-        let workdir = workdir.canonicalize().unwrap_or(workdir);
         let dir = PathBuf::from(dir);
         let default_root = dir
             .parent()
@@ -703,8 +713,26 @@ impl<'a> Orchestrator<'a> {
                 note: None,
             });
         }
-        let d = match self.deployment_of(&run).await? {
-            Some(d) => d,
+        let found = match self.deployment_of(&run).await? {
+            Some(d) => {
+                let read = run_ok(
+                    self.provider,
+                    &d,
+                    "reading the run's status",
+                    &script_command(remote::STATUS, [run_dir]),
+                )
+                .await;
+                match read {
+                    Ok(out) => Some(out),
+                    // Only traces of it are left (a kept volume): as good as gone.
+                    Err(e) if e.is_not_found() => None,
+                    Err(e) => return Err(e),
+                }
+            }
+            None => None,
+        };
+        let out = match found {
+            Some(out) => out,
             None => {
                 if !run.state.is_finished() {
                     run.state = RunState::Interrupted;
@@ -723,13 +751,6 @@ impl<'a> Orchestrator<'a> {
                 });
             }
         };
-        let out = run_ok(
-            self.provider,
-            &d,
-            "reading the run's status",
-            &script_command(remote::STATUS, [run_dir]),
-        )
-        .await?;
         let status = RemoteStatus::parse(&out.stdout_text());
         let note = self.apply(&mut run, &status)?;
         Ok(RunView {
@@ -876,6 +897,9 @@ impl<'a> Orchestrator<'a> {
         tail: Option<u64>,
         out: &mut (dyn AsyncWrite + Send + Unpin),
     ) -> Result<()> {
+        // The environment's copy is complete even for runs nobody followed; the local
+        // copy is what is left once the environment is gone.
+        let mut remote_problem = None;
         if let (Some(d), Some(run_dir)) = (
             self.deployment_of(run).await?,
             run.details.get(run_keys::RUN_DIR),
@@ -884,17 +908,22 @@ impl<'a> Orchestrator<'a> {
                 remote::LOG,
                 [run_dir.clone(), tail.map(|t| t.to_string()).unwrap_or_default()],
             );
-            let got = capture(self.provider, &d, &cmd).await?;
-            if got.code == 0 {
-                out.write_all(&got.stdout).await?;
-                out.flush().await?;
-                return Ok(());
+            match capture(self.provider, &d, &cmd).await {
+                Ok(got) if got.code == 0 => {
+                    out.write_all(&got.stdout).await?;
+                    out.flush().await?;
+                    return Ok(());
+                }
+                Ok(got) => remote_problem = Some(got.stderr_text()),
+                Err(e) if e.kind() == ErrorKind::Interrupted => return Err(e),
+                Err(e) => remote_problem = Some(e.to_string()),
             }
         }
         let Some(path) = run.log_path.as_deref().filter(|p| Path::new(p).is_file()) else {
             return Err(Error::not_found(format!(
-                "no log of run {}: its environment is gone and no local copy was kept",
-                run.id
+                "no log of run {}: {}, and no local copy was kept",
+                run.id,
+                remote_problem.as_deref().unwrap_or("its environment is gone")
             ))
             .with_hint("sindri keeps a local copy of the log of a run it followed (`sindri run` without --detach, or `sindri runs logs --follow`)"));
         };
@@ -1135,15 +1164,19 @@ fn run_dir_of(run: &RunRecord) -> Result<String> {
     })
 }
 
-/// `p` made absolute against the current directory.
+/// `p` made absolute against the current directory, without `.` components.
 fn absolute(p: &Path) -> PathBuf {
-    if p.is_absolute() {
+    let joined = if p.is_absolute() {
         p.to_path_buf()
     } else {
         std::env::current_dir()
             .map(|c| c.join(p))
             .unwrap_or_else(|_| p.to_path_buf())
-    }
+    };
+    joined
+        .components()
+        .filter(|c| !matches!(c, std::path::Component::CurDir))
+        .collect()
 }
 
 /// The longest existing ancestor of `p` canonicalized, with the rest appended, so

@@ -9,6 +9,9 @@ use std::fmt;
 
 use serde::Serialize;
 
+/// How many characters of a long source line a diagnostic shows.
+const SNIPPET_WIDTH: usize = 100;
+
 /// A position in the source: 1-based line and column (in characters).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
 pub(crate) struct Mark {
@@ -205,18 +208,39 @@ impl fmt::Display for Diagnostic {
         if self.line > 0 {
             let number = self.line.to_string();
             let gutter = " ".repeat(number.len());
+            let chars: Vec<char> = self.source_line.trim_end().chars().collect();
+            let col = self.column - 1;
+            // Show a window of a long line around the column.
+            let (from, to) = if chars.len() > SNIPPET_WIDTH {
+                let from = col
+                    .saturating_sub(SNIPPET_WIDTH / 2)
+                    .min(chars.len().saturating_sub(SNIPPET_WIDTH));
+                (from, (from + SNIPPET_WIDTH).min(chars.len()))
+            } else {
+                (0, chars.len())
+            };
+            let lead = if from > 0 { "..." } else { "" };
+            let tail = if to < chars.len() { "..." } else { "" };
+            let text: String = chars[from..to].iter().collect();
             // Keep tabs in the padding so the caret lines up under tab-indented text.
-            let pad: String = self
-                .source_line
+            let pad: String = lead
                 .chars()
-                .take(self.column - 1)
-                .map(|c| if c == '\t' { '\t' } else { ' ' })
+                .map(|_| ' ')
+                .chain(
+                    chars
+                        .iter()
+                        .take(col.min(chars.len()))
+                        .skip(from)
+                        .map(|c| if *c == '\t' { '\t' } else { ' ' }),
+                )
                 .collect();
-            let width = self.end_column.saturating_sub(self.column).max(1);
+            let width = self
+                .end_column
+                .saturating_sub(self.column)
+                .clamp(1, (to + 1).saturating_sub(col).max(1));
             write!(
                 f,
-                "\n {number} | {}\n {gutter} | {pad}{}",
-                self.source_line.trim_end(),
+                "\n {number} | {lead}{text}{tail}\n {gutter} | {pad}{}",
                 "^".repeat(width)
             )?;
         }
@@ -302,6 +326,30 @@ impl std::error::Error for Diagnostics {}
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn long_lines_are_shown_around_the_column() {
+        let line = format!("a: [{}x]", "1, ".repeat(100));
+        let col = line.find('x').unwrap() + 1;
+        let p = Problem::new(
+            Mark {
+                line: 1,
+                col: col as u32,
+            },
+            PathBuf::root(),
+            "x",
+            "y",
+            None,
+        );
+        let d = Diagnostic::from_problem(p, "f", &[line.as_str()]);
+        let text = d.to_string();
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(lines[1].starts_with(" 1 | ..."), "{text}");
+        assert!(lines[1].chars().count() < 120);
+        // The caret is under the `x`.
+        let caret = lines[2].find('^').unwrap();
+        assert_eq!(lines[1].chars().nth(caret), Some('x'), "{text}");
+    }
 
     #[test]
     fn paths_render_like_the_keys_a_person_types() {

@@ -9,6 +9,7 @@
 //! crate ever re-parses a string from the file. [`starter`] writes the commented file
 //! `sindri config init` starts from.
 
+mod de;
 mod diagnostic;
 mod load;
 pub mod model;

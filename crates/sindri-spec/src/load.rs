@@ -6,9 +6,12 @@
 
 use std::path::Path;
 
+use serde::Deserialize;
+
+use crate::de::{NodeDe, Step};
 use crate::diagnostic::{Diagnostic, Diagnostics, Mark, PathBuf, Problem};
 use crate::model::Spec;
-use crate::yaml::{self, Kind, Node, Segment};
+use crate::yaml::{self, Kind, Node};
 use crate::{semantic, table, validate};
 
 /// Reads and loads the configuration file at `path`.
@@ -99,41 +102,36 @@ fn check_document(root: &Node, problems: &mut Vec<Problem>, spec: &mut Option<Sp
     }
     // The checks above cover everything serde enforces; this is the last line of
     // defence, and it still says where.
-    match serde_path_to_error::deserialize::<_, Spec>(root.to_json()) {
+    match Spec::deserialize(NodeDe(root)) {
         Ok(s) => *spec = Some(s),
-        Err(e) => {
-            let mut segments = Vec::new();
-            for seg in e.path().iter() {
-                match seg {
-                    serde_path_to_error::Segment::Seq { index } => {
-                        segments.push(Segment::Index(*index))
-                    }
-                    serde_path_to_error::Segment::Map { key } => {
-                        segments.push(Segment::Key(key.as_str()))
-                    }
-                    _ => {}
-                }
+        Err(e) => problems.push(serde_problem(root, e)),
+    }
+}
+
+/// Positions a serde error at the deepest node along its path.
+fn serde_problem(root: &Node, e: crate::de::Error) -> Problem {
+    let mut node = root;
+    let mut path = PathBuf::root();
+    for step in e.reversed_path.iter().rev() {
+        let next = match step {
+            Step::Key(k) => {
+                path.push_key(k);
+                node.get(k)
             }
-            // The deepest node that exists along the path.
-            let mut node = root;
-            let mut path = PathBuf::root();
-            for (i, seg) in segments.iter().enumerate() {
-                match seg {
-                    Segment::Key(k) => path.push_key(k),
-                    Segment::Index(n) => path.push_index(*n),
-                }
-                if let Some(n) = root.at(&segments[..=i]) {
-                    node = n;
-                }
+            Step::Index(i) => {
+                path.push_index(*i);
+                node.items().get(*i)
             }
-            let msg = e.inner().to_string();
-            let (found, expected) = match msg.split_once("; expected ") {
-                Some((f, x)) => (f.trim_start_matches("found ").to_string(), x.to_string()),
-                None => (msg, "a value the model accepts".to_string()),
-            };
-            problems.push(Problem::new(node.start, path, found, expected, None).with_end(node.end));
+        };
+        if let Some(n) = next {
+            node = n;
         }
     }
+    let (found, expected) = match e.message.split_once("; expected ") {
+        Some((f, x)) => (f.trim_start_matches("found ").to_string(), x.to_string()),
+        None => (e.message, "a value the model accepts".to_string()),
+    };
+    Problem::new(node.start, path, found, expected, None).with_end(node.end)
 }
 
 fn finish(mut problems: Vec<Problem>, source: &str, file_name: &str) -> Diagnostics {
@@ -149,11 +147,39 @@ fn finish(mut problems: Vec<Problem>, source: &str, file_name: &str) -> Diagnost
             true
         }
     });
-    let lines: Vec<&str> = source.lines().collect();
+    // The parser does not count a byte order mark; neither does the snippet.
+    let text = source.strip_prefix('\u{feff}').unwrap_or(source);
+    let lines: Vec<&str> = text.lines().collect();
     Diagnostics::new(
         problems
             .into_iter()
             .map(|p| Diagnostic::from_problem(p, file_name, &lines))
             .collect(),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What serde alone notices is still reported with a path and a position.
+    #[test]
+    fn serde_errors_are_positioned() {
+        let src =
+            "name: dev\ndeployment:\n  provider: docker\n  resources:\n    memory: 2 parsecs\n";
+        let root = yaml::parse(src).root.unwrap();
+        let err = Spec::deserialize(NodeDe(&root)).unwrap_err();
+        let p = serde_problem(&root, err);
+        assert_eq!(p.path, "deployment.resources.memory");
+        assert_eq!((p.start.line, p.start.col), (5, 13));
+        assert_eq!(p.found, "unit `parsecs` in `2 parsecs`");
+
+        let src = "name: dev\ndeployment:\n  provider: docker\n  ports: [80, 1]\nsecrets: [{name: A, source: env}, {name: B}]\n";
+        let root = yaml::parse(src).root.unwrap();
+        let err = Spec::deserialize(NodeDe(&root)).unwrap_err();
+        let p = serde_problem(&root, err);
+        assert_eq!(p.path, "secrets[1]");
+        assert_eq!((p.start.line, p.start.col), (5, 35));
+        assert!(p.found.contains("missing field `source`"), "{}", p.found);
+    }
 }

@@ -4,6 +4,9 @@
 //! mean", never silently ignored. Field names are snake_case throughout. Doc comments
 //! here become the descriptions in the generated JSON Schema, so they are written for
 //! the person editing the file.
+//!
+//! `build.rs` compiles this file (with `quantity.rs`) to generate the schema table the
+//! loader walks, so it may only use `crate::quantity`, serde, schemars and std.
 
 use std::collections::BTreeMap;
 use std::fmt;

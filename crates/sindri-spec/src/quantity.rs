@@ -3,6 +3,9 @@
 //! Each is parsed once, at load, from the forms a person would write (`2GiB`, `0.5`,
 //! `90m`, `"8080:80/udp"`), and serialised back to one canonical form. Parse errors
 //! say what was expected so the loader can show them next to the offending value.
+//!
+//! `build.rs` compiles this file too (see `model.rs`), so it may only use serde,
+//! schemars, humantime and std.
 
 use std::borrow::Cow;
 use std::fmt;

@@ -9,6 +9,7 @@
 
 use serde::Deserialize;
 
+use crate::de::NodeDe;
 use crate::diagnostic::{PathBuf, Problem};
 use crate::model::ProviderKind;
 use crate::quantity::PortMapping;
@@ -163,7 +164,7 @@ fn check_ports(ports: &Node, path: &PathBuf, out: &mut Vec<Problem>) {
     let mut seen: Vec<(u16, &str, u32)> = Vec::new();
     for (i, p) in ports.items().iter().enumerate() {
         // Ports that do not parse were reported by the structural check.
-        let Ok(port) = PortMapping::deserialize(p.to_json()) else {
+        let Ok(port) = PortMapping::deserialize(NodeDe(p)) else {
             continue;
         };
         let proto = port.protocol.as_str();

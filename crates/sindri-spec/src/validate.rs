@@ -11,6 +11,7 @@
 
 use serde::Deserialize;
 
+use crate::de::NodeDe;
 use crate::diagnostic::{PathBuf, Problem};
 use crate::quantity::{ByteSize, Cpus, DurationValue, PortMapping};
 use crate::table::Json;
@@ -151,7 +152,7 @@ impl Checker {
     }
 
     fn leaf(&mut self, name: &str, node: &Node) {
-        let value = node.to_json();
+        let value = NodeDe(node);
         let result = match name {
             "ByteSize" => ByteSize::deserialize(value).map(drop),
             "Cpus" => Cpus::deserialize(value).map(drop),

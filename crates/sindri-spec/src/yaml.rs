@@ -17,6 +17,10 @@ use crate::diagnostic::{Mark, PathBuf, Problem};
 /// instead of exhausting memory.
 const MAX_NODES: usize = 100_000;
 
+/// How deeply collections may nest. sindri.yaml needs about six levels; the limit
+/// keeps a hostile file from exhausting the stack of the recursive checks.
+const MAX_DEPTH: usize = 64;
+
 /// A node of the tree with the span it was written at.
 #[derive(Debug, Clone)]
 pub(crate) struct Node {
@@ -116,20 +120,8 @@ impl Node {
         )
     }
 
-    /// The node at a path of keys and indices below this one.
-    pub fn at<'a>(&'a self, segments: &[Segment<'_>]) -> Option<&'a Node> {
-        let mut node = self;
-        for seg in segments {
-            node = match seg {
-                Segment::Key(k) => node.get(k)?,
-                Segment::Index(i) => node.items().get(*i)?,
-            };
-        }
-        Some(node)
-    }
-
-    /// Converts to JSON for serde. Non-finite floats have no JSON form; they become
-    /// null, which the structural check has already reported wherever it matters.
+    /// Converts to JSON. Non-finite floats have no JSON form; they become null.
+    #[cfg(test)]
     pub fn to_json(&self) -> serde_json::Value {
         use serde_json::Value;
         match &self.kind {
@@ -165,13 +157,6 @@ impl Node {
             Kind::Map(entries) => 1 + entries.iter().map(|e| 1 + e.value.size()).sum::<usize>(),
         }
     }
-}
-
-/// One step of a path into the tree.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Segment<'a> {
-    Key(&'a str),
-    Index(usize),
 }
 
 /// The outcome of parsing: the document's root (if it has any content) and the
@@ -253,6 +238,17 @@ pub(crate) fn parse(source: &str) -> Parsed {
             Event::Scalar(text, style, anchor, tag) => {
                 let node = b.scalar(text, style, tag, span);
                 b.complete(node, anchor);
+            }
+            Event::SequenceStart(..) | Event::MappingStart(..) if b.stack.len() >= MAX_DEPTH => {
+                let path = b.path();
+                b.problems.push(Problem::new(
+                    mark(span.start),
+                    path,
+                    format!("collections nested more than {MAX_DEPTH} levels deep"),
+                    "a configuration of reasonable depth",
+                    None,
+                ));
+                return b.finish(true);
             }
             Event::SequenceStart(anchor, tag) => {
                 b.check_collection_tag(tag.as_deref(), "seq", span);
@@ -509,83 +505,108 @@ impl Builder {
         if anchor != 0 {
             self.anchors.push((anchor, node.clone()));
         }
-        let path_here = match self.stack.last() {
-            Some(Frame::Map { key: Some(_), .. }) => Some(self.path()),
-            _ => None,
-        };
-        match self.stack.last_mut() {
+        let key = match self.stack.last_mut() {
             None => {
                 if self.root.is_none() {
                     self.root = Some(node);
                 }
+                return;
             }
-            Some(Frame::Seq { items, .. }) => items.push(node),
-            Some(Frame::Map { key, .. }) if key.is_none() => *key = Some(node),
-            Some(Frame::Map {
-                key,
-                entries,
-                merges,
-                ..
-            }) => {
-                let Some(k) = key.take() else { return };
-                let path = path_here.unwrap_or_else(PathBuf::root);
-                let Some(text) = key_text(&k) else {
-                    let found = match &k.kind {
-                        Kind::Seq(_) => "a list used as a key",
-                        _ => "a mapping used as a key",
-                    };
-                    self.problems.push(Problem::new(
-                        k.start,
-                        path,
-                        found,
-                        "a plain key such as `name`",
-                        None,
-                    ));
-                    return;
-                };
-                if text == "<<" && matches!(&k.kind, Kind::Scalar(s) if s.plain) {
-                    let mergeable = match &node.kind {
-                        Kind::Map(_) => true,
-                        Kind::Seq(items) => items.iter().all(|i| matches!(i.kind, Kind::Map(_))),
-                        Kind::Scalar(_) => false,
-                    };
-                    if mergeable {
-                        merges.push(node);
-                    } else {
-                        self.problems.push(Problem::new(
-                            node.start,
-                            path,
-                            crate::validate::describe_node(&node),
-                            "a mapping (or a list of mappings) to merge with `<<`",
-                            Some("write `<<: *anchor` where `&anchor` names a mapping".into()),
-                        ));
-                    }
+            Some(Frame::Seq { items, .. }) => {
+                items.push(node);
+                return;
+            }
+            Some(Frame::Map { key, .. }) => match key.take() {
+                None => {
+                    *key = Some(node);
                     return;
                 }
-                if let Some(first) = entries.iter().find(|e| e.key == text) {
-                    let first_line = first.key_start.line;
-                    self.problems.push(
-                        Problem::new(
-                            k.start,
-                            path,
-                            format!("duplicate key `{text}` (first written on line {first_line})"),
-                            "each key once per mapping",
-                            Some(format!(
-                                "remove one of the two `{text}` entries (lines {first_line} and {})",
-                                k.start.line
-                            )),
-                        )
-                        .with_end(k.end),
-                    );
-                }
-                let key = text.to_string();
-                entries.push(Entry {
-                    key,
-                    key_start: k.start,
-                    key_end: k.end,
-                    value: node,
-                });
+                Some(k) => k,
+            },
+        };
+        // A `key: value` pair is complete. The path (costly to build) is only needed
+        // for a problem, so it is built with the key put back in place.
+        let Some(text) = key_text(&key).map(str::to_owned) else {
+            let found = match &key.kind {
+                Kind::Seq(_) => "a list used as a key",
+                _ => "a mapping used as a key",
+            };
+            let path = self.path();
+            self.problems.push(Problem::new(
+                key.start,
+                path,
+                found,
+                "a plain key such as `name`",
+                None,
+            ));
+            return;
+        };
+        let is_merge = text == "<<" && matches!(&key.kind, Kind::Scalar(s) if s.plain);
+        let first_line = match self.stack.last() {
+            Some(Frame::Map { entries, .. }) if !is_merge => entries
+                .iter()
+                .find(|e| e.key == text)
+                .map(|e| e.key_start.line),
+            _ => None,
+        };
+        let mergeable = match &node.kind {
+            Kind::Map(_) => true,
+            Kind::Seq(items) => items.iter().all(|i| matches!(i.kind, Kind::Map(_))),
+            Kind::Scalar(_) => false,
+        };
+        if (is_merge && !mergeable) || first_line.is_some() {
+            let (start, end) = (key.start, key.end);
+            if let Some(Frame::Map { key: slot, .. }) = self.stack.last_mut() {
+                *slot = Some(key);
             }
+            let path = self.path();
+            let problem = match first_line {
+                Some(first_line) => Problem::new(
+                    start,
+                    path,
+                    format!("duplicate key `{text}` (first written on line {first_line})"),
+                    "each key once per mapping",
+                    Some(format!(
+                        "remove one of the two `{text}` entries (lines {first_line} and {})",
+                        start.line
+                    )),
+                )
+                .with_end(end),
+                None => Problem::new(
+                    node.start,
+                    path,
+                    crate::validate::describe_node(&node),
+                    "a mapping (or a list of mappings) to merge with `<<`",
+                    Some("write `<<: *anchor` where `&anchor` names a mapping".into()),
+                ),
+            };
+            self.problems.push(problem);
+            let Some(Frame::Map { key: slot, .. }) = self.stack.last_mut() else {
+                return;
+            };
+            let Some(k) = slot.take() else { return };
+            if is_merge {
+                return;
+            }
+            return self.insert(text, k, node);
+        }
+        if is_merge {
+            if let Some(Frame::Map { merges, .. }) = self.stack.last_mut() {
+                merges.push(node);
+            }
+            return;
+        }
+        self.insert(text, key, node);
+    }
+
+    fn insert(&mut self, text: String, key: Node, value: Node) {
+        if let Some(Frame::Map { entries, .. }) = self.stack.last_mut() {
+            entries.push(Entry {
+                key: text,
+                key_start: key.start,
+                key_end: key.end,
+                value,
+            });
         }
     }
 }
@@ -741,6 +762,15 @@ mod tests {
             root.get("list").unwrap().to_json(),
             serde_json::json!([{"x": 1, "y": 2}])
         );
+    }
+
+    #[test]
+    fn deep_nesting_is_refused() {
+        let src = format!("a: {}{}\n", "[".repeat(100), "]".repeat(100));
+        let p = parse(&src);
+        assert!(p.fatal);
+        assert_eq!(p.problems.len(), 1);
+        assert!(p.problems[0].found.contains("nested more than 64 levels"));
     }
 
     #[test]

@@ -639,3 +639,16 @@ fn alias_bombs_fail_fast() {
     let d = only(&src);
     assert!(d.found.contains("100000 nodes"), "{d}");
 }
+
+#[test]
+fn windows_line_endings_and_a_bom_do_not_shift_positions() {
+    let src = "\u{feff}name: dev\r\ndeployment:\r\n  provider: docker\r\n  image: x\r\n  resources:\r\n    memroy: 1GiB\r\n";
+    let d = only(src);
+    assert_eq!(at(&d), (6, 5, "deployment.resources.memroy"));
+    assert_eq!(d.source_line, "    memroy: 1GiB");
+    let d = only("\u{feff}name: Bad\ndeployment:\n  provider: local\n");
+    assert_eq!(at(&d), (1, 7, "name"));
+    assert_eq!(d.source_line, "name: Bad");
+    let ok = "name: dev\r\ndeployment:\r\n  provider: docker\r\n  image: x\r\n";
+    assert!(load_str(ok, "x").is_ok());
+}

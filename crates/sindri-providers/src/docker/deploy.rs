@@ -509,6 +509,14 @@ fn warn_unenforced(spec: &ResolvedSpec, progress: &dyn Progress) {
 }
 
 /// Builds the image through the engine, streaming the build's output as progress.
+///
+/// Two builds: the user's Dockerfile, unlabelled and untagged; then one `LABEL` step on
+/// top that adds every label at once and tags the result. Docker's classic builder
+/// turns the `labels` build option into one step per label and, when its client goes
+/// away, still finishes the step in progress; labelling in a single step of its own
+/// means an interrupted build leaves either unlabelled build cache (like an
+/// interrupted `docker build`) or an image carrying all of sindri's labels, which
+/// `destroy --volumes` finds. Removing the labelled image prunes its untagged parents.
 async fn build_image(
     docker: &Docker,
     spec: &ResolvedSpec,
@@ -527,8 +535,6 @@ async fn build_image(
         b.args.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
     let mut opts = BuildImageOptionsBuilder::new()
         .dockerfile(&ctx.dockerfile)
-        .t(tag)
-        .labels(labels)
         .rm(true)
         .forcerm(true);
     if !args.is_empty() {
@@ -546,19 +552,68 @@ async fn build_image(
         }
         Ok(())
     });
-    let mut stream = docker.build_image(opts.build(), None, Some(bollard::body_stream(upload.body)));
+    let what = format!("building image {tag} from {}", b.dockerfile);
+    let built = run_build(docker, opts.build(), upload, &what, &|line| progress.message(line))
+        .await?
+        .ok_or_else(|| {
+            Error::platform(ProviderKind::Docker, format!("{what}: the engine did not say which image it built"))
+        })?;
+
+    let dockerfile = label_dockerfile(&built, labels);
+    let upload = archive::tar_upload(move |builder| {
+        archive::append_bytes(builder, "Dockerfile", dockerfile.as_bytes())
+    });
+    let opts = BuildImageOptionsBuilder::new()
+        .dockerfile("Dockerfile")
+        .t(tag)
+        .rm(true)
+        .forcerm(true)
+        .build();
+    progress.message(&format!("labelling {tag}"));
+    run_build(docker, opts, upload, &format!("labelling image {tag}"), &|_| {}).await?;
+    Ok(())
+}
+
+/// A Dockerfile that adds `labels` to image `id` in one step.
+pub(crate) fn label_dockerfile(id: &str, labels: &std::collections::HashMap<String, String>) -> String {
+    let mut pairs: Vec<_> = labels.iter().collect();
+    pairs.sort();
+    let quoted: Vec<String> = pairs
+        .iter()
+        .map(|(k, v)| format!("{}={}", serde_json::Value::from(k.as_str()), serde_json::Value::from(v.as_str())))
+        .collect();
+    format!("FROM {id}\nLABEL {}\n", quoted.join(" "))
+}
+
+/// Runs one build request, handing each output line to `on_line`; returns the built
+/// image's id.
+async fn run_build(
+    docker: &Docker,
+    opts: bollard::query_parameters::BuildImageOptions,
+    upload: archive::TarUpload<()>,
+    what: &str,
+    on_line: &(dyn Fn(&str) + Sync),
+) -> Result<Option<String>> {
+    let mut stream = docker.build_image(opts, None, Some(bollard::body_stream(upload.body)));
     let mut failure: Option<String> = None;
     let mut request_error = None;
+    let mut id = None;
     while let Some(item) = stream.next().await {
         match item {
             Ok(info) => {
                 if let Some(text) = info.stream {
                     for line in text.lines().map(str::trim_end).filter(|l| !l.trim().is_empty()) {
-                        progress.message(line);
+                        if let Some(short) = line.strip_prefix("Successfully built ") {
+                            id.get_or_insert_with(|| short.trim().to_string());
+                        }
+                        on_line(line);
                     }
                 }
                 if let Some(msg) = info.error_detail.and_then(|d| d.message) {
                     failure = Some(msg);
+                }
+                if let Some(aux) = info.aux.and_then(|a| a.id) {
+                    id = Some(aux);
                 }
             }
             // The engine's report of a failed step arrives as a stream error.
@@ -577,15 +632,12 @@ async fn build_image(
     // request error does.
     archive::finish(upload.done).await?;
     if let Some(e) = request_error {
-        return Err(api_error(&format!("build image {tag}"), e));
+        return Err(api_error(what, e));
     }
     match failure {
-        None => Ok(()),
-        Some(msg) => Err(Error::platform(
-            ProviderKind::Docker,
-            format!("building image {tag} from {} failed: {}", b.dockerfile, msg.trim()),
-        )
-        .with_hint("the build output above shows the failing step; fix the Dockerfile or the build context")),
+        None => Ok(id),
+        Some(msg) => Err(Error::platform(ProviderKind::Docker, format!("{what} failed: {}", msg.trim()))
+            .with_hint("the build output above shows the failing step; fix the Dockerfile or the build context")),
     }
 }
 
@@ -698,4 +750,42 @@ pub(crate) async fn plan(
             content: request::plan_artifact(spec, &target.container, &body)?,
         }],
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_are_added_in_one_sorted_step() {
+        let labels = std::collections::HashMap::from([
+            ("sindri.project".to_string(), "abc".to_string()),
+            ("sindri.environment".to_string(), "dev".to_string()),
+        ]);
+        assert_eq!(
+            label_dockerfile("sha256:1234", &labels),
+            "FROM sha256:1234\nLABEL \"sindri.environment\"=\"dev\" \"sindri.project\"=\"abc\"\n"
+        );
+    }
+
+    #[test]
+    fn start_failures_are_explained() {
+        let port: sindri_spec::PortMapping = "8080:80".parse().unwrap();
+        let err = |m: &str| bollard::errors::Error::DockerResponseServerError {
+            status_code: 500,
+            message: m.into(),
+        };
+        let e = start_error(
+            "dev",
+            &[port],
+            err("driver failed programming external connectivity on endpoint sindri-dev (x): Bind for 0.0.0.0:8080 failed: port is already allocated"),
+        );
+        assert_eq!(e.kind(), ErrorKind::Conflict);
+        assert!(e.message().contains("host port 8080/tcp"), "{e}");
+        let e = start_error("dev", &[], err("could not select device driver \"\" with capabilities: [[gpu]]"));
+        assert_eq!(e.kind(), ErrorKind::Capacity);
+        let e = start_error("dev", &[], err("OCI runtime create failed: exec: \"/bin/sh\": stat /bin/sh: no such file or directory"));
+        assert_eq!(e.kind(), ErrorKind::Invalid);
+        assert!(e.message().contains("no /bin/sh"));
+    }
 }

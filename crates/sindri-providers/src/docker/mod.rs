@@ -579,21 +579,48 @@ async fn destroy(docker: &Docker, d: &Deployment, opts: DestroyOptions) -> Resul
             ));
         }
     }
-    for (id, tags) in &found.images {
-        let label = tags.first().cloned().unwrap_or_else(|| id.chars().take(19).collect());
-        if opts.volumes {
-            let ropts = RemoveImageOptionsBuilder::new().force(false).noprune(false).build();
-            match docker.remove_image(id, Some(ropts), None).await {
-                Ok(_) => report.removed.push(format!("image {label}")),
-                Err(e) if is_status(&e, 404) => {}
-                Err(e) if is_status(&e, 409) => report.kept.push(format!(
-                    "image {label}: still used by a container outside sindri; remove it with `docker image rm {label}`"
-                )),
-                Err(e) => return Err(api_error(&format!("remove image {label}"), e)),
+    let image_name = |id: &str, tags: &[String]| {
+        tags.iter()
+            .find(|t| !t.starts_with("<none>"))
+            .cloned()
+            .unwrap_or_else(|| id.chars().take(19).collect())
+    };
+    if opts.volumes {
+        // An image with children cannot be removed before them (409), so retry
+        // until a round makes no progress; removing a child prunes its untagged parents.
+        let mut pending = found.images.clone();
+        loop {
+            let mut blocked = Vec::new();
+            let before = pending.len();
+            for (id, tags) in pending {
+                let name = image_name(&id, &tags);
+                let ropts = RemoveImageOptionsBuilder::new().force(false).noprune(false).build();
+                match docker.remove_image(&id, Some(ropts), None).await {
+                    Ok(_) => report.removed.push(format!("image {name}")),
+                    Err(e) if is_status(&e, 404) => {}
+                    Err(e) if is_status(&e, 409) => blocked.push((id, tags)),
+                    Err(e) => return Err(api_error(&format!("remove image {name}"), e)),
+                }
             }
-        } else {
+            if blocked.is_empty() {
+                break;
+            }
+            if blocked.len() == before {
+                for (id, tags) in blocked {
+                    let name = image_name(&id, &tags);
+                    report.kept.push(format!(
+                        "image {name}: still used by a container or image outside sindri; remove it with `docker image rm {name}`"
+                    ));
+                }
+                break;
+            }
+            pending = blocked;
+        }
+    } else {
+        for (id, tags) in &found.images {
+            let name = image_name(id, tags);
             report.kept.push(format!(
-                "image {label} (built by sindri): `sindri destroy --volumes` or `docker image rm {label}` removes it"
+                "image {name} (built by sindri): `sindri destroy --volumes` or `docker image rm {name}` removes it"
             ));
         }
     }
