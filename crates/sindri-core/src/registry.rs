@@ -60,7 +60,7 @@ impl Registry {
                     "provider `{kind}` is not built into this sindri binary"
                 ))
                 .with_hint(format!(
-                    "available providers: {}; rebuild with the `{kind}` cargo feature",
+                    "this build includes: {} (`sindri providers` shows what each supports)",
                     available.join(", ")
                 )))
             }

@@ -119,7 +119,8 @@ pub async fn exec_capture(
     let err = SharedBuffer::default();
     let io = ExecIo {
         stdin: stdin.map(|b| {
-            Box::new(std::io::Cursor::new(b.to_vec())) as Box<dyn tokio::io::AsyncRead + Send + Unpin>
+            Box::new(std::io::Cursor::new(b.to_vec()))
+                as Box<dyn tokio::io::AsyncRead + Send + Unpin>
         }),
         stdout: Box::new(out.clone()),
         stderr: Box::new(err.clone()),
@@ -232,12 +233,25 @@ pub async fn wait_for_state(p: &dyn Provider, d: &Deployment, want: StatusState)
 async fn deploy(p: &dyn Provider, spec: &ResolvedSpec) -> Deployment {
     let d = dispatch::deploy(p, spec, DeployOptions::default(), &Recorder::new())
         .await
-        .unwrap_or_else(|e| panic!("deploy of `{}` failed: {e} (hint: {:?})", spec.name(), e.hint()));
+        .unwrap_or_else(|e| {
+            panic!(
+                "deploy of `{}` failed: {e} (hint: {:?})",
+                spec.name(),
+                e.hint()
+            )
+        });
     assert_eq!(d.name, spec.name(), "the record names the environment");
     assert_eq!(d.provider, p.kind(), "the record names the provider");
     assert_eq!(d.project, spec.project, "the record names the project");
-    assert_eq!(d.spec_hash, spec.spec_hash(), "the record holds the deployed spec's hash");
-    assert!(d.resource_id.is_some(), "a deployed environment has a resource id");
+    assert_eq!(
+        d.spec_hash,
+        spec.spec_hash(),
+        "the record holds the deployed spec's hash"
+    );
+    assert!(
+        d.resource_id.is_some(),
+        "a deployed environment has a resource id"
+    );
     d
 }
 
@@ -322,7 +336,10 @@ pub async fn lifecycle(p: &dyn Provider, spec: &ResolvedSpec) {
         )
         .await
         .expect("exec of a failing command still returns its code");
-        assert_eq!(fail.code, 3, "the command's exit code is propagated: {fail:?}");
+        assert_eq!(
+            fail.code, 3,
+            "the command's exit code is propagated: {fail:?}"
+        );
         assert_eq!(fail.out(), "to-out\n", "stdout carries only stdout");
         assert_eq!(fail.err(), "to-err\n", "stderr is kept apart from stdout");
 
@@ -336,8 +353,14 @@ pub async fn lifecycle(p: &dyn Provider, spec: &ResolvedSpec) {
         let mut with_env = ExecCommand::shell("echo \"$SINDRI_CONFORMANCE\"; pwd");
         with_env.env = vec![("SINDRI_CONFORMANCE".into(), "value with spaces".into())];
         with_env.workdir = Some("/tmp".into());
-        let env = exec_capture(p, &d, &with_env, None).await.expect("exec with env");
-        assert_eq!(env.out(), "value with spaces\n/tmp\n", "env and workdir are applied");
+        let env = exec_capture(p, &d, &with_env, None)
+            .await
+            .expect("exec with env");
+        assert_eq!(
+            env.out(),
+            "value with spaces\n/tmp\n",
+            "env and workdir are applied"
+        );
     }
 
     if caps.logs {
@@ -358,7 +381,9 @@ pub async fn lifecycle(p: &dyn Provider, spec: &ResolvedSpec) {
     if caps.start_stop {
         dispatch::stop(p, &d).await.expect("stop");
         wait_for_state(p, &d, StatusState::Stopped).await;
-        dispatch::stop(p, &d).await.expect("stop of a stopped environment is fine");
+        dispatch::stop(p, &d)
+            .await
+            .expect("stop of a stopped environment is fine");
         wait_for_state(p, &d, StatusState::Stopped).await;
         dispatch::start(p, &d).await.expect("start");
         wait_for_state(p, &d, StatusState::Running).await;
@@ -375,35 +400,69 @@ pub async fn lifecycle(p: &dyn Provider, spec: &ResolvedSpec) {
         let src = local.path().join("tree");
         let expected = make_tree(&src);
         let remote = format!("{}/conformance-in", home(spec));
-        let sent = dispatch::copy_in(p, &d, &src, &remote).await.expect("copy_in of a tree");
+        let sent = dispatch::copy_in(p, &d, &src, &remote)
+            .await
+            .expect("copy_in of a tree");
         assert_eq!(sent, expected, "copy_in counts files and bytes");
         if caps.exec {
-            let cat = exec_capture(p, &d, &ExecCommand::new(["cat", &format!("{remote}/a.txt")]), None)
-                .await
-                .expect("exec cat of a copied file");
+            let cat = exec_capture(
+                p,
+                &d,
+                &ExecCommand::new(["cat", &format!("{remote}/a.txt")]),
+                None,
+            )
+            .await
+            .expect("exec cat of a copied file");
             assert_eq!(cat.out(), "alpha\n", "the copied file is where it was sent");
         }
         let back = local.path().join("back");
-        let got = dispatch::copy_out(p, &d, &remote, &back).await.expect("copy_out of a tree");
+        let got = dispatch::copy_out(p, &d, &remote, &back)
+            .await
+            .expect("copy_out of a tree");
         assert_eq!(got, expected, "copy_out counts files and bytes");
-        assert_eq!(read_tree(&back), read_tree(&src), "the tree comes back byte for byte");
+        assert_eq!(
+            read_tree(&back),
+            read_tree(&src),
+            "the tree comes back byte for byte"
+        );
 
         let single = local.path().join("single.txt");
         std::fs::write(&single, b"just one file\n").expect("write single");
         let remote_file = format!("{}/conformance-single.txt", home(spec));
-        let one = dispatch::copy_in(p, &d, &single, &remote_file).await.expect("copy_in of a file");
-        assert_eq!(one, TransferStats { files: 1, bytes: 14 });
+        let one = dispatch::copy_in(p, &d, &single, &remote_file)
+            .await
+            .expect("copy_in of a file");
+        assert_eq!(
+            one,
+            TransferStats {
+                files: 1,
+                bytes: 14
+            }
+        );
         let back_file = local.path().join("single-back.txt");
         let one_back = dispatch::copy_out(p, &d, &remote_file, &back_file)
             .await
             .expect("copy_out of a file");
-        assert_eq!(one_back, TransferStats { files: 1, bytes: 14 });
-        assert_eq!(std::fs::read(&back_file).expect("read copied file"), b"just one file\n");
+        assert_eq!(
+            one_back,
+            TransferStats {
+                files: 1,
+                bytes: 14
+            }
+        );
+        assert_eq!(
+            std::fs::read(&back_file).expect("read copied file"),
+            b"just one file\n"
+        );
     }
 
     destroy_all(p, &d).await;
     let s = dispatch::status(p, &d).await.expect("status after destroy");
-    assert_eq!(s.state, StatusState::Missing, "destroyed means missing: {s:?}");
+    assert_eq!(
+        s.state,
+        StatusState::Missing,
+        "destroyed means missing: {s:?}"
+    );
 }
 
 /// Contract: deploying an unchanged spec twice yields the same resource, the
@@ -416,8 +475,14 @@ pub async fn idempotent_deploy(p: &dyn Provider, spec: &ResolvedSpec) {
         "an unchanged spec must not replace the environment"
     );
     wait_for_state(p, &second, StatusState::Running).await;
-    let plan = dispatch::plan(p, spec, Some(&second)).await.expect("plan after deploy");
-    assert!(plan.is_noop(), "plan of a deployed, unchanged spec changes nothing: {:?}", plan.steps);
+    let plan = dispatch::plan(p, spec, Some(&second))
+        .await
+        .expect("plan after deploy");
+    assert!(
+        plan.is_noop(),
+        "plan of a deployed, unchanged spec changes nothing: {:?}",
+        plan.steps
+    );
     destroy_all(p, &second).await;
 }
 
@@ -428,11 +493,17 @@ pub async fn destroy_twice(p: &dyn Provider, spec: &ResolvedSpec) {
     let first = dispatch::destroy(p, &d, DestroyOptions { volumes: true })
         .await
         .expect("first destroy");
-    assert!(!first.removed.is_empty(), "the first destroy removes something");
+    assert!(
+        !first.removed.is_empty(),
+        "the first destroy removes something"
+    );
     let second = dispatch::destroy(p, &d, DestroyOptions { volumes: true })
         .await
         .expect("second destroy succeeds");
-    assert!(second.removed.is_empty(), "nothing is left to remove: {second:?}");
+    assert!(
+        second.removed.is_empty(),
+        "nothing is left to remove: {second:?}"
+    );
     let plain = dispatch::destroy(p, &d, DestroyOptions { volumes: false })
         .await
         .expect("destroy without --volumes succeeds too");
@@ -447,23 +518,32 @@ pub async fn destroy_twice(p: &dyn Provider, spec: &ResolvedSpec) {
 pub async fn not_found(p: &dyn Provider, spec: &ResolvedSpec) {
     let caps = p.capabilities();
     let d = never_deployed(p, spec);
-    let s = dispatch::status(p, &d).await.expect("status of a never-deployed environment");
+    let s = dispatch::status(p, &d)
+        .await
+        .expect("status of a never-deployed environment");
     assert_eq!(s.state, StatusState::Missing, "{s:?}");
     for volumes in [false, true] {
         dispatch::destroy(p, &d, DestroyOptions { volumes })
             .await
-            .unwrap_or_else(|e| panic!("destroy (volumes: {volumes}) of nothing must succeed: {e}"));
+            .unwrap_or_else(|e| {
+                panic!("destroy (volumes: {volumes}) of nothing must succeed: {e}")
+            });
     }
     let expect_not_found = |op: &str, r: sindri_core::Result<()>| match r {
         Err(e) if e.kind() == ErrorKind::NotFound => {}
         other => panic!("{op} of a never-deployed environment: expected NotFound, got {other:?}"),
     };
     if caps.exec {
-        let r = exec_capture(p, &d, &ExecCommand::new(["true"]), None).await.map(|_| ());
+        let r = exec_capture(p, &d, &ExecCommand::new(["true"]), None)
+            .await
+            .map(|_| ());
         expect_not_found("exec", r);
     }
     if caps.connect {
-        expect_not_found("connect", dispatch::connect(p, &d, ExecIo::null()).await.map(|_| ()));
+        expect_not_found(
+            "connect",
+            dispatch::connect(p, &d, ExecIo::null()).await.map(|_| ()),
+        );
     }
     if caps.start_stop {
         expect_not_found("start", dispatch::start(p, &d).await);
@@ -471,22 +551,31 @@ pub async fn not_found(p: &dyn Provider, spec: &ResolvedSpec) {
     }
     if caps.logs {
         let mut sink = SharedBuffer::default();
-        expect_not_found("logs", dispatch::logs(p, &d, LogOptions::default(), &mut sink).await);
+        expect_not_found(
+            "logs",
+            dispatch::logs(p, &d, LogOptions::default(), &mut sink).await,
+        );
     }
     if caps.copy {
         let dir = tempfile::tempdir().expect("temp dir");
         expect_not_found(
             "copy_in",
-            dispatch::copy_in(p, &d, dir.path(), "/tmp/x").await.map(|_| ()),
+            dispatch::copy_in(p, &d, dir.path(), "/tmp/x")
+                .await
+                .map(|_| ()),
         );
         expect_not_found(
             "copy_out",
-            dispatch::copy_out(p, &d, "/etc/hostname", &dir.path().join("x")).await.map(|_| ()),
+            dispatch::copy_out(p, &d, "/etc/hostname", &dir.path().join("x"))
+                .await
+                .map(|_| ()),
         );
     }
     let owned = dispatch::list_owned(p).await.expect("list_owned");
     assert!(
-        !owned.iter().any(|o| o.name == d.name && o.project == d.project),
+        !owned
+            .iter()
+            .any(|o| o.name == d.name && o.project == d.project),
         "a never-deployed environment is not listed"
     );
 }
@@ -503,12 +592,19 @@ pub async fn unsupported_ops_refused(p: &dyn Provider, spec: &ResolvedSpec) {
             continue;
         }
         let note = caps.note(op);
-        assert!(note.is_some_and(|n| !n.is_empty()), "unsupported `{op}` has no note explaining it");
+        assert!(
+            note.is_some_and(|n| !n.is_empty()),
+            "unsupported `{op}` has no note explaining it"
+        );
         let r = call(p, op, spec, &d).await;
         match r {
             Err(e) => {
                 assert_eq!(e.kind(), ErrorKind::Unsupported(op), "{op}: {e}");
-                assert_eq!(e.hint(), note, "{op}: the refusal carries the provider's note");
+                assert_eq!(
+                    e.hint(),
+                    note,
+                    "{op}: the refusal carries the provider's note"
+                );
             }
             Ok(()) => panic!("unsupported `{op}` was not refused"),
         }
@@ -517,7 +613,10 @@ pub async fn unsupported_ops_refused(p: &dyn Provider, spec: &ResolvedSpec) {
     let mut variants: Vec<(&str, ResolvedSpec)> = Vec::new();
     if !caps.gpu {
         let mut s = spec.clone();
-        s.spec.deployment.resources.gpu = Some(sindri_spec::GpuSpec { count: 1, kind: None });
+        s.spec.deployment.resources.gpu = Some(sindri_spec::GpuSpec {
+            count: 1,
+            kind: None,
+        });
         variants.push(("gpu", s));
     }
     if !caps.ports {
@@ -536,9 +635,8 @@ pub async fn unsupported_ops_refused(p: &dyn Provider, spec: &ResolvedSpec) {
     }
     if !caps.build && d_spec.build.is_none() {
         let mut s = spec.clone();
-        s.spec.deployment.build = Some(
-            serde_json::from_value(serde_json::json!({})).expect("default build spec"),
-        );
+        s.spec.deployment.build =
+            Some(serde_json::from_value(serde_json::json!({})).expect("default build spec"));
         variants.push(("build", s));
     }
     for (feature, s) in variants {
@@ -577,9 +675,15 @@ async fn call(
             let mut sink = SharedBuffer::default();
             dispatch::logs(p, d, LogOptions::default(), &mut sink).await
         }
-        Operation::CopyIn => dispatch::copy_in(p, d, Path::new("."), "/tmp").await.map(|_| ()),
-        Operation::CopyOut => dispatch::copy_out(p, d, "/tmp", Path::new("./x")).await.map(|_| ()),
-        Operation::Destroy => dispatch::destroy(p, d, DestroyOptions::default()).await.map(|_| ()),
+        Operation::CopyIn => dispatch::copy_in(p, d, Path::new("."), "/tmp")
+            .await
+            .map(|_| ()),
+        Operation::CopyOut => dispatch::copy_out(p, d, "/tmp", Path::new("./x"))
+            .await
+            .map(|_| ()),
+        Operation::Destroy => dispatch::destroy(p, d, DestroyOptions::default())
+            .await
+            .map(|_| ()),
         Operation::ListOwned => dispatch::list_owned(p).await.map(|_| ()),
     }
 }
@@ -595,12 +699,22 @@ pub async fn list_owned(p: &dyn Provider, spec: &ResolvedSpec) {
         .find(|o| o.name == d.name && o.project == d.project)
         .unwrap_or_else(|| panic!("list_owned misses `{}`: {owned:?}", d.name));
     assert_eq!(found.provider, p.kind());
-    assert_eq!(found.spec_hash, d.spec_hash, "the spec hash is rebuilt from the platform");
-    assert_eq!(found.resource_id, d.resource_id, "the resource id is rebuilt from the platform");
+    assert_eq!(
+        found.spec_hash, d.spec_hash,
+        "the spec hash is rebuilt from the platform"
+    );
+    assert_eq!(
+        found.resource_id, d.resource_id,
+        "the resource id is rebuilt from the platform"
+    );
     destroy_all(p, &d).await;
-    let after = dispatch::list_owned(p).await.expect("list_owned after destroy");
+    let after = dispatch::list_owned(p)
+        .await
+        .expect("list_owned after destroy");
     assert!(
-        !after.iter().any(|o| o.name == d.name && o.project == d.project),
+        !after
+            .iter()
+            .any(|o| o.name == d.name && o.project == d.project),
         "a destroyed environment is no longer listed: {after:?}"
     );
 }
@@ -612,12 +726,17 @@ pub async fn plan_changes_nothing(p: &dyn Provider, spec: &ResolvedSpec) {
     let plan = dispatch::plan(p, spec, None).await.expect("plan");
     assert_eq!(plan.environment, spec.name());
     assert!(
-        plan.steps.iter().any(|s| s.action == sindri_core::PlanAction::Create),
+        plan.steps
+            .iter()
+            .any(|s| s.action == sindri_core::PlanAction::Create),
         "a first plan creates something: {:?}",
         plan.steps
     );
     assert!(!plan.is_noop());
-    assert!(!plan.artifacts.is_empty(), "plan renders the platform's artifacts");
+    assert!(
+        !plan.artifacts.is_empty(),
+        "plan renders the platform's artifacts"
+    );
     let text = serde_json::to_string(&plan).expect("plan serialises");
     for s in &spec.secrets {
         assert!(
@@ -628,7 +747,15 @@ pub async fn plan_changes_nothing(p: &dyn Provider, spec: &ResolvedSpec) {
     }
     let d = never_deployed(p, spec);
     let s = dispatch::status(p, &d).await.expect("status");
-    assert_eq!(s.state, StatusState::Missing, "plan must not create anything");
+    assert_eq!(
+        s.state,
+        StatusState::Missing,
+        "plan must not create anything"
+    );
     let owned = dispatch::list_owned(p).await.expect("list_owned");
-    assert!(!owned.iter().any(|o| o.name == d.name && o.project == d.project));
+    assert!(
+        !owned
+            .iter()
+            .any(|o| o.name == d.name && o.project == d.project)
+    );
 }

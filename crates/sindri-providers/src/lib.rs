@@ -9,6 +9,14 @@ pub mod aws;
 pub mod conformance;
 #[cfg(feature = "docker")]
 pub mod docker;
+#[cfg(feature = "e2b")]
+pub mod e2b;
+#[cfg(feature = "fly")]
+pub mod fly;
+#[cfg(feature = "http")]
+pub mod http;
+#[cfg(feature = "kubernetes")]
+pub mod kubernetes;
 #[cfg(feature = "local")]
 pub mod local;
 #[cfg(feature = "ssh")]
@@ -25,6 +33,24 @@ pub fn registry() -> Registry {
         sindri_spec::ProviderKind::Docker,
         "the local Docker Engine (DOCKER_HOST, docker context), through its API",
         docker::factory,
+    );
+    #[cfg(feature = "kubernetes")]
+    r.register(
+        sindri_spec::ProviderKind::Kubernetes,
+        "a Kubernetes cluster from the kubeconfig context, through its API (server-side apply)",
+        kubernetes::factory,
+    );
+    #[cfg(feature = "fly")]
+    r.register(
+        sindri_spec::ProviderKind::Fly,
+        "Fly.io Machines, through the Machines API (FLY_API_TOKEN or `fly auth login`)",
+        fly::factory,
+    );
+    #[cfg(feature = "e2b")]
+    r.register(
+        sindri_spec::ProviderKind::E2b,
+        "E2B sandboxes, through E2B's API and envd (E2B_API_KEY)",
+        e2b::factory,
     );
     #[cfg(feature = "local")]
     r.register(

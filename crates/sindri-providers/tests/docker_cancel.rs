@@ -131,9 +131,15 @@ fn full_env(tag: &str) -> TestEnv {
     let mut env = TestEnv::new(tag, serde_json::json!({}));
     support::write(
         &env.path().join("Dockerfile"),
-        &format!("FROM {}\nCOPY marker.txt /marker.txt\n", support::IMAGE_NOBASH),
+        &format!(
+            "FROM {}\nCOPY marker.txt /marker.txt\n",
+            support::IMAGE_NOBASH
+        ),
     );
-    support::write(&env.path().join("marker.txt"), "built\n");
+    // Unique content: tests building the same layers would share (and prune) each
+    // other's build cache.
+    let marker = format!("built {}\n", env.name);
+    support::write(&env.path().join("marker.txt"), &marker);
     env.respec(
         serde_json::json!({
             "image": null,
@@ -151,8 +157,12 @@ fn full_env(tag: &str) -> TestEnv {
 /// The phases and messages of a complete deploy of `spec` from nothing.
 async fn phases_of(p: &dyn Provider, spec: &ResolvedSpec) -> (Vec<String>, Vec<String>) {
     let rec = Recorder::new();
-    let d = dispatch::deploy(p, spec, DeployOptions::default(), &rec).await.unwrap();
-    dispatch::destroy(p, &d, DestroyOptions { volumes: true }).await.unwrap();
+    let d = dispatch::deploy(p, spec, DeployOptions::default(), &rec)
+        .await
+        .unwrap();
+    dispatch::destroy(p, &d, DestroyOptions { volumes: true })
+        .await
+        .unwrap();
     (rec.phases(), rec.messages())
 }
 
@@ -168,12 +178,19 @@ async fn check_works(p: &dyn Provider, d: &Deployment, generation: &str) {
     )
     .await
     .unwrap();
-    assert_eq!(out.out(), format!("built\ntoken-value {generation} file-value\n"), "{out:?}");
+    assert_eq!(
+        out.out(),
+        format!("built {}\ntoken-value {generation} file-value\n", d.name),
+        "{out:?}"
+    );
 }
 
 async fn assert_clean(name: &str, context: &str) -> usize {
     let left = support::leftovers(name).await;
-    assert!(left.is_empty(), "{context}: labelled objects left behind: {left:?}");
+    assert!(
+        left.is_empty(),
+        "{context}: labelled objects left behind: {left:?}"
+    );
     // Containers, volumes, networks and images were each checked.
     4
 }
@@ -190,9 +207,14 @@ async fn a_deploy_cancelled_at_any_phase_is_finished_by_the_next_deploy() {
             deploy_cancelled_at(p.as_ref(), &env.spec, k).await,
             "phase {k} ({phase}) was not reached"
         );
-        let d = dispatch::deploy(p.as_ref(), &env.spec, DeployOptions::default(), &Recorder::new())
-            .await
-            .unwrap_or_else(|e| panic!("deploy after a cancel in `{phase}` failed: {e}"));
+        let d = dispatch::deploy(
+            p.as_ref(),
+            &env.spec,
+            DeployOptions::default(),
+            &Recorder::new(),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("deploy after a cancel in `{phase}` failed: {e}"));
         check_works(p.as_ref(), &d, "one").await;
         dispatch::destroy(p.as_ref(), &d, DestroyOptions { volumes: true })
             .await
@@ -222,12 +244,22 @@ async fn a_deploy_cancelled_at_any_phase_is_cleaned_by_destroy() {
 async fn a_replacement_cancelled_at_any_phase_is_finished_by_the_next_deploy() {
     let mut env = full_env("cancel-replace");
     let p = support::provider();
-    let first = dispatch::deploy(p.as_ref(), &env.spec, DeployOptions::default(), &Recorder::new())
-        .await
-        .unwrap();
-    exec_capture(p.as_ref(), &first, &ExecCommand::shell("echo kept > /root/kept"), None)
-        .await
-        .unwrap();
+    let first = dispatch::deploy(
+        p.as_ref(),
+        &env.spec,
+        DeployOptions::default(),
+        &Recorder::new(),
+    )
+    .await
+    .unwrap();
+    exec_capture(
+        p.as_ref(),
+        &first,
+        &ExecCommand::shell("echo kept > /root/kept"),
+        None,
+    )
+    .await
+    .unwrap();
     let old_spec = env.spec.clone();
     env.respec(
         serde_json::json!({
@@ -240,25 +272,53 @@ async fn a_replacement_cancelled_at_any_phase_is_finished_by_the_next_deploy() {
     );
     // Learn the replacement's phases, then go back to the old spec.
     let rec = Recorder::new();
-    dispatch::deploy(p.as_ref(), &env.spec, DeployOptions::default(), &rec).await.unwrap();
+    dispatch::deploy(p.as_ref(), &env.spec, DeployOptions::default(), &rec)
+        .await
+        .unwrap();
     let phases = rec.phases();
-    assert!(phases.contains(&"remove old container".to_string()), "{phases:?}");
+    assert!(
+        phases.contains(&"remove old container".to_string()),
+        "{phases:?}"
+    );
     for (k, phase) in phases.iter().enumerate() {
-        dispatch::deploy(p.as_ref(), &old_spec, DeployOptions::default(), &Recorder::new())
-            .await
-            .unwrap();
+        dispatch::deploy(
+            p.as_ref(),
+            &old_spec,
+            DeployOptions::default(),
+            &Recorder::new(),
+        )
+        .await
+        .unwrap();
         assert!(deploy_cancelled_at(p.as_ref(), &env.spec, k).await);
-        let d = dispatch::deploy(p.as_ref(), &env.spec, DeployOptions::default(), &Recorder::new())
-            .await
-            .unwrap_or_else(|e| panic!("deploy after a cancelled replacement in `{phase}` failed: {e}"));
+        let d = dispatch::deploy(
+            p.as_ref(),
+            &env.spec,
+            DeployOptions::default(),
+            &Recorder::new(),
+        )
+        .await
+        .unwrap_or_else(|e| {
+            panic!("deploy after a cancelled replacement in `{phase}` failed: {e}")
+        });
         check_works(p.as_ref(), &d, "two").await;
-        let kept = exec_capture(p.as_ref(), &d, &ExecCommand::new(["cat", "/root/kept"]), None)
-            .await
-            .unwrap();
-        assert_eq!(kept.out(), "kept\n", "the home volume survives (cancel in `{phase}`)");
+        let kept = exec_capture(
+            p.as_ref(),
+            &d,
+            &ExecCommand::new(["cat", "/root/kept"]),
+            None,
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            kept.out(),
+            "kept\n",
+            "the home volume survives (cancel in `{phase}`)"
+        );
     }
     let d = never_deployed(p.as_ref(), &env.spec);
-    dispatch::destroy(p.as_ref(), &d, DestroyOptions { volumes: true }).await.unwrap();
+    dispatch::destroy(p.as_ref(), &d, DestroyOptions { volumes: true })
+        .await
+        .unwrap();
     assert_clean(&env.name, "replacements, destroy").await;
 }
 
@@ -267,14 +327,24 @@ async fn a_build_cancelled_at_any_line_of_its_output_is_cleaned_by_destroy() {
     let env = full_env("cancel-build");
     let p = support::provider();
     let (_, messages) = phases_of(p.as_ref(), &env.spec).await;
-    assert!(messages.iter().any(|m| m.starts_with("labelling")), "{messages:?}");
+    assert!(
+        messages.iter().any(|m| m.starts_with("labelling")),
+        "{messages:?}"
+    );
     for (k, line) in messages.iter().enumerate() {
-        assert!(cancelled_at(p.as_ref(), &env.spec, k, true).await, "line {k} not reached");
+        assert!(
+            cancelled_at(p.as_ref(), &env.spec, k, true).await,
+            "line {k} not reached"
+        );
         let d = never_deployed(p.as_ref(), &env.spec);
         dispatch::destroy(p.as_ref(), &d, DestroyOptions { volumes: true })
             .await
             .unwrap();
-        assert_clean(&env.name, &format!("cancel at build line {k} `{line}`, destroy")).await;
+        assert_clean(
+            &env.name,
+            &format!("cancel at build line {k} `{line}`, destroy"),
+        )
+        .await;
     }
 }
 
@@ -295,12 +365,23 @@ async fn deploys_cut_off_after_increasing_delays_leave_nothing_after_destroy() {
         dispatch::destroy(p.as_ref(), &d, DestroyOptions { volumes: true })
             .await
             .unwrap();
-        assert_clean(&env.name, &format!("deploy cut off after {ms} ms in `{phase}`, destroy")).await;
+        assert_clean(
+            &env.name,
+            &format!("deploy cut off after {ms} ms in `{phase}`, destroy"),
+        )
+        .await;
     }
-    let d = dispatch::deploy(p.as_ref(), &env.spec, DeployOptions::default(), &Recorder::new())
+    let d = dispatch::deploy(
+        p.as_ref(),
+        &env.spec,
+        DeployOptions::default(),
+        &Recorder::new(),
+    )
+    .await
+    .unwrap();
+    check_works(p.as_ref(), &d, "one").await;
+    dispatch::destroy(p.as_ref(), &d, DestroyOptions { volumes: true })
         .await
         .unwrap();
-    check_works(p.as_ref(), &d, "one").await;
-    dispatch::destroy(p.as_ref(), &d, DestroyOptions { volumes: true }).await.unwrap();
     assert_clean(&env.name, "final deploy, destroy").await;
 }

@@ -29,14 +29,15 @@ fn files_containing(root: &Path, needle: &str) -> Vec<PathBuf> {
     let mut hits = Vec::new();
     let mut stack = vec![root.to_path_buf()];
     while let Some(dir) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
         for e in entries.flatten() {
             let path = e.path();
             let Ok(ft) = e.file_type() else { continue };
             if ft.is_dir() {
                 stack.push(path);
-            } else if ft.is_file()
-                && std::fs::read(&path).is_ok_and(|data| contains(&data, needle))
+            } else if ft.is_file() && std::fs::read(&path).is_ok_and(|data| contains(&data, needle))
             {
                 hits.push(path);
             }
@@ -58,22 +59,50 @@ async fn secrets_reach_commands_and_nothing_else() {
 
     let plan = dispatch::plan(p.as_ref(), &env.spec, None).await.unwrap();
     let plan_text = serde_json::to_string(&plan).unwrap();
-    assert!(plan_text.contains("API_TOKEN") && plan_text.contains("TLS_KEY"), "names are shown");
-    assert!(!plan_text.contains(&m_env) && !plan_text.contains(&m_file), "values are not");
+    assert!(
+        plan_text.contains("API_TOKEN") && plan_text.contains("TLS_KEY"),
+        "names are shown"
+    );
+    assert!(
+        !plan_text.contains(&m_env) && !plan_text.contains(&m_file),
+        "values are not"
+    );
 
-    let d = dispatch::deploy(p.as_ref(), &env.spec, DeployOptions::default(), &Recorder::new())
-        .await
-        .unwrap();
+    let d = dispatch::deploy(
+        p.as_ref(),
+        &env.spec,
+        DeployOptions::default(),
+        &Recorder::new(),
+    )
+    .await
+    .unwrap();
     let record = serde_json::to_string(&d).unwrap();
-    assert!(!record.contains(&m_env) && !record.contains(&m_file), "the record holds no value");
+    assert!(
+        !record.contains(&m_env) && !record.contains(&m_file),
+        "the record holds no value"
+    );
 
-    let echo = exec_capture(p.as_ref(), &d, &ExecCommand::shell("printf %s \"$API_TOKEN\""), None)
-        .await
-        .unwrap();
-    assert_eq!(echo.out(), token, "env-style secrets reach commands exactly");
-    let file = exec_capture(p.as_ref(), &d, &ExecCommand::new(["cat", "/etc/sindri-test/key.pem"]), None)
-        .await
-        .unwrap();
+    let echo = exec_capture(
+        p.as_ref(),
+        &d,
+        &ExecCommand::shell("printf %s \"$API_TOKEN\""),
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        echo.out(),
+        token,
+        "env-style secrets reach commands exactly"
+    );
+    let file = exec_capture(
+        p.as_ref(),
+        &d,
+        &ExecCommand::new(["cat", "/etc/sindri-test/key.pem"]),
+        None,
+    )
+    .await
+    .unwrap();
     assert_eq!(file.out(), key, "mounted secrets are files at their path");
     let where_ = exec_capture(
         p.as_ref(),
@@ -93,7 +122,10 @@ async fn secrets_reach_commands_and_nothing_else() {
     let name = sindri_providers::docker::container_name(&env.name);
     let c = docker.inspect_container(&name, None).await.unwrap();
     let c_json = serde_json::to_string(&c).unwrap();
-    assert!(!c_json.contains(&m_env) && !c_json.contains(&m_file), "docker inspect shows no value");
+    assert!(
+        !c_json.contains(&m_env) && !c_json.contains(&m_file),
+        "docker inspect shows no value"
+    );
     for exec_id in c.exec_ids.clone().unwrap_or_default() {
         if let Ok(x) = docker.inspect_exec(&exec_id).await {
             let x_json = serde_json::to_string(&x).unwrap();
@@ -107,12 +139,21 @@ async fn secrets_reach_commands_and_nothing_else() {
     assert!(!serde_json::to_string(&image).unwrap().contains(&m_env));
 
     let mut logs = sindri_providers::conformance::SharedBuffer::default();
-    dispatch::logs(p.as_ref(), &d, sindri_core::LogOptions::default(), &mut logs)
-        .await
-        .unwrap();
+    dispatch::logs(
+        p.as_ref(),
+        &d,
+        sindri_core::LogOptions::default(),
+        &mut logs,
+    )
+    .await
+    .unwrap();
     assert!(!logs.text().contains(&m_env) && !logs.text().contains(&m_file));
 
-    let changes = docker.container_changes(&name).await.unwrap().unwrap_or_default();
+    let changes = docker
+        .container_changes(&name)
+        .await
+        .unwrap()
+        .unwrap_or_default();
     assert!(
         !changes.iter().any(|ch| ch.path.starts_with("/run/sindri/")),
         "nothing under /run/sindri is in the container's writable layer: {changes:?}"
@@ -148,7 +189,10 @@ async fn secrets_reach_commands_and_nothing_else() {
         );
         for needle in [&m_env, &m_file] {
             let hits = files_containing(dir, needle);
-            assert!(hits.is_empty(), "a secret value is on the host's disk: {hits:?}");
+            assert!(
+                hits.is_empty(),
+                "a secret value is on the host's disk: {hits:?}"
+            );
         }
     }
 
@@ -157,32 +201,71 @@ async fn secrets_reach_commands_and_nothing_else() {
     dispatch::start(p.as_ref(), &d).await.unwrap();
     wait_for_state(p.as_ref(), &d, StatusState::Running).await;
     let s = dispatch::status(p.as_ref(), &d).await.unwrap();
-    assert!(s.message.as_deref().unwrap_or("").contains("secrets are missing"), "{s:?}");
-    let gone = exec_capture(p.as_ref(), &d, &ExecCommand::shell("printf %s \"$API_TOKEN\""), None)
-        .await
-        .unwrap();
+    assert!(
+        s.message
+            .as_deref()
+            .unwrap_or("")
+            .contains("secrets are missing"),
+        "{s:?}"
+    );
+    let gone = exec_capture(
+        p.as_ref(),
+        &d,
+        &ExecCommand::shell("printf %s \"$API_TOKEN\""),
+        None,
+    )
+    .await
+    .unwrap();
     assert_eq!(gone.out(), "");
-    let again = dispatch::deploy(p.as_ref(), &env.spec, DeployOptions::default(), &Recorder::new())
-        .await
-        .unwrap();
-    assert_eq!(again.resource_id, d.resource_id, "same container, secrets delivered again");
-    let back = exec_capture(p.as_ref(), &again, &ExecCommand::shell("printf %s \"$API_TOKEN\""), None)
-        .await
-        .unwrap();
+    let again = dispatch::deploy(
+        p.as_ref(),
+        &env.spec,
+        DeployOptions::default(),
+        &Recorder::new(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        again.resource_id, d.resource_id,
+        "same container, secrets delivered again"
+    );
+    let back = exec_capture(
+        p.as_ref(),
+        &again,
+        &ExecCommand::shell("printf %s \"$API_TOKEN\""),
+        None,
+    )
+    .await
+    .unwrap();
     assert_eq!(back.out(), token);
-    assert_eq!(dispatch::status(p.as_ref(), &again).await.unwrap().message, None);
+    assert_eq!(
+        dispatch::status(p.as_ref(), &again).await.unwrap().message,
+        None
+    );
 
     // A changed secret value changes the spec hash: the container is replaced.
     env.spec.secrets[0].value = sindri_core::SecretValue::new(format!("rotated {m_env}"));
-    let rotated = dispatch::deploy(p.as_ref(), &env.spec, DeployOptions::default(), &Recorder::new())
-        .await
-        .unwrap();
+    let rotated = dispatch::deploy(
+        p.as_ref(),
+        &env.spec,
+        DeployOptions::default(),
+        &Recorder::new(),
+    )
+    .await
+    .unwrap();
     assert_ne!(rotated.resource_id, d.resource_id);
-    let new = exec_capture(p.as_ref(), &rotated, &ExecCommand::shell("printf %s \"$API_TOKEN\""), None)
+    let new = exec_capture(
+        p.as_ref(),
+        &rotated,
+        &ExecCommand::shell("printf %s \"$API_TOKEN\""),
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(new.out(), format!("rotated {m_env}"));
+    dispatch::destroy(p.as_ref(), &rotated, DestroyOptions { volumes: true })
         .await
         .unwrap();
-    assert_eq!(new.out(), format!("rotated {m_env}"));
-    dispatch::destroy(p.as_ref(), &rotated, DestroyOptions { volumes: true }).await.unwrap();
     assert!(support::leftovers(&env.name).await.is_empty());
 }
 
@@ -200,9 +283,14 @@ async fn a_non_root_image_user_reads_its_own_secrets() {
     env.secret("DB_PASSWORD", "pw-for-nobody", None);
     env.secret("CERT", "cert-for-nobody", Some("/tmp/certs/cert.pem"));
     let p = support::provider();
-    let d = dispatch::deploy(p.as_ref(), &env.spec, DeployOptions::default(), &Recorder::new())
-        .await
-        .unwrap();
+    let d = dispatch::deploy(
+        p.as_ref(),
+        &env.spec,
+        DeployOptions::default(),
+        &Recorder::new(),
+    )
+    .await
+    .unwrap();
     let out = exec_capture(
         p.as_ref(),
         &d,
@@ -211,7 +299,13 @@ async fn a_non_root_image_user_reads_its_own_secrets() {
     )
     .await
     .unwrap();
-    assert_eq!(out.out(), "65534\npw-for-nobody\ncert-for-nobody\n65534\n", "{out:?}");
-    dispatch::destroy(p.as_ref(), &d, DestroyOptions { volumes: true }).await.unwrap();
+    assert_eq!(
+        out.out(),
+        "65534\npw-for-nobody\ncert-for-nobody\n65534\n",
+        "{out:?}"
+    );
+    dispatch::destroy(p.as_ref(), &d, DestroyOptions { volumes: true })
+        .await
+        .unwrap();
     assert!(support::leftovers(&env.name).await.is_empty());
 }

@@ -8,7 +8,8 @@
 use std::path::{Path, PathBuf};
 
 use sindri_core::{
-    DeployOptions, Deployment, DestroyOptions, ErrorKind, ExecCommand, LogOptions, ResolvedSpec, StatusState, dispatch,
+    DeployOptions, Deployment, DestroyOptions, ErrorKind, ExecCommand, LogOptions, ResolvedSpec,
+    StatusState, dispatch,
 };
 use sindri_providers::conformance::{self, Recorder, SharedBuffer, exec_capture};
 use sindri_providers::local::LocalProvider;
@@ -57,9 +58,14 @@ fn fixture(name: &str, in_place: bool, extra: serde_json::Value) -> Fixture {
 }
 
 async fn deploy(f: &Fixture) -> Deployment {
-    dispatch::deploy(&f.provider, &f.spec, DeployOptions::default(), &Recorder::new())
-        .await
-        .expect("deploy")
+    dispatch::deploy(
+        &f.provider,
+        &f.spec,
+        DeployOptions::default(),
+        &Recorder::new(),
+    )
+    .await
+    .expect("deploy")
 }
 
 #[tokio::test]
@@ -147,9 +153,14 @@ async fn a_directory_sindri_did_not_create_is_never_used_or_removed() {
     std::fs::create_dir_all(&dir).expect("mkdir");
     std::fs::write(dir.join("precious.txt"), "mine").expect("write");
 
-    let e = dispatch::deploy(&f.provider, &f.spec, DeployOptions::default(), &Recorder::new())
-        .await
-        .expect_err("deploy over a foreign directory");
+    let e = dispatch::deploy(
+        &f.provider,
+        &f.spec,
+        DeployOptions::default(),
+        &Recorder::new(),
+    )
+    .await
+    .expect_err("deploy over a foreign directory");
     assert_eq!(e.kind(), ErrorKind::Conflict, "{e}");
     let d = conformance::never_deployed(&f.provider, &f.spec);
     let e = dispatch::destroy(&f.provider, &d, DestroyOptions { volumes: true })
@@ -170,9 +181,14 @@ async fn exec_reports_exit_codes_signals_missing_programs_and_spec_env() {
     );
     let d = deploy(&f).await;
 
-    let env = exec_capture(&f.provider, &d, &ExecCommand::shell("echo \"$GREETING\"; pwd"), None)
-        .await
-        .expect("exec");
+    let env = exec_capture(
+        &f.provider,
+        &d,
+        &ExecCommand::shell("echo \"$GREETING\"; pwd"),
+        None,
+    )
+    .await
+    .expect("exec");
     let dir = f.provider.env_dir(&f.spec.project, f.spec.name());
     assert_eq!(
         env.out(),
@@ -183,13 +199,26 @@ async fn exec_reports_exit_codes_signals_missing_programs_and_spec_env() {
     let killed = exec_capture(&f.provider, &d, &ExecCommand::shell("kill -KILL $$"), None)
         .await
         .expect("exec");
-    assert_eq!(killed.code, 128 + 9, "a signal death is 128+N, as shells report it");
+    assert_eq!(
+        killed.code,
+        128 + 9,
+        "a signal death is 128+N, as shells report it"
+    );
 
-    let missing = exec_capture(&f.provider, &d, &ExecCommand::new(["no-such-program-xyz"]), None)
-        .await
-        .expect("a missing program is an exit code, not an error");
+    let missing = exec_capture(
+        &f.provider,
+        &d,
+        &ExecCommand::new(["no-such-program-xyz"]),
+        None,
+    )
+    .await
+    .expect("a missing program is an exit code, not an error");
     assert_eq!(missing.code, 127);
-    assert!(missing.err().contains("no-such-program-xyz"), "{}", missing.err());
+    assert!(
+        missing.err().contains("no-such-program-xyz"),
+        "{}",
+        missing.err()
+    );
 
     let e = exec_capture(
         &f.provider,
@@ -234,9 +263,17 @@ async fn logs_show_the_latest_run_and_follow_ends_with_its_exit_code() {
     fake_run(&dir, "01aaaaaaaaaaaaaaaaaa", "old run\n", Some(0));
     let run = fake_run(&dir, "01bbbbbbbbbbbbbbbbbb", "one\ntwo\nthree\n", None);
     let mut tail = SharedBuffer::default();
-    dispatch::logs(&f.provider, &d, LogOptions { follow: false, tail: Some(2) }, &mut tail)
-        .await
-        .expect("logs --tail 2");
+    dispatch::logs(
+        &f.provider,
+        &d,
+        LogOptions {
+            follow: false,
+            tail: Some(2),
+        },
+        &mut tail,
+    )
+    .await
+    .expect("logs --tail 2");
     assert_eq!(tail.text(), "two\nthree\n", "the newest run's last lines");
 
     // Follow: the run finishes while being followed; the stream ends on its own.
@@ -244,15 +281,26 @@ async fn logs_show_the_latest_run_and_follow_ends_with_its_exit_code() {
         let run = run.clone();
         tokio::spawn(async move {
             tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-            let mut log = std::fs::OpenOptions::new().append(true).open(run.join("log")).expect("open");
+            let mut log = std::fs::OpenOptions::new()
+                .append(true)
+                .open(run.join("log"))
+                .expect("open");
             std::io::Write::write_all(&mut log, b"four\n").expect("append");
             std::fs::write(run.join("exit_code"), "0\n").expect("exit code");
         })
     };
     let mut followed = SharedBuffer::default();
-    dispatch::logs(&f.provider, &d, LogOptions { follow: true, tail: None }, &mut followed)
-        .await
-        .expect("logs --follow");
+    dispatch::logs(
+        &f.provider,
+        &d,
+        LogOptions {
+            follow: true,
+            tail: None,
+        },
+        &mut followed,
+    )
+    .await
+    .expect("logs --follow");
     writer.await.expect("writer");
     assert_eq!(followed.text(), "one\ntwo\nthree\nfour\n");
     dispatch::destroy(&f.provider, &d, DestroyOptions::default())

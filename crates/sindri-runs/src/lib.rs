@@ -31,6 +31,20 @@
 //! # Ok(()) }
 //! ```
 //!
+//! # Checkpoints
+//! With `run.checkpoints` (a directory relative to the workdir) and
+//! `run.checkpoint_store`, the supervisor copies the checkpoint directory to
+//! `<store>/<run id>/` every [`supervisor::CHECKPOINT_EVERY`] while the job runs and
+//! once more when it ends (before the exit code is recorded). Two kinds of store:
+//! - `s3://bucket/prefix`, with `aws s3 sync`: the `aws` CLI must be installed in the
+//!   environment, with credentials there (an instance role, or environment variables);
+//! - a path in the environment, `file:///path` or `/path`, with `cp -R` (a mounted
+//!   volume, or on the local provider a directory of this machine).
+//!
+//! A failed upload never fails the run: it is recorded (`checkpoint_error`) and shown
+//! by `sindri runs status`. The job finds the directory in `$SINDRI_CHECKPOINT_DIR`
+//! (and its run id in `$SINDRI_RUN_ID`).
+//!
 //! Where runs live in the environment: the workdir at the deployment detail
 //! [`deployment_keys::WORKDIR`] (default `$HOME/work`), run directories under
 //! [`deployment_keys::RUN_ROOT`] (default `$HOME/.sindri/runs`), one per run id.
@@ -39,15 +53,16 @@
 
 mod orchestrator;
 pub mod remote;
+mod request;
 mod shell;
 pub mod supervisor;
 pub mod sync;
 
 pub use orchestrator::{
-    ArtifactsReport, CancelReport, CopiedArtifact, FinishReport, Followed, Launched,
-    Orchestrator, RunRequest, RunView, default_on_finish, deployment_keys, on_finish_name,
-    run_keys,
+    ArtifactsReport, CancelReport, CopiedArtifact, FinishReport, Followed, Launched, Orchestrator,
+    RunView,
 };
 pub use remote::RemoteStatus;
+pub use request::{RunRequest, default_on_finish, deployment_keys, on_finish_name, run_keys};
 pub use shell::{join_argv, sh_quote};
 pub use sync::SyncReport;

@@ -11,178 +11,18 @@ use sindri_core::{
     DeployOptions, Deployment, DeploymentState, DestroyOptions, Error, ErrorKind, Operation,
     Progress, Provider, ResolvedSpec, Result, StatusState, dispatch, unix_now,
 };
-use sindri_spec::{OnFinish, ProviderKind, RunSpec};
+use sindri_spec::{OnFinish, ProviderKind};
 use sindri_state::{RunFilter, RunRecord, RunState, StateStore};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 
 use crate::remote::{self, RemoteStatus};
-use crate::shell::{capture, join_argv, run_ok, script_command};
+use crate::request::{
+    RunRequest, check_relative, default_on_finish, deployment_keys, environment_hash,
+    on_finish_name, parse_on_finish, run_keys,
+};
+use crate::shell::{ChannelWriter, capture, run_ok, script_command};
 use crate::supervisor::{self, SupervisorConfig};
 use crate::sync::{SyncReport, sync_workdir};
-
-/// Keys of [`Deployment::details`] a provider may set to place runs; each has a
-/// provider-agnostic default.
-pub mod deployment_keys {
-    /// Absolute path in the environment where `sindri run` syncs the workdir.
-    /// Default: `$HOME/work`.
-    pub const WORKDIR: &str = "run_workdir";
-    /// Absolute path in the environment under which run directories are made.
-    /// Default: `$HOME/.sindri/runs`.
-    pub const RUN_ROOT: &str = "run_root";
-    /// `true` when the environment's workdir *is* the local workdir (the local
-    /// provider's `in_place`): nothing is synced.
-    pub const IN_PLACE: &str = "run_in_place";
-}
-
-/// Keys of [`RunRecord::details`] the orchestrator writes.
-pub mod run_keys {
-    /// Absolute path of the run directory in the environment.
-    pub const RUN_DIR: &str = "run_dir";
-    /// Absolute path of the workdir in the environment.
-    pub const WORKDIR: &str = "workdir";
-    /// `run.artifacts`, as a JSON array of strings.
-    pub const ARTIFACTS: &str = "artifacts";
-    /// The local directory artifacts are copied to.
-    pub const ARTIFACTS_DIR: &str = "artifacts_dir";
-    /// `keep`, `stop` or `destroy`.
-    pub const ON_FINISH: &str = "on_finish";
-    /// USD per hour the provider reported at launch.
-    pub const COST_PER_HOUR: &str = "cost_per_hour";
-    /// Why the run ended as it did, when that is not plain from its state.
-    pub const REASON: &str = "reason";
-    /// `run.max_duration`, in seconds.
-    pub const MAX_DURATION: &str = "max_duration_secs";
-    /// `run.checkpoint_store`.
-    pub const CHECKPOINT_STORE: &str = "checkpoint_store";
-    /// Why the last checkpoint upload failed.
-    pub const CHECKPOINT_ERROR: &str = "checkpoint_error";
-    /// `true` once artifacts were collected and `on_finish` applied.
-    pub const FINALIZED: &str = "finalized";
-    /// Unix seconds (this machine's clock) when the job started in the environment.
-    pub const JOB_STARTED_AT: &str = "job_started_at";
-    /// The failure that stopped the run before its job started.
-    pub const ERROR: &str = "error";
-}
-
-/// What `on_finish` is when the spec does not say: cloud machines are stopped so they
-/// stop billing; a container or this machine costs nothing to keep.
-pub fn default_on_finish(kind: ProviderKind) -> OnFinish {
-    match kind {
-        ProviderKind::Docker | ProviderKind::Local => OnFinish::Keep,
-        _ => OnFinish::Stop,
-    }
-}
-
-/// The name of an `on_finish` policy as written in sindri.yaml.
-pub fn on_finish_name(p: OnFinish) -> &'static str {
-    match p {
-        OnFinish::Keep => "keep",
-        OnFinish::Stop => "stop",
-        OnFinish::Destroy => "destroy",
-    }
-}
-
-fn parse_on_finish(s: &str) -> Option<OnFinish> {
-    match s {
-        "keep" => Some(OnFinish::Keep),
-        "stop" => Some(OnFinish::Stop),
-        "destroy" => Some(OnFinish::Destroy),
-        _ => None,
-    }
-}
-
-/// One run to launch: the spec's `run` section with the command line's overrides.
-#[derive(Debug, Clone)]
-pub struct RunRequest {
-    /// The job's argument vector.
-    pub argv: Vec<String>,
-    /// The command as shown to people and recorded.
-    pub command: String,
-    /// The effective `run` section (its `command` is the spec's, or the override).
-    pub run: RunSpec,
-    /// The local directory synced to the environment.
-    pub local_workdir: PathBuf,
-    /// Where artifacts are copied back to; `None`: `runs/<id>/artifacts` next to
-    /// sindri.yaml.
-    pub artifacts_dir: Option<PathBuf>,
-    /// What happens to the environment at the end.
-    pub on_finish: OnFinish,
-}
-
-impl RunRequest {
-    /// The request for `rs`'s `run` section, or for `command` when given (which then
-    /// replaces `run.command`). Fails when there is no command at all, or the section
-    /// asks for something impossible (artifacts outside the workdir, an unknown
-    /// checkpoint store).
-    pub fn new(rs: &ResolvedSpec, provider: ProviderKind, command: Vec<String>) -> Result<RunRequest> {
-        let mut run = match (&rs.spec.run, command.is_empty()) {
-            (Some(run), _) => run.clone(),
-            (None, false) => RunSpec {
-                command: sindri_spec::CommandLine::Argv(command.clone()),
-                workdir: ".".into(),
-                exclude: Vec::new(),
-                artifacts: Vec::new(),
-                checkpoints: None,
-                checkpoint_store: None,
-                on_finish: None,
-                max_duration: None,
-                max_restarts: 0,
-            },
-            (None, true) => {
-                return Err(Error::invalid("no command to run")
-                    .with_hint("give one after `--` (`sindri run -- python train.py`) or add a `run:` section with a `command` to sindri.yaml"));
-            }
-        };
-        if !command.is_empty() {
-            run.command = sindri_spec::CommandLine::Argv(command);
-        }
-        let argv = run.command.to_argv();
-        if argv.first().is_none_or(|a| a.is_empty()) {
-            return Err(Error::invalid("run.command is empty")
-                .with_hint("write the command to run, e.g. `command: python train.py`"));
-        }
-        let command = match &run.command {
-            sindri_spec::CommandLine::Shell(s) => s.clone(),
-            sindri_spec::CommandLine::Argv(v) => join_argv(v),
-        };
-        for a in &run.artifacts {
-            check_relative("run.artifacts", a)?;
-        }
-        if let Some(c) = &run.checkpoints {
-            check_relative("run.checkpoints", c)?;
-        }
-        if let Some(store) = &run.checkpoint_store {
-            supervisor::check_store(store)?;
-            if run.checkpoints.is_none() {
-                return Err(Error::invalid("run.checkpoint_store is set but run.checkpoints is not")
-                    .with_hint("set `checkpoints:` to the directory (relative to the workdir) the job writes checkpoints to"));
-            }
-        }
-        let on_finish = run.on_finish.unwrap_or_else(|| default_on_finish(provider));
-        Ok(RunRequest {
-            argv,
-            command,
-            local_workdir: rs.path(&run.workdir),
-            run,
-            artifacts_dir: None,
-            on_finish,
-        })
-    }
-}
-
-/// A path from the spec that must stay inside the workdir.
-fn check_relative(field: &str, p: &str) -> Result<()> {
-    let bad = p.is_empty()
-        || p.starts_with('/')
-        || p.split('/').any(|c| c == "..");
-    if bad {
-        return Err(Error::invalid(format!(
-            "{field}: found `{p}`; expected a path relative to the workdir, without `..`"
-        ))
-        .with_hint("artifacts and checkpoints are read from the run's workdir in the environment, e.g. `outputs/` or `model.pt`"));
-    }
-    Ok(())
-}
 
 /// What [`Orchestrator::launch`] did.
 #[derive(Debug, Clone, Serialize)]
@@ -305,23 +145,31 @@ impl<'a> Orchestrator<'a> {
             dispatch::require(self.provider, op).map_err(|e| {
                 let hint = format!(
                     "`sindri run` needs exec and copy; {}",
-                    e.hint().unwrap_or("choose another provider with --provider")
+                    e.hint()
+                        .unwrap_or("choose another provider with --provider")
                 );
                 e.with_hint(hint)
             })?;
         }
         let mut run = RunRecord::new(&rs.project, rs.name(), self.kind(), &req.command);
-        let artifacts_dir = req.artifacts_dir.clone().unwrap_or_else(|| {
-            rs.base_dir.join("runs").join(&run.id).join("artifacts")
-        });
+        let artifacts_dir = req
+            .artifacts_dir
+            .clone()
+            .unwrap_or_else(|| rs.base_dir.join("runs").join(&run.id).join("artifacts"));
         let artifacts_dir = absolute(&artifacts_dir);
         let details = &mut run.details;
         details.insert(
             run_keys::ARTIFACTS.into(),
             serde_json::to_string(&req.run.artifacts).unwrap_or_else(|_| "[]".into()),
         );
-        details.insert(run_keys::ARTIFACTS_DIR.into(), artifacts_dir.display().to_string());
-        details.insert(run_keys::ON_FINISH.into(), on_finish_name(req.on_finish).into());
+        details.insert(
+            run_keys::ARTIFACTS_DIR.into(),
+            artifacts_dir.display().to_string(),
+        );
+        details.insert(
+            run_keys::ON_FINISH.into(),
+            on_finish_name(req.on_finish).into(),
+        );
         if let Some(m) = req.run.max_duration {
             details.insert(run_keys::MAX_DURATION.into(), m.get().as_secs().to_string());
         }
@@ -340,6 +188,7 @@ impl<'a> Orchestrator<'a> {
     pub async fn ensure_environment(&self, rs: &ResolvedSpec) -> Result<(Deployment, bool)> {
         let p = self.provider;
         let hash = rs.spec_hash();
+        let env_hash = environment_hash(rs);
         let recorded = self.state.get_deployment(&rs.project, rs.name())?;
         if let Some(d) = &recorded {
             if d.provider != p.kind() {
@@ -357,7 +206,11 @@ impl<'a> Orchestrator<'a> {
                     d.provider, d.provider
                 )));
             }
-            let reusable = d.spec_hash == hash
+            // Editing only the `run` section changes the spec hash but not the
+            // environment: reuse it rather than redeploy.
+            let same =
+                d.spec_hash == hash || d.detail(deployment_keys::ENV_HASH) == Some(&env_hash);
+            let reusable = same
                 && matches!(
                     d.state,
                     DeploymentState::Ready | DeploymentState::Stopped | DeploymentState::Suspended
@@ -365,17 +218,32 @@ impl<'a> Orchestrator<'a> {
             if reusable {
                 let live = dispatch::status(p, d).await?;
                 match live.state {
-                    StatusState::Running => return Ok((d.clone(), false)),
+                    StatusState::Running => {
+                        let mut kept = d.clone();
+                        if kept.detail(deployment_keys::ENV_HASH) != Some(&env_hash) {
+                            kept.details
+                                .insert(deployment_keys::ENV_HASH.into(), env_hash.clone());
+                            self.state.upsert_deployment(&kept)?;
+                        }
+                        return Ok((kept, false));
+                    }
                     StatusState::Stopped | StatusState::Suspended
                         if p.capabilities().supports(Operation::Start) =>
                     {
                         phase(self.progress, "start environment", dispatch::start(p, d)).await?;
                         let mut started = d.clone();
+                        started
+                            .details
+                            .insert(deployment_keys::ENV_HASH.into(), env_hash.clone());
                         started.state = DeploymentState::Ready;
                         started.updated_at = unix_now();
                         self.state.upsert_deployment(&started)?;
-                        self.state
-                            .record_event(&d.project, &d.name, "start", "started for a run")?;
+                        self.state.record_event(
+                            &d.project,
+                            &d.name,
+                            "start",
+                            "started for a run",
+                        )?;
                         return Ok((started, false));
                     }
                     _ => {}
@@ -412,6 +280,9 @@ impl<'a> Orchestrator<'a> {
             }
         };
         deployed.state = DeploymentState::Ready;
+        deployed
+            .details
+            .insert(deployment_keys::ENV_HASH.into(), env_hash);
         deployed.created_at = record.created_at;
         deployed.updated_at = unix_now();
         self.state.upsert_deployment(&deployed)?;
@@ -440,7 +311,9 @@ impl<'a> Orchestrator<'a> {
                 "environment `{}` of run {} is no longer deployed on {}",
                 run.environment, run.id, run.provider
             ))
-            .with_hint("its remote files went with it; `sindri runs status` shows what was recorded")
+            .with_hint(
+                "its remote files went with it; `sindri runs status` shows what was recorded",
+            )
         })
     }
 
@@ -462,7 +335,9 @@ impl<'a> Orchestrator<'a> {
                     d.name
                 ),
             )
-            .with_hint("set HOME in the image, or have the provider record `run_workdir` and `run_root`"));
+            .with_hint(
+                "set HOME in the image, or have the provider record `run_workdir` and `run_root`",
+            ));
         }
         Ok(home)
     }
@@ -489,7 +364,12 @@ impl<'a> Orchestrator<'a> {
     /// Everything up to the job running: deploy-or-reuse, sync the workdir, start the
     /// supervisor. The run must come from [`Orchestrator::prepare`]; it is updated in
     /// the state store at each step and marked failed if a step fails.
-    pub async fn launch(&self, rs: &ResolvedSpec, req: &RunRequest, run: RunRecord) -> Result<Launched> {
+    pub async fn launch(
+        &self,
+        rs: &ResolvedSpec,
+        req: &RunRequest,
+        run: RunRecord,
+    ) -> Result<Launched> {
         let mut run = run;
         match self.launch_steps(rs, req, &mut run).await {
             Ok(l) => Ok(l),
@@ -512,7 +392,12 @@ impl<'a> Orchestrator<'a> {
         run: &mut RunRecord,
     ) -> Result<Launched> {
         self.refuse_concurrent(run).await?;
-        let (d, deployed) = phase(self.progress, "prepare environment", self.ensure_environment(rs)).await?;
+        let (d, deployed) = phase(
+            self.progress,
+            "prepare environment",
+            self.ensure_environment(rs),
+        )
+        .await?;
 
         let home = if d.detail(deployment_keys::WORKDIR).is_some()
             && d.detail(deployment_keys::RUN_ROOT).is_some()
@@ -530,8 +415,10 @@ impl<'a> Orchestrator<'a> {
             .map(str::to_string)
             .unwrap_or_else(|| format!("{home}/.sindri/runs"));
         let run_dir = format!("{}/{}", run_root.trim_end_matches('/'), run.id);
-        run.details.insert(run_keys::WORKDIR.into(), workdir.clone());
-        run.details.insert(run_keys::RUN_DIR.into(), run_dir.clone());
+        run.details
+            .insert(run_keys::WORKDIR.into(), workdir.clone());
+        run.details
+            .insert(run_keys::RUN_DIR.into(), run_dir.clone());
         self.state.update_run(run)?;
 
         let sync = if d.detail(deployment_keys::IN_PLACE) == Some("true") {
@@ -567,7 +454,8 @@ impl<'a> Orchestrator<'a> {
         if let Ok(status) = dispatch::status(self.provider, &d).await
             && let Some(rate) = status.cost_per_hour
         {
-            run.details.insert(run_keys::COST_PER_HOUR.into(), rate.to_string());
+            run.details
+                .insert(run_keys::COST_PER_HOUR.into(), rate.to_string());
         }
 
         let config = SupervisorConfig {
@@ -636,7 +524,8 @@ impl<'a> Orchestrator<'a> {
         {
             out.push(format!(
                 "/{}/",
-                rel.to_string_lossy().replace(std::path::MAIN_SEPARATOR, "/")
+                rel.to_string_lossy()
+                    .replace(std::path::MAIN_SEPARATOR, "/")
             ));
         }
         let Some(dir) = run.details.get(run_keys::ARTIFACTS_DIR) else {
@@ -654,7 +543,9 @@ impl<'a> Orchestrator<'a> {
         };
         let anchor = canonical_prefix(&anchor);
         if let Ok(rel) = anchor.strip_prefix(&workdir) {
-            let rel = rel.to_string_lossy().replace(std::path::MAIN_SEPARATOR, "/");
+            let rel = rel
+                .to_string_lossy()
+                .replace(std::path::MAIN_SEPARATOR, "/");
             if rel.is_empty() {
                 return Err(Error::invalid(format!(
                     "the artifacts directory {} is the workdir itself",
@@ -675,7 +566,10 @@ impl<'a> Orchestrator<'a> {
             environment: Some(&run.environment),
         };
         for other in self.state.list_runs(&filter, 20)? {
-            if other.id == run.id || other.provider != run.provider || other.state != RunState::Running {
+            if other.id == run.id
+                || other.provider != run.provider
+                || other.state != RunState::Running
+            {
                 continue;
             }
             let view = self.refresh(&other).await?;
@@ -706,7 +600,10 @@ impl<'a> Orchestrator<'a> {
                 note: Some("the run never reached its environment".into()),
             });
         };
-        if run.state.is_finished() && run.exit_code.is_some() {
+        // A finished run is final; only a cancelled one may still get the exit code
+        // its supervisor records as the job dies.
+        let awaiting_code = run.state == RunState::Cancelled && run.exit_code.is_none();
+        if run.state.is_finished() && !awaiting_code {
             return Ok(RunView {
                 run,
                 remote: None,
@@ -765,11 +662,14 @@ impl<'a> Orchestrator<'a> {
         let (state, why) = status.verdict();
         let skew = status.now.map(|n| unix_now() - n).unwrap_or(0);
         if let Some(started) = status.started_at {
-            run.details
-                .insert(run_keys::JOB_STARTED_AT.into(), (started + skew).to_string());
+            run.details.insert(
+                run_keys::JOB_STARTED_AT.into(),
+                (started + skew).to_string(),
+            );
         }
         if let Some(err) = &status.checkpoint_error {
-            run.details.insert(run_keys::CHECKPOINT_ERROR.into(), err.clone());
+            run.details
+                .insert(run_keys::CHECKPOINT_ERROR.into(), err.clone());
         } else {
             run.details.remove(run_keys::CHECKPOINT_ERROR);
         }
@@ -860,7 +760,9 @@ impl<'a> Orchestrator<'a> {
             offset += drained?;
             match result {
                 Ok(code) => break code,
-                Err(e) if (e.is_transient() || e.kind() == ErrorKind::Unavailable) && retries < 5 => {
+                Err(e)
+                    if (e.is_transient() || e.kind() == ErrorKind::Unavailable) && retries < 5 =>
+                {
                     retries += 1;
                     self.progress.warn(&format!(
                         "lost the log stream ({e}); reconnecting from byte {offset}"
@@ -878,7 +780,10 @@ impl<'a> Orchestrator<'a> {
             other => {
                 return Err(Error::platform(
                     self.kind(),
-                    format!("following the log of run {} failed (exit code {other})", run.id),
+                    format!(
+                        "following the log of run {} failed (exit code {other})",
+                        run.id
+                    ),
                 ));
             }
         }
@@ -906,7 +811,10 @@ impl<'a> Orchestrator<'a> {
         ) {
             let cmd = script_command(
                 remote::LOG,
-                [run_dir.clone(), tail.map(|t| t.to_string()).unwrap_or_default()],
+                [
+                    run_dir.clone(),
+                    tail.map(|t| t.to_string()).unwrap_or_default(),
+                ],
             );
             match capture(self.provider, &d, &cmd).await {
                 Ok(got) if got.code == 0 => {
@@ -950,7 +858,12 @@ impl<'a> Orchestrator<'a> {
                 .details
                 .get(run_keys::ARTIFACTS_DIR)
                 .map(PathBuf::from)
-                .ok_or_else(|| Error::internal(format!("run {} has no artifacts directory recorded", run.id)))?,
+                .ok_or_else(|| {
+                    Error::internal(format!(
+                        "run {} has no artifacts directory recorded",
+                        run.id
+                    ))
+                })?,
         };
         let patterns: Vec<String> = run
             .details
@@ -966,11 +879,12 @@ impl<'a> Orchestrator<'a> {
             return Ok(report);
         }
         let d = self.require_deployment(run).await?;
-        let workdir = run
-            .details
-            .get(run_keys::WORKDIR)
-            .cloned()
-            .ok_or_else(|| Error::not_found(format!("run {} never reached its environment: no artifacts", run.id)))?;
+        let workdir = run.details.get(run_keys::WORKDIR).cloned().ok_or_else(|| {
+            Error::not_found(format!(
+                "run {} never reached its environment: no artifacts",
+                run.id
+            ))
+        })?;
         let mut args = vec![workdir.clone()];
         args.extend(patterns.iter().cloned());
         let listed = run_ok(
@@ -989,7 +903,10 @@ impl<'a> Orchestrator<'a> {
             let Some(path) = item.strip_prefix('+') else {
                 continue;
             };
-            let path = path.trim_start_matches("./").trim_end_matches('/').to_string();
+            let path = path
+                .trim_start_matches("./")
+                .trim_end_matches('/')
+                .to_string();
             if check_relative("artifact", &path).is_err() {
                 continue;
             }
@@ -1033,17 +950,19 @@ impl<'a> Orchestrator<'a> {
             return Ok(report("kept", None));
         }
         let Some(d) = self.deployment_of(run).await? else {
-            return Ok(report("skipped", Some("the environment is already gone".into())));
+            return Ok(report(
+                "skipped",
+                Some("the environment is already gone".into()),
+            ));
         };
         let filter = RunFilter {
             project: Some(&run.project),
             environment: Some(&run.environment),
         };
-        if let Some(other) = self
-            .state
-            .list_runs(&filter, 20)?
-            .into_iter()
-            .find(|r| r.id != run.id && r.state == RunState::Running && r.provider == run.provider)
+        if let Some(other) =
+            self.state.list_runs(&filter, 20)?.into_iter().find(|r| {
+                r.id != run.id && r.state == RunState::Running && r.provider == run.provider
+            })
         {
             return Ok(report(
                 "skipped",
@@ -1055,13 +974,20 @@ impl<'a> Orchestrator<'a> {
             OnFinish::Stop => {
                 let caps = self.provider.capabilities();
                 if !caps.supports(Operation::Stop) {
-                    let why = caps.note(Operation::Stop).unwrap_or("the provider cannot stop environments");
+                    let why = caps
+                        .note(Operation::Stop)
+                        .unwrap_or("the provider cannot stop environments");
                     return Ok(report(
                         "skipped",
                         Some(format!("on_finish: stop skipped: {why}")),
                     ));
                 }
-                phase(self.progress, "stop environment", dispatch::stop(self.provider, &d)).await?;
+                phase(
+                    self.progress,
+                    "stop environment",
+                    dispatch::stop(self.provider, &d),
+                )
+                .await?;
                 let mut stopped = d.clone();
                 stopped.state = DeploymentState::Stopped;
                 stopped.updated_at = unix_now();
@@ -1094,7 +1020,8 @@ impl<'a> Orchestrator<'a> {
                 )?;
                 Ok(report(
                     "destroyed",
-                    (!destroyed.kept.is_empty()).then(|| format!("kept: {}", destroyed.kept.join("; "))),
+                    (!destroyed.kept.is_empty())
+                        .then(|| format!("kept: {}", destroyed.kept.join("; "))),
                 ))
             }
         }
@@ -1111,7 +1038,7 @@ impl<'a> Orchestrator<'a> {
     /// Stops a running job: SIGTERM to its process group, SIGKILL after `grace`. The
     /// supervisor records the exit code; the run is recorded as cancelled.
     pub async fn cancel(&self, run: &RunRecord, grace: Duration) -> Result<CancelReport> {
-        if run.state.is_finished() && run.exit_code.is_some() {
+        if run.state.is_finished() {
             return Ok(CancelReport {
                 run: run.clone(),
                 outcome: "finished".into(),
@@ -1221,39 +1148,6 @@ fn last_lines(bytes: &[u8], n: u64) -> &[u8] {
     bytes
 }
 
-/// An exec output sink that hands chunks to the task that writes them out.
-struct ChannelWriter(tokio::sync::mpsc::UnboundedSender<Vec<u8>>);
-
-impl AsyncWrite for ChannelWriter {
-    fn poll_write(
-        self: std::pin::Pin<&mut Self>,
-        _: &mut std::task::Context<'_>,
-        buf: &[u8],
-    ) -> std::task::Poll<std::io::Result<usize>> {
-        match self.0.send(buf.to_vec()) {
-            Ok(()) => std::task::Poll::Ready(Ok(buf.len())),
-            Err(_) => std::task::Poll::Ready(Err(std::io::Error::new(
-                std::io::ErrorKind::BrokenPipe,
-                "the log reader is gone",
-            ))),
-        }
-    }
-
-    fn poll_flush(
-        self: std::pin::Pin<&mut Self>,
-        _: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        std::task::Poll::Ready(Ok(()))
-    }
-
-    fn poll_shutdown(
-        self: std::pin::Pin<&mut Self>,
-        _: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        std::task::Poll::Ready(Ok(()))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1264,22 +1158,5 @@ mod tests {
         assert_eq!(last_lines(b"a\nb\nc", 1), b"c");
         assert_eq!(last_lines(b"a\n", 5), b"a\n");
         assert_eq!(last_lines(b"a\nb\n", 0), b"");
-    }
-
-    #[test]
-    fn cloud_providers_stop_by_default_and_local_ones_keep() {
-        assert_eq!(default_on_finish(ProviderKind::Aws), OnFinish::Stop);
-        assert_eq!(default_on_finish(ProviderKind::Runpod), OnFinish::Stop);
-        assert_eq!(default_on_finish(ProviderKind::Docker), OnFinish::Keep);
-        assert_eq!(default_on_finish(ProviderKind::Local), OnFinish::Keep);
-    }
-
-    #[test]
-    fn artifact_paths_must_stay_in_the_workdir() {
-        assert!(check_relative("run.artifacts", "outputs/model.pt").is_ok());
-        assert!(check_relative("run.artifacts", "out/*.csv").is_ok());
-        for bad in ["/etc/passwd", "../up", "a/../../b", ""] {
-            assert!(check_relative("run.artifacts", bad).is_err(), "{bad}");
-        }
     }
 }

@@ -168,7 +168,9 @@ impl RemoteStatus {
             checkpoint_error: text("checkpoint_error"),
             checkpoint_uploaded_at: int("checkpoint_uploaded_at"),
             pgid: int("pid"),
-            log_bytes: int("log_bytes").and_then(|n| u64::try_from(n).ok()).unwrap_or(0),
+            log_bytes: int("log_bytes")
+                .and_then(|n| u64::try_from(n).ok())
+                .unwrap_or(0),
         }
     }
 
@@ -185,7 +187,10 @@ impl RemoteStatus {
                 Some("cancelled") => (RunState::Cancelled, Some("cancelled".into())),
                 Some("timeout") => (
                     RunState::Interrupted,
-                    Some("timeout: run.max_duration was reached; the supervisor stopped the job".into()),
+                    Some(
+                        "timeout: run.max_duration was reached; the supervisor stopped the job"
+                            .into(),
+                    ),
                 ),
                 _ if code == 0 => (RunState::Succeeded, None),
                 _ => (RunState::Failed, None),
@@ -225,7 +230,10 @@ mod tests {
         let s = RemoteStatus::parse("started_at=10\nheartbeat=15\nnow=100\n");
         let (state, why) = s.verdict();
         assert_eq!(state, RunState::Interrupted);
-        assert!(why.unwrap_or_default().contains("without recording an exit code"));
+        assert!(
+            why.unwrap_or_default()
+                .contains("without recording an exit code")
+        );
     }
 
     #[test]
@@ -241,9 +249,14 @@ mod tests {
     #[test]
     fn a_live_supervisor_means_running_and_a_missing_directory_means_interrupted() {
         assert_eq!(
-            RemoteStatus::parse("supervisor_alive=1\njob_alive=1\n").verdict().0,
+            RemoteStatus::parse("supervisor_alive=1\njob_alive=1\n")
+                .verdict()
+                .0,
             RunState::Running
         );
-        assert_eq!(RemoteStatus::parse("missing=1\n").verdict().0, RunState::Interrupted);
+        assert_eq!(
+            RemoteStatus::parse("missing=1\n").verdict().0,
+            RunState::Interrupted
+        );
     }
 }

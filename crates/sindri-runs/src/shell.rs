@@ -184,6 +184,39 @@ impl AsyncWrite for Buffer {
     }
 }
 
+/// An exec output sink that hands chunks to the task that writes them out.
+pub(crate) struct ChannelWriter(pub tokio::sync::mpsc::UnboundedSender<Vec<u8>>);
+
+impl AsyncWrite for ChannelWriter {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        match self.0.send(buf.to_vec()) {
+            Ok(()) => std::task::Poll::Ready(Ok(buf.len())),
+            Err(_) => std::task::Poll::Ready(Err(std::io::Error::new(
+                std::io::ErrorKind::BrokenPipe,
+                "the log reader is gone",
+            ))),
+        }
+    }
+
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -204,7 +237,11 @@ mod tests {
         let tricky = ["a b", "it's", "$(echo no)", "`x`", "\\n", "*", "-e", "\n"];
         let line = format!(
             "for a in {}; do printf '%s\\0' \"$a\"; done",
-            tricky.iter().map(|s| sh_quote(s)).collect::<Vec<_>>().join(" ")
+            tricky
+                .iter()
+                .map(|s| sh_quote(s))
+                .collect::<Vec<_>>()
+                .join(" ")
         );
         let out = std::process::Command::new("sh")
             .args(["-c", &line])

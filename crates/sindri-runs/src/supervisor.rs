@@ -53,21 +53,28 @@ pub struct SupervisorConfig {
 impl SupervisorConfig {
     /// The complete script for this run.
     pub fn render(&self) -> String {
-        let mut s = String::from("#!/bin/sh\n# Rendered by sindri for one run; the settings come first.\n");
+        let mut s =
+            String::from("#!/bin/sh\n# Rendered by sindri for one run; the settings come first.\n");
         let mut set = |k: &str, v: &str| s.push_str(&format!("{k}={}\n", sh_quote(v)));
         set("RUN_ID", &self.run_id);
         set("RUN_DIR", &self.run_dir);
         set("WORKDIR", &self.workdir);
         set(
             "MAX_DURATION",
-            &self.max_duration.map_or(0, |d| d.as_secs().max(1)).to_string(),
+            &self
+                .max_duration
+                .map_or(0, |d| d.as_secs().max(1))
+                .to_string(),
         );
         set("GRACE", &self.grace.as_secs().to_string());
         set(
             "HEARTBEAT_EVERY",
             &self.heartbeat_every.as_secs().max(1).to_string(),
         );
-        set("CHECKPOINT_DIR", self.checkpoint_dir.as_deref().unwrap_or(""));
+        set(
+            "CHECKPOINT_DIR",
+            self.checkpoint_dir.as_deref().unwrap_or(""),
+        );
         set(
             "CHECKPOINT_STORE",
             self.checkpoint_store.as_deref().unwrap_or(""),

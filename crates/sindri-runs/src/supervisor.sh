@@ -117,7 +117,8 @@ note "started job $job: $*"
     sleep 1
     t=$(now)
     if [ $((t - last_beat)) -ge "$HEARTBEAT_EVERY" ]; then put heartbeat "$t"; last_beat=$t; fi
-    if [ "$MAX_DURATION" -gt 0 ] && [ $((t - started)) -ge "$MAX_DURATION" ]; then
+    # Whole seconds: `-gt` so the limit never fires early, at most a second late.
+    if [ "$MAX_DURATION" -gt 0 ] && [ $((t - started)) -gt "$MAX_DURATION" ]; then
       note "max_duration of ${MAX_DURATION}s reached"
       stop_group timeout
       break

@@ -138,8 +138,10 @@ fn scan_files(root: &Path, excludes: &[String]) -> Result<BTreeMap<String, Local
     let mut builder = ignore::gitignore::GitignoreBuilder::new(&root);
     for pattern in excludes {
         builder.add_line(None, pattern).map_err(|e| {
-            Error::invalid(format!("run.exclude: `{pattern}` is not a valid gitignore pattern: {e}"))
-                .with_hint("write patterns as in .gitignore, e.g. `data/`, `*.ckpt`, `/outputs`")
+            Error::invalid(format!(
+                "run.exclude: `{pattern}` is not a valid gitignore pattern: {e}"
+            ))
+            .with_hint("write patterns as in .gitignore, e.g. `data/`, `*.ckpt`, `/outputs`")
         })?;
     }
     let excluded = Arc::new(builder.build().map_err(|e| {
@@ -171,7 +173,10 @@ fn scan_files(root: &Path, excludes: &[String]) -> Result<BTreeMap<String, Local
     let mut files = BTreeMap::new();
     for entry in walker {
         let entry = entry.map_err(|e| {
-            Error::internal(format!("cannot scan the run workdir {}: {e}", root.display()))
+            Error::internal(format!(
+                "cannot scan the run workdir {}: {e}",
+                root.display()
+            ))
         })?;
         let Some(file_type) = entry.file_type() else {
             continue;
@@ -182,7 +187,10 @@ fn scan_files(root: &Path, excludes: &[String]) -> Result<BTreeMap<String, Local
         let Ok(rel) = entry.path().strip_prefix(&root) else {
             continue;
         };
-        let Some(rel) = rel.to_str().map(|s| s.replace(std::path::MAIN_SEPARATOR, "/")) else {
+        let Some(rel) = rel
+            .to_str()
+            .map(|s| s.replace(std::path::MAIN_SEPARATOR, "/"))
+        else {
             tracing::warn!(path = %entry.path().display(), "skipping a file whose name is not UTF-8");
             continue;
         };
@@ -224,14 +232,22 @@ fn file_mode(meta: &std::fs::Metadata) -> u32 {
 
 #[cfg(not(unix))]
 fn file_mode(meta: &std::fs::Metadata) -> u32 {
-    if meta.permissions().readonly() { 0o444 } else { 0o644 }
+    if meta.permissions().readonly() {
+        0o444
+    } else {
+        0o644
+    }
 }
 
 /// Hex SHA-256 of a file's content, or of a link's target text.
 fn hash_file(file: &LocalFile) -> Result<String> {
     let mut h = Sha256::new();
     if file.kind == 'l' {
-        h.update(std::fs::read_link(&file.abs)?.as_os_str().as_encoded_bytes());
+        h.update(
+            std::fs::read_link(&file.abs)?
+                .as_os_str()
+                .as_encoded_bytes(),
+        );
     } else {
         let mut f = std::fs::File::open(&file.abs)?;
         let mut buf = vec![0u8; 64 * 1024];
@@ -404,11 +420,10 @@ pub async fn sync_workdir(
 
     let root = local_dir.to_path_buf();
     let excludes_owned = excludes.to_vec();
-    let plan = tokio::task::spawn_blocking(move || {
-        plan(&root, &excludes_owned, manifest_text.as_deref())
-    })
-    .await
-    .map_err(|e| Error::internal(format!("the workdir scan stopped: {e}")))??;
+    let plan =
+        tokio::task::spawn_blocking(move || plan(&root, &excludes_owned, manifest_text.as_deref()))
+            .await
+            .map_err(|e| Error::internal(format!("the workdir scan stopped: {e}")))??;
 
     let mut report = SyncReport {
         files: plan.files.len() as u64,
@@ -449,7 +464,11 @@ pub async fn sync_workdir(
         .prefix("sindri-sync-")
         .suffix(".tar")
         .tempfile()
-        .map_err(|e| Error::internal(format!("cannot create a temporary file for the sync archive: {e}")))?;
+        .map_err(|e| {
+            Error::internal(format!(
+                "cannot create a temporary file for the sync archive: {e}"
+            ))
+        })?;
     let archive_path = staging.path().to_path_buf();
     let plan_for_archive = plan.clone();
     tokio::task::spawn_blocking(move || write_archive(&plan_for_archive, &archive_path))
@@ -509,7 +528,13 @@ mod tests {
         let files = scan(root, &["secret/".to_string()]).expect("scan");
         assert_eq!(
             files,
-            vec![".env.example", ".gitignore", ".sindriignore", "notes/keep.md", "train.py"]
+            vec![
+                ".env.example",
+                ".gitignore",
+                ".sindriignore",
+                "notes/keep.md",
+                "train.py"
+            ]
         );
     }
 

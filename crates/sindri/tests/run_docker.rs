@@ -31,10 +31,18 @@ fn text(b: &[u8]) -> String {
 /// Containers labelled for environment `name`.
 fn containers_of(name: &str) -> Vec<String> {
     let out = Command::new("docker")
-        .args(["ps", "-aq", "--filter", &format!("label=sindri.environment={name}")])
+        .args([
+            "ps",
+            "-aq",
+            "--filter",
+            &format!("label=sindri.environment={name}"),
+        ])
         .output()
         .expect("the docker CLI runs (apt-get install -y docker.io)");
-    text(&out.stdout).split_whitespace().map(str::to_string).collect()
+    text(&out.stdout)
+        .split_whitespace()
+        .map(str::to_string)
+        .collect()
 }
 
 /// Removes whatever is labelled for the environment, even when the test fails.
@@ -45,13 +53,22 @@ impl Drop for Cleanup {
         let filter = format!("label=sindri.environment={}", self.0);
         for (list, rm) in [
             (vec!["ps", "-aq", "--filter", &filter], vec!["rm", "-f"]),
-            (vec!["volume", "ls", "-q", "--filter", &filter], vec!["volume", "rm", "-f"]),
-            (vec!["network", "ls", "-q", "--filter", &filter], vec!["network", "rm"]),
+            (
+                vec!["volume", "ls", "-q", "--filter", &filter],
+                vec!["volume", "rm", "-f"],
+            ),
+            (
+                vec!["network", "ls", "-q", "--filter", &filter],
+                vec!["network", "rm"],
+            ),
         ] {
             let Ok(out) = Command::new("docker").args(&list).output() else {
                 continue;
             };
-            let ids: Vec<String> = text(&out.stdout).split_whitespace().map(str::to_string).collect();
+            let ids: Vec<String> = text(&out.stdout)
+                .split_whitespace()
+                .map(str::to_string)
+                .collect();
             if !ids.is_empty() {
                 let _ = Command::new("docker").args(&rm).args(&ids).output();
             }
@@ -89,7 +106,10 @@ fn run_in_a_container_exits_with_the_jobs_code_and_destroys_it_on_finish() {
     let out = sindri(project.path(), state.path(), &["run"]);
     assert_eq!(out.status.code(), Some(3), "stderr: {}", text(&out.stderr));
     let log = text(&out.stdout);
-    assert!(log.contains("synced input\n") && log.contains("oops\n"), "{log}");
+    assert!(
+        log.contains("synced input\n") && log.contains("oops\n"),
+        "{log}"
+    );
     let runs = std::fs::read_dir(project.path().join("runs"))
         .expect("runs dir")
         .next()
@@ -100,9 +120,16 @@ fn run_in_a_container_exits_with_the_jobs_code_and_destroys_it_on_finish() {
         std::fs::read_to_string(runs.join("artifacts/out/r.txt")).expect("artifact"),
         "result\n"
     );
-    assert!(containers_of(&name).is_empty(), "on_finish: destroy left the container");
+    assert!(
+        containers_of(&name).is_empty(),
+        "on_finish: destroy left the container"
+    );
 
-    let listed = sindri(project.path(), state.path(), &["--output", "json", "runs", "list"]);
+    let listed = sindri(
+        project.path(),
+        state.path(),
+        &["--output", "json", "runs", "list"],
+    );
     let doc: serde_json::Value = serde_json::from_slice(&listed.stdout).expect("json");
     assert_eq!(doc["runs"][0]["state"], "failed");
     assert_eq!(doc["runs"][0]["provider"], "docker");

@@ -142,8 +142,15 @@ fn run_exits_with_the_jobs_code_streams_its_log_and_copies_artifacts_back() {
     let out = p.sindri(&["run"]);
     assert_eq!(out.status.code(), Some(3), "stderr: {}", text(&out.stderr));
     let stdout = text(&out.stdout);
-    assert!(stdout.contains("to-stdout\n") && stdout.contains("to-stderr\n"), "{stdout}");
-    assert!(text(&out.stderr).contains("failed (exit code 3)"), "{}", text(&out.stderr));
+    assert!(
+        stdout.contains("to-stdout\n") && stdout.contains("to-stderr\n"),
+        "{stdout}"
+    );
+    assert!(
+        text(&out.stderr).contains("failed (exit code 3)"),
+        "{}",
+        text(&out.stderr)
+    );
 
     let (code, listed) = p.json(&["runs", "list"]);
     assert_eq!(code, Some(0));
@@ -152,13 +159,23 @@ fn run_exits_with_the_jobs_code_streams_its_log_and_copies_artifacts_back() {
     assert_eq!(run["exit_code"], 3);
     assert_eq!(run["provider"], "local");
     let id = run["id"].as_str().expect("id").to_string();
-    let artifact = p.path().join("runs").join(&id).join("artifacts/outputs/model.txt");
-    assert_eq!(std::fs::read_to_string(&artifact).expect("artifact copied back"), "weights\n");
+    let artifact = p
+        .path()
+        .join("runs")
+        .join(&id)
+        .join("artifacts/outputs/model.txt");
+    assert_eq!(
+        std::fs::read_to_string(&artifact).expect("artifact copied back"),
+        "weights\n"
+    );
 
     // Status and logs find the run by a prefix of its id.
     let (code, status) = p.json(&["runs", "status", &id[..10]]);
     assert_eq!(code, Some(0));
-    assert_eq!((status["id"].as_str(), status["exit_code"].as_i64()), (Some(id.as_str()), Some(3)));
+    assert_eq!(
+        (status["id"].as_str(), status["exit_code"].as_i64()),
+        (Some(id.as_str()), Some(3))
+    );
     let logs = p.sindri(&["runs", "logs", &id[..10]]);
     assert!(logs.status.success());
     assert_eq!(text(&logs.stdout), "to-stdout\nto-stderr\n");
@@ -166,7 +183,11 @@ fn run_exits_with_the_jobs_code_streams_its_log_and_copies_artifacts_back() {
     // The re-run's artifacts do not travel back out with the workdir.
     let (code, again) = p.json(&["run", "--", "sh", "-c", "ls -R"]);
     assert_eq!(code, Some(0));
-    assert!(!again["sync"]["sent"].to_string().contains("model.txt"), "{}", again["sync"]);
+    assert!(
+        !again["sync"]["sent"].to_string().contains("model.txt"),
+        "{}",
+        again["sync"]
+    );
 }
 
 #[test]
@@ -194,15 +215,28 @@ fn a_rerun_sends_only_the_edited_file_and_deletes_the_removed_one() {
     assert_eq!(second["sync"]["deleted"], serde_json::json!(["b.py"]));
     assert_eq!(second["sync"]["files_sent"], 1);
     let work = p.workdir();
-    assert_eq!(std::fs::read_to_string(work.join("a.py")).expect("a.py"), "a = 2\n");
-    assert!(!work.join("b.py").exists(), "the deleted file is gone remotely");
+    assert_eq!(
+        std::fs::read_to_string(work.join("a.py")).expect("a.py"),
+        "a = 2\n"
+    );
+    assert!(
+        !work.join("b.py").exists(),
+        "the deleted file is gone remotely"
+    );
     assert!(!work.join("debug.log").exists() && !work.join("scratch").exists());
 }
 
 #[test]
 fn a_detached_run_is_followed_to_completion_later() {
     let p = Project::new(LOCAL);
-    let (code, started) = p.json(&["run", "--detach", "--", "sh", "-c", "echo first; sleep 2; echo second; exit 5"]);
+    let (code, started) = p.json(&[
+        "run",
+        "--detach",
+        "--",
+        "sh",
+        "-c",
+        "echo first; sleep 2; echo second; exit 5",
+    ]);
     assert_eq!(code, Some(0), "{started}");
     assert_eq!(started["detached"], true);
     assert_eq!(started["state"], "running");
@@ -212,7 +246,10 @@ fn a_detached_run_is_followed_to_completion_later() {
     assert_eq!(out.status.code(), Some(5), "stderr: {}", text(&out.stderr));
     assert_eq!(text(&out.stdout), "first\nsecond\n");
     let (_, status) = p.json(&["runs", "status", &id]);
-    assert_eq!((status["state"].as_str(), status["exit_code"].as_i64()), (Some("failed"), Some(5)));
+    assert_eq!(
+        (status["state"].as_str(), status["exit_code"].as_i64()),
+        (Some("failed"), Some(5))
+    );
     let last = p.sindri(&["runs", "logs", "--last"]);
     assert_eq!(text(&last.stdout), "first\nsecond\n");
 }
@@ -239,7 +276,11 @@ fn cancel_stops_the_job_and_its_children() {
 
     let out = p.sindri(&["runs", "cancel", "--grace", "5s", &id[..12]]);
     assert!(out.status.success(), "stderr: {}", text(&out.stderr));
-    assert!(text(&out.stdout).contains("cancelled"), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stdout).contains("cancelled"),
+        "{}",
+        text(&out.stdout)
+    );
     assert!(!alive(leader), "the job survived cancel");
     assert!(!alive(child), "the job's child survived cancel");
     let (_, status) = p.json(&["runs", "status", &id]);
@@ -248,7 +289,9 @@ fn cancel_stops_the_job_and_its_children() {
 
 #[test]
 fn max_duration_is_enforced_on_the_machine_with_no_sindri_alive() {
-    let p = Project::new(&format!("{LOCAL}run:\n  command: sleep 60\n  max_duration: 2s\n"));
+    let p = Project::new(&format!(
+        "{LOCAL}run:\n  command: sleep 60\n  max_duration: 2s\n"
+    ));
     let (code, started) = p.json(&["run", "--detach"]);
     assert_eq!(code, Some(0), "{started}");
     let id = started["id"].as_str().expect("id").to_string();
@@ -266,7 +309,9 @@ fn max_duration_is_enforced_on_the_machine_with_no_sindri_alive() {
     let (_, status) = p.json(&["runs", "status", &id]);
     assert_eq!(status["state"], "interrupted");
     assert!(
-        status["details"]["reason"].as_str().is_some_and(|r| r.starts_with("timeout")),
+        status["details"]["reason"]
+            .as_str()
+            .is_some_and(|r| r.starts_with("timeout")),
         "{status}"
     );
 }
@@ -275,9 +320,21 @@ fn max_duration_is_enforced_on_the_machine_with_no_sindri_alive() {
 fn run_on_another_provider_and_in_another_environment() {
     // A Docker spec run on this machine with --provider local, in its own environment.
     let p = Project::new("name: gpu-box\ndeployment:\n  provider: docker\n  image: busybox\n");
-    let (code, done) = p.json(&["run", "--provider", "local", "--name", "exp-1", "--", "echo", "hi"]);
+    let (code, done) = p.json(&[
+        "run",
+        "--provider",
+        "local",
+        "--name",
+        "exp-1",
+        "--",
+        "echo",
+        "hi",
+    ]);
     assert_eq!(code, Some(0), "{done}");
-    assert_eq!((done["provider"].as_str(), done["environment"].as_str()), (Some("local"), Some("exp-1")));
+    assert_eq!(
+        (done["provider"].as_str(), done["environment"].as_str()),
+        (Some("local"), Some("exp-1"))
+    );
     let bad = p.sindri(&["run", "--name", "Not_A_Name", "--", "true"]);
     assert_eq!(bad.status.code(), Some(2));
 }
@@ -287,7 +344,11 @@ fn run_without_a_command_is_a_usage_error_that_records_nothing() {
     let p = Project::new(LOCAL);
     let out = p.sindri(&["run"]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(text(&out.stderr).contains("sindri run -- "), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("sindri run -- "),
+        "{}",
+        text(&out.stderr)
+    );
     let (_, listed) = p.json(&["runs", "list"]);
     assert_eq!(listed["runs"], serde_json::json!([]));
 }
@@ -297,7 +358,13 @@ fn ctrl_c_detaches_and_the_job_runs_on() {
     use std::io::BufRead;
     let p = Project::new(LOCAL);
     let mut child = Command::new(env!("CARGO_BIN_EXE_sindri"))
-        .args(["run", "--", "sh", "-c", "echo one; sleep 2; echo two; touch done"])
+        .args([
+            "run",
+            "--",
+            "sh",
+            "-c",
+            "echo one; sleep 2; echo two; touch done",
+        ])
         .current_dir(p.path())
         .env("SINDRI_STATE_DIR", p.state.path())
         .env_remove("SINDRI_CONFIG")
@@ -319,12 +386,19 @@ fn ctrl_c_detaches_and_the_job_runs_on() {
     let out = child.wait_with_output().expect("sindri ends");
     assert_eq!(out.status.code(), Some(130));
     let err = text(&out.stderr);
-    assert!(err.contains("detached") && err.contains("sindri runs logs --follow"), "{err}");
+    assert!(
+        err.contains("detached") && err.contains("sindri runs logs --follow"),
+        "{err}"
+    );
 
     let (_, listed) = p.json(&["runs", "list"]);
     let id = listed["runs"][0]["id"].as_str().expect("id").to_string();
     let follow = p.sindri(&["runs", "logs", "--follow", &id]);
     assert_eq!(follow.status.code(), Some(0), "{}", text(&follow.stderr));
-    assert_eq!(text(&follow.stdout), "one\ntwo\n", "the job ran to its end after the detach");
+    assert_eq!(
+        text(&follow.stdout),
+        "one\ntwo\n",
+        "the job ran to its end after the detach"
+    );
     assert!(p.workdir().join("done").exists());
 }

@@ -273,9 +273,8 @@ pub(crate) fn scan_context(
     target: Option<&str>,
 ) -> Result<BuildContext> {
     let context_meta = std::fs::metadata(context).map_err(|e| {
-        io_error("read the build context", context, e).with_hint(
-            "deployment.build.context is relative to the directory of sindri.yaml",
-        )
+        io_error("read the build context", context, e)
+            .with_hint("deployment.build.context is relative to the directory of sindri.yaml")
     })?;
     if !context_meta.is_dir() {
         return Err(Error::invalid(format!(
@@ -301,7 +300,10 @@ pub(crate) fn scan_context(
                 .join("/"),
             None,
         ),
-        Err(_) => (OUTSIDE_DOCKERFILE.to_string(), Some(dockerfile_bytes.clone())),
+        Err(_) => (
+            OUTSIDE_DOCKERFILE.to_string(),
+            Some(dockerfile_bytes.clone()),
+        ),
     };
     let ignore_text = match std::fs::read_to_string(canon_ctx.join(".dockerignore")) {
         Ok(t) => t,
@@ -334,7 +336,8 @@ pub(crate) fn scan_context(
     h.update(b"target\0");
     h.update(target.unwrap_or("").as_bytes());
     for e in &entries {
-        let meta = std::fs::symlink_metadata(&e.path).map_err(|err| io_error("stat", &e.path, err))?;
+        let meta =
+            std::fs::symlink_metadata(&e.path).map_err(|err| io_error("stat", &e.path, err))?;
         h.update(b"entry\0");
         h.update(e.name.as_bytes());
         h.update([0]);
@@ -344,14 +347,19 @@ pub(crate) fn scan_context(
             h.update(meta.permissions().mode().to_le_bytes());
         }
         if meta.is_file() {
-            let mut f = std::fs::File::open(&e.path).map_err(|err| io_error("read", &e.path, err))?;
+            let mut f =
+                std::fs::File::open(&e.path).map_err(|err| io_error("read", &e.path, err))?;
             io::copy(&mut f, &mut h).map_err(|err| io_error("read", &e.path, err))?;
         } else if meta.file_type().is_symlink() {
-            let target = std::fs::read_link(&e.path).map_err(|err| io_error("read link", &e.path, err))?;
+            let target =
+                std::fs::read_link(&e.path).map_err(|err| io_error("read link", &e.path, err))?;
             h.update(target.to_string_lossy().as_bytes());
         }
     }
-    let digest: String = h.finalize()[..8].iter().map(|b| format!("{b:02x}")).collect();
+    let digest: String = h.finalize()[..8]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
     Ok(BuildContext {
         entries,
         dockerfile: df_name,
@@ -420,7 +428,8 @@ fn unpack_blocking(reader: impl Read, to: &Path) -> Result<TransferStats> {
         .entries()
         .map_err(|e| Error::internal(format!("cannot read the archive: {e}")))?;
     for entry in entries {
-        let mut entry = entry.map_err(|e| Error::internal(format!("cannot read the archive: {e}")))?;
+        let mut entry =
+            entry.map_err(|e| Error::internal(format!("cannot read the archive: {e}")))?;
         let path = entry
             .path()
             .map_err(|e| Error::internal(format!("bad path in the archive: {e}")))?
@@ -466,9 +475,17 @@ fn unpack_blocking(reader: impl Read, to: &Path) -> Result<TransferStats> {
         if let Some(parent) = target.parent() {
             std::fs::create_dir_all(parent).map_err(|e| io_error("create", parent, e))?;
             // A symlink unpacked earlier must not lead writes outside the destination.
-            let anchor = if parts.len() == 1 { parent.to_path_buf() } else { base.clone() };
-            let canon_anchor = anchor.canonicalize().map_err(|e| io_error("resolve", &anchor, e))?;
-            let canon_parent = parent.canonicalize().map_err(|e| io_error("resolve", parent, e))?;
+            let anchor = if parts.len() == 1 {
+                parent.to_path_buf()
+            } else {
+                base.clone()
+            };
+            let canon_anchor = anchor
+                .canonicalize()
+                .map_err(|e| io_error("resolve", &anchor, e))?;
+            let canon_parent = parent
+                .canonicalize()
+                .map_err(|e| io_error("resolve", parent, e))?;
             if !canon_parent.starts_with(&canon_anchor) {
                 return Err(Error::invalid(format!(
                     "refusing archive entry `{}`: it leads outside the destination through a symlink",
@@ -506,7 +523,11 @@ mod tests {
         std::os::unix::fs::symlink("top.txt", dir.join("link")).unwrap();
     }
 
-    async fn roundtrip(src: &Path, prefix: &'static str, to: &Path) -> (TransferStats, TransferStats) {
+    async fn roundtrip(
+        src: &Path,
+        prefix: &'static str,
+        to: &Path,
+    ) -> (TransferStats, TransferStats) {
         let entries = walk(src, prefix, &|_, _| Walk::Include).unwrap();
         let mut all = vec![];
         if !prefix.is_empty() {
@@ -531,9 +552,21 @@ mod tests {
         let out = dst.path().join("copy");
         let (sent, got) = roundtrip(src.path(), "src", &out).await;
         assert_eq!(sent, got);
-        assert_eq!(sent, TransferStats { files: 4, bytes: 3 + 4 + 5 });
-        assert_eq!(std::fs::read(out.join("a/b/deep.bin")).unwrap(), [0u8, 1, 2, 255]);
-        assert_eq!(std::fs::read_link(out.join("link")).unwrap(), Path::new("top.txt"));
+        assert_eq!(
+            sent,
+            TransferStats {
+                files: 4,
+                bytes: 3 + 4 + 5
+            }
+        );
+        assert_eq!(
+            std::fs::read(out.join("a/b/deep.bin")).unwrap(),
+            [0u8, 1, 2, 255]
+        );
+        assert_eq!(
+            std::fs::read_link(out.join("link")).unwrap(),
+            Path::new("top.txt")
+        );
     }
 
     #[tokio::test]
@@ -546,9 +579,14 @@ mod tests {
         }];
         let dst = tempfile::tempdir().unwrap();
         let up = tar_upload(move |b| append_entries(b, &entries));
-        let got = unpack(up.body.map(Ok::<_, Error>), dst.path()).await.unwrap();
+        let got = unpack(up.body.map(Ok::<_, Error>), dst.path())
+            .await
+            .unwrap();
         assert_eq!(got, TransferStats { files: 1, bytes: 5 });
-        assert_eq!(std::fs::read_to_string(dst.path().join("f.txt")).unwrap(), "hello");
+        assert_eq!(
+            std::fs::read_to_string(dst.path().join("f.txt")).unwrap(),
+            "hello"
+        );
     }
 
     #[tokio::test]
@@ -587,7 +625,17 @@ mod tests {
         let args = Default::default();
         let c = scan_context(ctx.path(), &ctx.path().join("Dockerfile"), &args, None).unwrap();
         let names: Vec<&str> = c.entries.iter().map(|e| e.name.as_str()).collect();
-        assert_eq!(names, vec![".dockerignore", "Dockerfile", "a", "a/empty", "link", "top.txt"]);
+        assert_eq!(
+            names,
+            vec![
+                ".dockerignore",
+                "Dockerfile",
+                "a",
+                "a/empty",
+                "link",
+                "top.txt"
+            ]
+        );
         assert_eq!(c.dockerfile, "Dockerfile");
         assert!(c.extra_dockerfile.is_none());
         // Ignored files do not change the digest; sent ones do.
@@ -595,9 +643,16 @@ mod tests {
         let same = scan_context(ctx.path(), &ctx.path().join("Dockerfile"), &args, None).unwrap();
         assert_eq!(c.digest, same.digest);
         std::fs::write(ctx.path().join("top.txt"), "changed").unwrap();
-        let changed = scan_context(ctx.path(), &ctx.path().join("Dockerfile"), &args, None).unwrap();
+        let changed =
+            scan_context(ctx.path(), &ctx.path().join("Dockerfile"), &args, None).unwrap();
         assert_ne!(c.digest, changed.digest);
-        let target = scan_context(ctx.path(), &ctx.path().join("Dockerfile"), &args, Some("dev")).unwrap();
+        let target = scan_context(
+            ctx.path(),
+            &ctx.path().join("Dockerfile"),
+            &args,
+            Some("dev"),
+        )
+        .unwrap();
         assert_ne!(changed.digest, target.digest);
     }
 

@@ -70,7 +70,9 @@ impl Target {
                         archive::scan_context(&context, &dockerfile, &args, target.as_deref())
                     })
                     .await
-                    .map_err(|e| Error::internal(format!("scanning the build context failed: {e}")))??,
+                    .map_err(|e| {
+                        Error::internal(format!("scanning the build context failed: {e}"))
+                    })??,
                 )
             }
             None => None,
@@ -79,8 +81,10 @@ impl Target {
             (Some(_), _) => image_tag(env, &spec.project),
             (None, Some(i)) => i.clone(),
             (None, None) => {
-                return Err(Error::invalid("deployment: neither `image` nor `build` is set")
-                    .with_provider(ProviderKind::Docker));
+                return Err(
+                    Error::invalid("deployment: neither `image` nor `build` is set")
+                        .with_provider(ProviderKind::Docker),
+                );
             }
         };
         let network = match &settings.network {
@@ -202,10 +206,16 @@ pub(crate) async fn deploy(
                 match objects::find(docker, env, project).await? {
                     Found::Ours(c) if target.drift(&c).is_none() => Ok(objects::id_of(&c)),
                     Found::NotOurs(o) => Err(request::conflict("container", &target.container, &o)),
-                    _ => Err(api_error(&format!("create container {}", target.container), e)),
+                    _ => Err(api_error(
+                        &format!("create container {}", target.container),
+                        e,
+                    )),
                 }
             }
-            Err(e) => Err(api_error(&format!("create container {}", target.container), e)),
+            Err(e) => Err(api_error(
+                &format!("create container {}", target.container),
+                e,
+            )),
         }
     })
     .await?;
@@ -214,12 +224,7 @@ pub(crate) async fn deploy(
     let c = objects::inspect_container(docker, &id)
         .await?
         .ok_or_else(|| vanished(&target.container))?;
-    phase(
-        progress,
-        "deliver secrets",
-        deliver(docker, &id, &c, spec),
-    )
-    .await?;
+    phase(progress, "deliver secrets", deliver(docker, &id, &c, spec)).await?;
     if opts.wait {
         phase(progress, "wait for ready", wait_ready(docker, &id)).await?;
     }
@@ -299,7 +304,10 @@ async fn ensure_storage(
 
 /// Force-removes a container and its anonymous volumes (images may declare `VOLUME`).
 pub(crate) async fn remove_container(docker: &Docker, id: &str) -> Result<()> {
-    let opts = RemoveContainerOptionsBuilder::new().force(true).v(true).build();
+    let opts = RemoveContainerOptionsBuilder::new()
+        .force(true)
+        .v(true)
+        .build();
     match docker.remove_container(id, Some(opts)).await {
         Ok(()) => Ok(()),
         Err(e) if is_status(&e, 404) => Ok(()),
@@ -370,7 +378,8 @@ pub(crate) fn start_error(
         .with_hint("install the NVIDIA Container Toolkit and run `sudo nvidia-ctk runtime configure --runtime=docker`, or remove deployment.resources.gpu")
         .with_source(e);
     }
-    if lower.contains("/bin/sh") && (lower.contains("no such file") || lower.contains("not found")) {
+    if lower.contains("/bin/sh") && (lower.contains("no such file") || lower.contains("not found"))
+    {
         return Error::invalid(format!(
             "cannot start {name}: the image has no /bin/sh; sindri keeps the environment alive with a POSIX shell"
         ))
@@ -389,7 +398,10 @@ pub(crate) fn start_error(
     if lower.contains("docker-init") {
         return Error::platform(
             ProviderKind::Docker,
-            format!("cannot start {name}: the engine cannot run its init process ({})", message.trim()),
+            format!(
+                "cannot start {name}: the engine cannot run its init process ({})",
+                message.trim()
+            ),
         )
         .with_hint("install docker-init (Debian: the `tini` package) on the Docker host")
         .with_source(e);
@@ -440,7 +452,9 @@ pub(crate) async fn wait_ready(docker: &Docker, id: &str) -> Result<()> {
                     ProviderKind::Docker,
                     format!(
                         "the container stopped right after starting: {}",
-                        super::status::explain(&c).1.unwrap_or_else(|| "no reason given".into())
+                        super::status::explain(&c)
+                            .1
+                            .unwrap_or_else(|| "no reason given".into())
                     ),
                 )
                 .with_hint("see `sindri logs`"));
@@ -450,7 +464,10 @@ pub(crate) async fn wait_ready(docker: &Docker, id: &str) -> Result<()> {
         if started.elapsed() > READY_TIMEOUT {
             return Err(Error::new(
                 ErrorKind::Transient,
-                format!("the container was not ready after {} s", READY_TIMEOUT.as_secs()),
+                format!(
+                    "the container was not ready after {} s",
+                    READY_TIMEOUT.as_secs()
+                ),
             )
             .with_provider(ProviderKind::Docker));
         }
@@ -493,10 +510,14 @@ fn record(
 fn warn_unenforced(spec: &ResolvedSpec, progress: &dyn Progress) {
     let d = &spec.spec.deployment;
     if d.resources.disk.is_some() {
-        progress.warn("deployment.resources.disk is not enforced: Docker's local volumes have no size limit");
+        progress.warn(
+            "deployment.resources.disk is not enforced: Docker's local volumes have no size limit",
+        );
     }
     if d.volumes.iter().any(|v| v.size.is_some()) {
-        progress.warn("deployment.volumes[].size is not enforced: Docker's local volumes have no size limit");
+        progress.warn(
+            "deployment.volumes[].size is not enforced: Docker's local volumes have no size limit",
+        );
     }
     if let Some(g) = &d.resources.gpu
         && let Some(kind) = &g.kind
@@ -525,6 +546,57 @@ async fn build_image(
     labels: &std::collections::HashMap<String, String>,
     progress: &dyn Progress,
 ) -> Result<()> {
+    // Another environment built from the same Dockerfile shares these layers as build
+    // cache, and its `destroy --volumes` prunes them; a build that loses its own
+    // result that way before labelling it is simply run again.
+    let mut attempt = 0;
+    loop {
+        match build_once(docker, spec, tag, ctx, labels, progress).await {
+            Err(Lost(id)) if attempt < 2 => {
+                attempt += 1;
+                progress.message(&format!(
+                    "image {id} was removed during the build (shared build cache); building again"
+                ));
+            }
+            Err(Lost(id)) => {
+                return Err(Error::new(
+                    ErrorKind::Transient,
+                    format!("building image {tag}: image {id} kept disappearing during the build"),
+                )
+                .with_provider(ProviderKind::Docker)
+                .with_hint(
+                    "another process is removing images on this engine; run `sindri deploy` again",
+                ));
+            }
+            Err(Failed(e)) => return Err(e),
+            Ok(()) => return Ok(()),
+        }
+    }
+}
+
+/// Why one build attempt failed.
+enum BuildFailure {
+    /// The image built by the first step vanished before it could be labelled.
+    Lost(String),
+    /// Anything else.
+    Failed(Error),
+}
+use BuildFailure::{Failed, Lost};
+
+impl From<Error> for BuildFailure {
+    fn from(e: Error) -> Self {
+        Failed(e)
+    }
+}
+
+async fn build_once(
+    docker: &Docker,
+    spec: &ResolvedSpec,
+    tag: &str,
+    ctx: &BuildContext,
+    labels: &std::collections::HashMap<String, String>,
+    progress: &dyn Progress,
+) -> std::result::Result<(), BuildFailure> {
     let b = spec
         .spec
         .deployment
@@ -553,11 +625,16 @@ async fn build_image(
         Ok(())
     });
     let what = format!("building image {tag} from {}", b.dockerfile);
-    let built = run_build(docker, opts.build(), upload, &what, &|line| progress.message(line))
-        .await?
-        .ok_or_else(|| {
-            Error::platform(ProviderKind::Docker, format!("{what}: the engine did not say which image it built"))
-        })?;
+    let built = run_build(docker, opts.build(), upload, &what, &|line| {
+        progress.message(line)
+    })
+    .await?
+    .ok_or_else(|| {
+        Error::platform(
+            ProviderKind::Docker,
+            format!("{what}: the engine did not say which image it built"),
+        )
+    })?;
 
     let dockerfile = label_dockerfile(&built, labels);
     let upload = archive::tar_upload(move |builder| {
@@ -570,17 +647,41 @@ async fn build_image(
         .forcerm(true)
         .build();
     progress.message(&format!("labelling {tag}"));
-    run_build(docker, opts, upload, &format!("labelling image {tag}"), &|_| {}).await?;
-    Ok(())
+    match run_build(
+        docker,
+        opts,
+        upload,
+        &format!("labelling image {tag}"),
+        &|_| {},
+    )
+    .await
+    {
+        Ok(_) => Ok(()),
+        Err(e) => match docker.inspect_image(&built).await {
+            // Unlabelled and untagged between the two steps, it is fair game for the
+            // pruning of another environment's destroy.
+            Err(gone) if is_status(&gone, 404) => Err(Lost(built)),
+            _ => Err(Failed(e)),
+        },
+    }
 }
 
 /// A Dockerfile that adds `labels` to image `id` in one step.
-pub(crate) fn label_dockerfile(id: &str, labels: &std::collections::HashMap<String, String>) -> String {
+pub(crate) fn label_dockerfile(
+    id: &str,
+    labels: &std::collections::HashMap<String, String>,
+) -> String {
     let mut pairs: Vec<_> = labels.iter().collect();
     pairs.sort();
     let quoted: Vec<String> = pairs
         .iter()
-        .map(|(k, v)| format!("{}={}", serde_json::Value::from(k.as_str()), serde_json::Value::from(v.as_str())))
+        .map(|(k, v)| {
+            format!(
+                "{}={}",
+                serde_json::Value::from(k.as_str()),
+                serde_json::Value::from(v.as_str())
+            )
+        })
         .collect();
     format!("FROM {id}\nLABEL {}\n", quoted.join(" "))
 }
@@ -602,7 +703,11 @@ async fn run_build(
         match item {
             Ok(info) => {
                 if let Some(text) = info.stream {
-                    for line in text.lines().map(str::trim_end).filter(|l| !l.trim().is_empty()) {
+                    for line in text
+                        .lines()
+                        .map(str::trim_end)
+                        .filter(|l| !l.trim().is_empty())
+                    {
                         if let Some(short) = line.strip_prefix("Successfully built ") {
                             id.get_or_insert_with(|| short.trim().to_string());
                         }
@@ -665,14 +770,19 @@ pub(crate) async fn plan(
         Found::Missing => (PlanAction::Create, None),
         Found::NotOurs(o) => return Err(request::conflict("container", &target.container, &o)),
         Found::Ours(c) => match target.drift(&c) {
-            Some(why) => (PlanAction::Replace, Some(format!("{why}; volumes are kept"))),
+            Some(why) => (
+                PlanAction::Replace,
+                Some(format!("{why}; volumes are kept")),
+            ),
             None => match objects::status_of(&c) {
                 Some(ContainerStateStatusEnum::RUNNING) => (PlanAction::Keep, None),
                 other => (
                     PlanAction::Update,
                     Some(format!(
                         "{}: deploy starts it and delivers its secrets",
-                        other.map(|s| s.to_string()).unwrap_or_else(|| "not running".into())
+                        other
+                            .map(|s| s.to_string())
+                            .unwrap_or_else(|| "not running".into())
                     )),
                 ),
             },
@@ -685,13 +795,20 @@ pub(crate) async fn plan(
             step(
                 PlanAction::Create,
                 format!("image {}", target.image),
-                Some(format!("build from {} (build digest {})", ctx.dockerfile, ctx.digest)),
+                Some(format!(
+                    "build from {} (build digest {})",
+                    ctx.dockerfile, ctx.digest
+                )),
             )
         } else {
             step(PlanAction::Keep, format!("image {}", target.image), None)
         }),
         None => match docker.inspect_image(&target.image).await {
-            Ok(_) => steps.push(step(PlanAction::Keep, format!("image {}", target.image), Some("present on the engine".into()))),
+            Ok(_) => steps.push(step(
+                PlanAction::Keep,
+                format!("image {}", target.image),
+                Some("present on the engine".into()),
+            )),
             Err(e) if is_status(&e, 404) => steps.push(step(
                 PlanAction::Create,
                 format!("image {}", target.image),
@@ -703,11 +820,13 @@ pub(crate) async fn plan(
 
     let (net, managed) = &target.network;
     if *managed {
-        steps.push(match objects::network_owner(docker, net, env, project).await? {
-            None => step(PlanAction::Create, format!("network {net}"), None),
-            Some(Ownership::Ours) => step(PlanAction::Keep, format!("network {net}"), None),
-            Some(other) => return Err(request::conflict("network", net, &other)),
-        });
+        steps.push(
+            match objects::network_owner(docker, net, env, project).await? {
+                None => step(PlanAction::Create, format!("network {net}"), None),
+                Some(Ownership::Ours) => step(PlanAction::Keep, format!("network {net}"), None),
+                Some(other) => return Err(request::conflict("network", net, &other)),
+            },
+        );
     } else {
         objects::require_network(docker, net).await?;
         steps.push(step(
@@ -717,11 +836,19 @@ pub(crate) async fn plan(
         ));
     }
     for (v, what) in &target.volumes {
-        steps.push(match objects::volume_owner(docker, v, env, project).await? {
-            None => step(PlanAction::Create, format!("volume {v}"), Some(what.clone())),
-            Some(Ownership::Ours) => step(PlanAction::Keep, format!("volume {v}"), Some(what.clone())),
-            Some(other) => return Err(request::conflict("volume", v, &other)),
-        });
+        steps.push(
+            match objects::volume_owner(docker, v, env, project).await? {
+                None => step(
+                    PlanAction::Create,
+                    format!("volume {v}"),
+                    Some(what.clone()),
+                ),
+                Some(Ownership::Ours) => {
+                    step(PlanAction::Keep, format!("volume {v}"), Some(what.clone()))
+                }
+                Some(other) => return Err(request::conflict("volume", v, &other)),
+            },
+        );
     }
     steps.push(step(
         container_action,
@@ -731,10 +858,17 @@ pub(crate) async fn plan(
     for s in &spec.secrets {
         let how = match &s.mount {
             Some(m) => format!("file {m}, kept in the {} tmpfs", request::SECRETS_DIR),
-            None => format!("environment variable, kept in the {} tmpfs", request::SECRETS_DIR),
+            None => format!(
+                "environment variable, kept in the {} tmpfs",
+                request::SECRETS_DIR
+            ),
         };
         steps.push(step(
-            if recreate { PlanAction::Create } else { PlanAction::Keep },
+            if recreate {
+                PlanAction::Create
+            } else {
+                PlanAction::Keep
+            },
             format!("secret {}", s.name),
             Some(how),
         ));
@@ -778,13 +912,25 @@ mod tests {
         let e = start_error(
             "dev",
             &[port],
-            err("driver failed programming external connectivity on endpoint sindri-dev (x): Bind for 0.0.0.0:8080 failed: port is already allocated"),
+            err(
+                "driver failed programming external connectivity on endpoint sindri-dev (x): Bind for 0.0.0.0:8080 failed: port is already allocated",
+            ),
         );
         assert_eq!(e.kind(), ErrorKind::Conflict);
         assert!(e.message().contains("host port 8080/tcp"), "{e}");
-        let e = start_error("dev", &[], err("could not select device driver \"\" with capabilities: [[gpu]]"));
+        let e = start_error(
+            "dev",
+            &[],
+            err("could not select device driver \"\" with capabilities: [[gpu]]"),
+        );
         assert_eq!(e.kind(), ErrorKind::Capacity);
-        let e = start_error("dev", &[], err("OCI runtime create failed: exec: \"/bin/sh\": stat /bin/sh: no such file or directory"));
+        let e = start_error(
+            "dev",
+            &[],
+            err(
+                "OCI runtime create failed: exec: \"/bin/sh\": stat /bin/sh: no such file or directory",
+            ),
+        );
         assert_eq!(e.kind(), ErrorKind::Invalid);
         assert!(e.message().contains("no /bin/sh"));
     }

@@ -193,8 +193,10 @@ fn current_context(config_dir: &Path) -> Result<Option<String>> {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => {
-            return Err(Error::invalid(format!("cannot read {}: {e}", path.display()))
-                .with_provider(ProviderKind::Docker));
+            return Err(
+                Error::invalid(format!("cannot read {}: {e}", path.display()))
+                    .with_provider(ProviderKind::Docker),
+            );
         }
     };
     let value: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
@@ -333,9 +335,7 @@ pub(crate) fn api_error(action: &str, e: bollard::errors::Error) -> Error {
         }
         B::RequestTimeoutError => (
             ErrorKind::Transient,
-            format!(
-                "{action}: the Docker Engine did not answer within {REQUEST_TIMEOUT_SECS} s"
-            ),
+            format!("{action}: the Docker Engine did not answer within {REQUEST_TIMEOUT_SECS} s"),
             Some("the engine may be overloaded; try again".to_string()),
         ),
         B::HyperResponseError { .. }
@@ -349,7 +349,11 @@ pub(crate) fn api_error(action: &str, e: bollard::errors::Error) -> Error {
             ),
             Some(START_DOCKER_HINT.to_string()),
         ),
-        _ => (ErrorKind::Platform, format!("{action}: {}", cause_text(&e)), None),
+        _ => (
+            ErrorKind::Platform,
+            format!("{action}: {}", cause_text(&e)),
+            None,
+        ),
     };
     let mut err = Error::new(kind, message).with_provider(ProviderKind::Docker);
     if let Some(h) = hint {
@@ -398,14 +402,20 @@ mod tests {
         let p = context_meta_path(Path::new("/h/.docker"), "default");
         assert_eq!(
             p,
-            Path::new("/h/.docker/contexts/meta/37a8eec1ce19687d132fe29051dca629d164e2c4958ba141d5f4133a33f0688f/meta.json")
+            Path::new(
+                "/h/.docker/contexts/meta/37a8eec1ce19687d132fe29051dca629d164e2c4958ba141d5f4133a33f0688f/meta.json"
+            )
         );
     }
 
     #[test]
     fn settings_win_over_everything() {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("config.json"), r#"{"currentContext":"remote"}"#).unwrap();
+        std::fs::write(
+            dir.path().join("config.json"),
+            r#"{"currentContext":"remote"}"#,
+        )
+        .unwrap();
         write_context(dir.path(), "remote", "tcp://10.0.0.1:2375");
         let l = HostLookup {
             settings_host: Some("unix:///custom.sock".into()),
@@ -420,7 +430,11 @@ mod tests {
     #[test]
     fn docker_host_wins_over_the_context() {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("config.json"), r#"{"currentContext":"remote"}"#).unwrap();
+        std::fs::write(
+            dir.path().join("config.json"),
+            r#"{"currentContext":"remote"}"#,
+        )
+        .unwrap();
         write_context(dir.path(), "remote", "tcp://10.0.0.1:2375");
         let l = HostLookup {
             docker_host: Some("tcp://env:2375".into()),
@@ -463,8 +477,15 @@ mod tests {
     fn default_context_and_missing_config_mean_the_default_socket() {
         let dir = tempfile::tempdir().unwrap();
         let h = resolve_host(&lookup(dir.path())).unwrap();
-        assert_eq!((h.url.as_str(), h.source), (DEFAULT_HOST, HostSource::Default));
-        std::fs::write(dir.path().join("config.json"), r#"{"currentContext":"default"}"#).unwrap();
+        assert_eq!(
+            (h.url.as_str(), h.source),
+            (DEFAULT_HOST, HostSource::Default)
+        );
+        std::fs::write(
+            dir.path().join("config.json"),
+            r#"{"currentContext":"default"}"#,
+        )
+        .unwrap();
         assert_eq!(resolve_host(&lookup(dir.path())).unwrap().url, DEFAULT_HOST);
         let none = HostLookup::default();
         assert_eq!(resolve_host(&none).unwrap().url, DEFAULT_HOST);
@@ -473,7 +494,11 @@ mod tests {
     #[test]
     fn a_context_without_metadata_is_an_error_naming_it() {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("config.json"), r#"{"currentContext":"gone"}"#).unwrap();
+        std::fs::write(
+            dir.path().join("config.json"),
+            r#"{"currentContext":"gone"}"#,
+        )
+        .unwrap();
         let e = resolve_host(&lookup(dir.path())).unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Invalid);
         assert!(e.message().contains("`gone`"), "{e}");
@@ -494,7 +519,10 @@ mod tests {
             url: url.into(),
             source: HostSource::Env,
         };
-        assert_eq!(h("unix:///var/run/docker.sock").published_host(), "127.0.0.1");
+        assert_eq!(
+            h("unix:///var/run/docker.sock").published_host(),
+            "127.0.0.1"
+        );
         assert_eq!(h("tcp://10.1.2.3:2375").published_host(), "10.1.2.3");
         assert_eq!(h("tcp://build-box").published_host(), "build-box");
     }
@@ -512,7 +540,10 @@ mod tests {
             url: "tcp://box:2376".into(),
             source: HostSource::Env,
         };
-        assert_eq!(client_for(&tls, true).unwrap_err().kind(), ErrorKind::Unavailable);
+        assert_eq!(
+            client_for(&tls, true).unwrap_err().kind(),
+            ErrorKind::Unavailable
+        );
     }
 
     #[test]

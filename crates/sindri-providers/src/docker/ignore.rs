@@ -170,7 +170,10 @@ mod tests {
     fn plain_names_and_globs() {
         let i = ig("# comment\n\nnode_modules\n*.log\n/build\n");
         assert!(i.excludes("node_modules"));
-        assert!(i.excludes("node_modules/a/b.js"), "a matched parent excludes its children");
+        assert!(
+            i.excludes("node_modules/a/b.js"),
+            "a matched parent excludes its children"
+        );
         assert!(i.excludes("x.log"));
         assert!(!i.excludes("src/x.log"), "`*` does not cross `/`");
         assert!(i.excludes("build/out"));
@@ -201,7 +204,10 @@ mod tests {
         assert!(i.excludes("src"));
         assert!(!i.excludes("Dockerfile"));
         assert!(!i.excludes(".dockerignore"));
-        assert!(!i.may_reinclude_under("src"), "nothing below src can come back");
+        assert!(
+            !i.may_reinclude_under("src"),
+            "nothing below src can come back"
+        );
         let nested = Ignore::parse("docker\n", &["docker/Dockerfile"]).unwrap();
         assert!(nested.excludes("docker/other"));
         assert!(!nested.excludes("docker/Dockerfile"));

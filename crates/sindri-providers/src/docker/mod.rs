@@ -180,7 +180,12 @@ impl Provider for DockerProvider {
                 return checks;
             }
         };
-        let mut runtimes: Vec<String> = info.runtimes.clone().unwrap_or_default().into_keys().collect();
+        let mut runtimes: Vec<String> = info
+            .runtimes
+            .clone()
+            .unwrap_or_default()
+            .into_keys()
+            .collect();
         runtimes.sort();
         let wanted = request::dind(&self.settings).ok().and_then(|d| d.runtime);
         match wanted {
@@ -214,9 +219,16 @@ impl Provider for DockerProvider {
             let low = free < 2 * (1u64 << 30) || free * 20 < total;
             checks.push(Check {
                 name: "docker disk space".into(),
-                status: if low { CheckStatus::Warn } else { CheckStatus::Ok },
+                status: if low {
+                    CheckStatus::Warn
+                } else {
+                    CheckStatus::Ok
+                },
                 detail: format!("{gib:.1} GiB free in {root}"),
-                hint: low.then(|| "free space: `docker system prune` removes unused images and build cache".to_string()),
+                hint: low.then(|| {
+                    "free space: `docker system prune` removes unused images and build cache"
+                        .to_string()
+                }),
             });
         }
         checks
@@ -249,7 +261,11 @@ impl Provider for DockerProvider {
         match c.docker.start_container(&id, None).await {
             Ok(()) => Ok(()),
             Err(e) if is_not_modified(&e) => Ok(()),
-            Err(e) => Err(deploy::start_error(&d.name, &published_ports(&container), e)),
+            Err(e) => Err(deploy::start_error(
+                &d.name,
+                &published_ports(&container),
+                e,
+            )),
         }
     }
 
@@ -257,11 +273,16 @@ impl Provider for DockerProvider {
         let c = self.connect().await?;
         let container = objects::require(&c.docker, d).await?;
         let id = objects::id_of(&container);
-        let opts = StopContainerOptionsBuilder::new().t(STOP_GRACE_SECS).build();
+        let opts = StopContainerOptionsBuilder::new()
+            .t(STOP_GRACE_SECS)
+            .build();
         match c.docker.stop_container(&id, Some(opts)).await {
             Ok(()) => Ok(()),
             Err(e) if is_not_modified(&e) => Ok(()),
-            Err(e) => Err(api_error(&format!("stop container {}", container_name(&d.name)), e)),
+            Err(e) => Err(api_error(
+                &format!("stop container {}", container_name(&d.name)),
+                e,
+            )),
         }
     }
 
@@ -310,7 +331,9 @@ impl Provider for DockerProvider {
             .build();
         let mut stream = c.docker.logs(&objects::id_of(&container), Some(options));
         while let Some(item) = stream.next().await {
-            let item = item.map_err(|e| api_error(&format!("read the logs of {}", container_name(&d.name)), e))?;
+            let item = item.map_err(|e| {
+                api_error(&format!("read the logs of {}", container_name(&d.name)), e)
+            })?;
             out.write_all(&item.into_bytes()).await?;
             out.flush().await?;
         }
@@ -341,13 +364,23 @@ impl Provider for DockerProvider {
 /// Host ports a container publishes, for explaining a failed start.
 fn published_ports(c: &bollard::models::ContainerInspectResponse) -> Vec<PortMapping> {
     let mut out = Vec::new();
-    let Some(bindings) = c.host_config.as_ref().and_then(|h| h.port_bindings.as_ref()) else {
+    let Some(bindings) = c
+        .host_config
+        .as_ref()
+        .and_then(|h| h.port_bindings.as_ref())
+    else {
         return out;
     };
     for (key, list) in bindings {
         let (port, proto) = key.split_once('/').unwrap_or((key, "tcp"));
-        let Ok(container) = port.parse::<u16>() else { continue };
-        let protocol = if proto == "udp" { Protocol::Udp } else { Protocol::Tcp };
+        let Ok(container) = port.parse::<u16>() else {
+            continue;
+        };
+        let protocol = if proto == "udp" {
+            Protocol::Udp
+        } else {
+            Protocol::Tcp
+        };
         for b in list.iter().flatten() {
             if let Some(host) = b.host_port.as_deref().and_then(|p| p.parse::<u16>().ok()) {
                 out.push(PortMapping {
@@ -413,7 +446,12 @@ async fn copy_in(docker: &Docker, d: &Deployment, from: &Path, to: &str) -> Resu
     let local_name = from
         .file_name()
         .and_then(|n| n.to_str())
-        .ok_or_else(|| Error::invalid(format!("{}: expected a file or directory name in UTF-8", from.display())))?
+        .ok_or_else(|| {
+            Error::invalid(format!(
+                "{}: expected a file or directory name in UTF-8",
+                from.display()
+            ))
+        })?
         .to_string();
 
     // Where to extract, the name of the copy inside the archive, and directories to create.
@@ -421,7 +459,11 @@ async fn copy_in(docker: &Docker, d: &Deployment, from: &Path, to: &str) -> Resu
         match (path_kind(docker, &id, &to_norm).await?, from_is_dir) {
             (Some(true), true) => (to_norm.clone(), String::new(), vec![]),
             (Some(true), false) => (to_norm.clone(), local_name, vec![]),
-            (Some(false), false) => (parent_of(&to_norm).to_string(), base_name(&to_norm).to_string(), vec![]),
+            (Some(false), false) => (
+                parent_of(&to_norm).to_string(),
+                base_name(&to_norm).to_string(),
+                vec![],
+            ),
             (Some(false), true) => {
                 return Err(Error::invalid(format!(
                     "cannot copy directory {} onto the file {to_norm}",
@@ -513,7 +555,9 @@ async fn copy_out(docker: &Docker, d: &Deployment, from: &str, to: &Path) -> Res
         ))
         .with_provider(ProviderKind::Docker));
     }
-    let opts = DownloadFromContainerOptionsBuilder::new().path(from).build();
+    let opts = DownloadFromContainerOptionsBuilder::new()
+        .path(from)
+        .build();
     let action = format!("copy {from} out of {}", container_name(&d.name));
     let stream = docker
         .download_from_container(&id, Some(opts))
@@ -570,8 +614,10 @@ async fn destroy(docker: &Docker, d: &Deployment, opts: DestroyOptions) -> Resul
             match docker.remove_network(id).await {
                 Ok(()) => report.removed.push(format!("network {net}")),
                 Err(e) if is_status(&e, 404) => {}
-                Err(e) => return Err(api_error(&format!("remove network {net}"), e)
-                    .with_hint("a container outside sindri may still be attached to it")),
+                Err(e) => {
+                    return Err(api_error(&format!("remove network {net}"), e)
+                        .with_hint("a container outside sindri may still be attached to it"));
+                }
             }
         } else {
             report.kept.push(format!(
@@ -594,7 +640,10 @@ async fn destroy(docker: &Docker, d: &Deployment, opts: DestroyOptions) -> Resul
             let before = pending.len();
             for (id, tags) in pending {
                 let name = image_name(&id, &tags);
-                let ropts = RemoveImageOptionsBuilder::new().force(false).noprune(false).build();
+                let ropts = RemoveImageOptionsBuilder::new()
+                    .force(false)
+                    .noprune(false)
+                    .build();
                 match docker.remove_image(&id, Some(ropts), None).await {
                     Ok(_) => report.removed.push(format!("image {name}")),
                     Err(e) if is_status(&e, 404) => {}
@@ -641,7 +690,11 @@ mod tests {
         }
         assert!(caps.gpu && caps.build && caps.volumes && caps.ports);
         assert!(!caps.spot);
-        assert!(caps.note(Operation::Suspend).unwrap().contains("sindri stop"));
+        assert!(
+            caps.note(Operation::Suspend)
+                .unwrap()
+                .contains("sindri stop")
+        );
     }
 
     #[test]

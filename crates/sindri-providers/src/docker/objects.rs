@@ -46,7 +46,11 @@ pub(crate) async fn find(docker: &Docker, env: &str, project: &str) -> Result<Fo
     Ok(match inspect_container(docker, &name).await? {
         None => Found::Missing,
         Some(c) => {
-            match ownership(c.config.as_ref().and_then(|c| c.labels.as_ref()), env, project) {
+            match ownership(
+                c.config.as_ref().and_then(|c| c.labels.as_ref()),
+                env,
+                project,
+            ) {
                 Ownership::Ours => Found::Ours(Box::new(c)),
                 other => Found::NotOurs(other),
             }
@@ -97,7 +101,10 @@ pub(crate) fn id_of(c: &ContainerInspectResponse) -> String {
 }
 
 /// A running container, or an error saying why commands cannot run in it.
-pub(crate) async fn require_running(docker: &Docker, d: &Deployment) -> Result<ContainerInspectResponse> {
+pub(crate) async fn require_running(
+    docker: &Docker,
+    d: &Deployment,
+) -> Result<ContainerInspectResponse> {
     let c = require(docker, d).await?;
     match status_of(&c) {
         Some(ContainerStateStatusEnum::RUNNING) => Ok(c),
@@ -106,11 +113,16 @@ pub(crate) async fn require_running(docker: &Docker, d: &Deployment) -> Result<C
             d.name
         ))
         .with_provider(ProviderKind::Docker)
-        .with_hint(format!("resume it with `docker unpause {}`", container_name(&d.name)))),
+        .with_hint(format!(
+            "resume it with `docker unpause {}`",
+            container_name(&d.name)
+        ))),
         other => Err(Error::invalid(format!(
             "environment `{}` is not running (container state: {})",
             d.name,
-            other.map(|s| s.to_string()).unwrap_or_else(|| "unknown".into())
+            other
+                .map(|s| s.to_string())
+                .unwrap_or_else(|| "unknown".into())
         ))
         .with_provider(ProviderKind::Docker)
         .with_hint("start it with `sindri start`, or `sindri deploy`")),
@@ -141,7 +153,9 @@ pub(crate) async fn ensure_network(
             match docker.create_network(req).await {
                 Ok(_) => Ok(()),
                 // Created meanwhile by a concurrent deploy: judge it like an existing one.
-                Err(e) if is_status(&e, 409) => Box::pin(ensure_network(docker, name, labels, env, project)).await,
+                Err(e) if is_status(&e, 409) => {
+                    Box::pin(ensure_network(docker, name, labels, env, project)).await
+                }
                 Err(e) => Err(api_error(&format!("create network {name}"), e)),
             }
         }
@@ -157,7 +171,9 @@ pub(crate) async fn require_network(docker: &Docker, name: &str) -> Result<()> {
             "network `{name}` (providers.docker.network) does not exist"
         ))
         .with_provider(ProviderKind::Docker)
-        .with_hint(format!("create it with `docker network create {name}`, or remove providers.docker.network"))),
+        .with_hint(format!(
+            "create it with `docker network create {name}`, or remove providers.docker.network"
+        ))),
         Err(e) => Err(api_error(&format!("inspect network {name}"), e)),
     }
 }
@@ -234,7 +250,11 @@ pub(crate) fn split_reference(image: &str) -> (String, String) {
 }
 
 /// Makes sure `image` is on the engine: present, or pulled.
-pub(crate) async fn ensure_image(docker: &Docker, image: &str, progress: &dyn Progress) -> Result<()> {
+pub(crate) async fn ensure_image(
+    docker: &Docker,
+    image: &str,
+    progress: &dyn Progress,
+) -> Result<()> {
     match docker.inspect_image(image).await {
         Ok(_) => return Ok(()),
         Err(e) if is_status(&e, 404) => {}
@@ -351,7 +371,9 @@ pub(crate) async fn labelled(
         })
         .collect();
     let volumes = docker
-        .list_volumes(Some(ListVolumesOptionsBuilder::new().filters(filter).build()))
+        .list_volumes(Some(
+            ListVolumesOptionsBuilder::new().filters(filter).build(),
+        ))
         .await
         .map_err(|e| api_error("list volumes", e))?
         .volumes
@@ -360,7 +382,9 @@ pub(crate) async fn labelled(
         .map(|v| v.name)
         .collect();
     let networks = docker
-        .list_networks(Some(ListNetworksOptionsBuilder::new().filters(filter).build()))
+        .list_networks(Some(
+            ListNetworksOptionsBuilder::new().filters(filter).build(),
+        ))
         .await
         .map_err(|e| api_error("list networks", e))?
         .into_iter()

@@ -160,12 +160,12 @@ pub(crate) fn conflict(kind: &str, name: &str, owner: &Ownership) -> Error {
             format!(
                 "{kind} `{name}` belongs to sindri environment `{environment}` of another project ({project})"
             ),
-            format!(
-                "destroy it from that project, or rename this environment (two projects cannot share an environment name on one engine)"
-            ),
+            "destroy it from that project, or rename this environment (two projects cannot share an environment name on one engine)".to_string(),
         ),
         _ => (
-            format!("a {kind} named `{name}` exists but was not created by sindri; sindri will not touch it"),
+            format!(
+                "a {kind} named `{name}` exists but was not created by sindri; sindri will not touch it"
+            ),
             format!(
                 "remove or rename it yourself (`docker {kind} rm {name}`), or rename this environment"
             ),
@@ -255,9 +255,15 @@ pub(crate) fn validate(spec: &ResolvedSpec) -> Result<()> {
     let d = &spec.spec.deployment;
     let mut problems: Vec<String> = Vec::new();
     problems.extend(check_absolute("deployment.home", &d.home));
-    let mut targets = vec![d.home.trim_end_matches('/').to_string(), SECRETS_DIR.to_string()];
+    let mut targets = vec![
+        d.home.trim_end_matches('/').to_string(),
+        SECRETS_DIR.to_string(),
+    ];
     for (i, v) in d.volumes.iter().enumerate() {
-        problems.extend(check_absolute(&format!("deployment.volumes[{i}].path"), &v.path));
+        problems.extend(check_absolute(
+            &format!("deployment.volumes[{i}].path"),
+            &v.path,
+        ));
         if v.name == "home" {
             problems.push(format!(
                 "deployment.volumes[{i}].name: `home` is reserved for the home volume; choose another name"
@@ -275,9 +281,7 @@ pub(crate) fn validate(spec: &ResolvedSpec) -> Result<()> {
     for s in &spec.secrets {
         if let Some(m) = &s.mount {
             problems.extend(check_absolute(&format!("secret {} mount", s.name), m));
-            if m.trim_end_matches('/') == SECRETS_DIR
-                || m.starts_with(&format!("{SECRETS_DIR}/"))
-            {
+            if m.trim_end_matches('/') == SECRETS_DIR || m.starts_with(&format!("{SECRETS_DIR}/")) {
                 problems.push(format!(
                     "secret {}: mount `{m}` is inside {SECRETS_DIR}, which sindri manages",
                     s.name
@@ -448,7 +452,9 @@ fn sorted(v: serde_json::Value) -> serde_json::Value {
             entries.sort_by(|a, b| a.0.cmp(&b.0));
             serde_json::Value::Object(entries.into_iter().map(|(k, v)| (k, sorted(v))).collect())
         }
-        serde_json::Value::Array(a) => serde_json::Value::Array(a.into_iter().map(sorted).collect()),
+        serde_json::Value::Array(a) => {
+            serde_json::Value::Array(a.into_iter().map(sorted).collect())
+        }
         other => other,
     }
 }
@@ -472,7 +478,13 @@ pub(crate) mod tests {
     }
 
     fn body(s: &ResolvedSpec) -> ContainerCreateBody {
-        container_body(s, &effective_settings(s, &DockerSettings::default()), "img", None).unwrap()
+        container_body(
+            s,
+            &effective_settings(s, &DockerSettings::default()),
+            "img",
+            None,
+        )
+        .unwrap()
     }
 
     #[test]
@@ -490,7 +502,11 @@ pub(crate) mod tests {
         let f = owner_filter("dev", "abc");
         assert_eq!(
             f["label"],
-            vec!["sindri.managed=true", "sindri.environment=dev", "sindri.project=abc"]
+            vec![
+                "sindri.managed=true",
+                "sindri.environment=dev",
+                "sindri.project=abc"
+            ]
         );
     }
 
@@ -501,7 +517,10 @@ pub(crate) mod tests {
             b.entrypoint.unwrap(),
             vec!["/bin/sh".to_string(), "-c".into(), KEEPALIVE.into()]
         );
-        assert!(b.cmd.is_none(), "the image's CMD must not be inherited or set");
+        assert!(
+            b.cmd.is_none(),
+            "the image's CMD must not be inherited or set"
+        );
         let hc = b.host_config.unwrap();
         assert_eq!(hc.init, Some(true));
         assert_eq!(hc.network_mode.as_deref(), Some("sindri-dev"));
@@ -509,7 +528,10 @@ pub(crate) mod tests {
         let home = &mounts[0];
         assert_eq!(home.target.as_deref(), Some("/root"));
         assert_eq!(home.source.as_deref(), Some("sindri-dev-home"));
-        let tmpfs = mounts.iter().find(|m| m.typ == Some(MountType::TMPFS)).unwrap();
+        let tmpfs = mounts
+            .iter()
+            .find(|m| m.typ == Some(MountType::TMPFS))
+            .unwrap();
         assert_eq!(tmpfs.target.as_deref(), Some(SECRETS_DIR));
         assert_eq!(tmpfs.tmpfs_options.as_ref().unwrap().mode, Some(0o700));
         assert!(b.env.unwrap().contains(&"HOME=/root".to_string()));
@@ -550,7 +572,10 @@ pub(crate) mod tests {
         )
         .unwrap();
         assert!(json["ExposedPorts"]["80/tcp"].is_object(), "{json}");
-        assert_eq!(json["HostConfig"]["PortBindings"]["80/tcp"][0]["HostPort"], "9000");
+        assert_eq!(
+            json["HostConfig"]["PortBindings"]["80/tcp"][0]["HostPort"],
+            "9000"
+        );
     }
 
     #[test]
@@ -565,7 +590,13 @@ pub(crate) mod tests {
             json["HostConfig"]["DeviceRequests"],
             serde_json::json!([{"Count": 2, "Capabilities": [["gpu"]]}])
         );
-        assert!(body(&basic()).host_config.unwrap().device_requests.is_none());
+        assert!(
+            body(&basic())
+                .host_config
+                .unwrap()
+                .device_requests
+                .is_none()
+        );
     }
 
     #[test]
@@ -640,7 +671,10 @@ pub(crate) mod tests {
         let m = e.message();
         assert!(m.contains("volumes[0].path"), "{m}");
         assert!(m.contains("reserved"), "{m}");
-        assert!(m.contains("volumes[1].path: `/root` is already mounted"), "{m}");
+        assert!(
+            m.contains("volumes[1].path: `/root` is already mounted"),
+            "{m}"
+        );
         assert!(m.contains("8080/tcp is published twice"), "{m}");
         assert!(m.contains("neither `image` nor `build`"), "{m}");
     }
@@ -648,7 +682,10 @@ pub(crate) mod tests {
     #[test]
     fn ownership_is_judged_by_labels() {
         let l = |pairs: &[(&str, &str)]| -> HashMap<String, String> {
-            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
         };
         assert_eq!(ownership(None, "dev", "p"), Ownership::Foreign);
         assert_eq!(ownership(Some(&l(&[])), "dev", "p"), Ownership::Foreign);
@@ -658,7 +695,10 @@ pub(crate) mod tests {
             (LABEL_PROJECT, "p"),
         ]);
         assert_eq!(ownership(Some(&ours), "dev", "p"), Ownership::Ours);
-        assert!(matches!(ownership(Some(&ours), "dev", "q"), Ownership::Other { .. }));
+        assert!(matches!(
+            ownership(Some(&ours), "dev", "q"),
+            Ownership::Other { .. }
+        ));
         let e = conflict("container", "sindri-dev", &Ownership::Foreign);
         assert_eq!(e.kind(), sindri_core::ErrorKind::Conflict);
         assert!(e.message().contains("not created by sindri"));

@@ -100,6 +100,24 @@ pub(crate) async fn run(
         return Err(Error::internal("the engine detached an attached exec"));
     };
 
+    // The size is set before any input reaches the command: with API 1.41 an exec
+    // starts at 0x0, and a command read from stdin at once would see no terminal size.
+    let resize_task = match tty {
+        Some(mut sizes) => {
+            let (cols, rows) = *sizes.borrow_and_update();
+            resize(docker, &exec_id, cols, rows).await;
+            let docker = docker.clone();
+            let id = exec_id.clone();
+            Some(tokio::spawn(async move {
+                while sizes.changed().await.is_ok() {
+                    let (cols, rows) = *sizes.borrow_and_update();
+                    resize(&docker, &id, cols, rows).await;
+                }
+            }))
+        }
+        None => None,
+    };
+
     let mut input = Some(input);
     let stdin_task = match (stdin, input.take()) {
         (Some(mut reader), Some(mut writer)) => Some(tokio::spawn(async move {
@@ -114,31 +132,6 @@ pub(crate) async fn run(
         }
     };
 
-    let resize_task = tty.map(|mut sizes| {
-        let docker = docker.clone();
-        let id = exec_id.clone();
-        tokio::spawn(async move {
-            loop {
-                let (cols, rows) = *sizes.borrow_and_update();
-                if let Err(e) = docker
-                    .resize_exec(
-                        &id,
-                        ResizeExecOptions {
-                            height: rows,
-                            width: cols,
-                        },
-                    )
-                    .await
-                {
-                    tracing::debug!("resize of exec {id} failed: {e}");
-                }
-                if sizes.changed().await.is_err() {
-                    break;
-                }
-            }
-        })
-    });
-
     let streamed = pump(&mut output, &mut *stdout, &mut *stderr).await;
     if let Some(t) = resize_task {
         t.abort();
@@ -148,7 +141,9 @@ pub(crate) async fn run(
     }
     drop(input);
     streamed.map_err(|e| match e {
-        PumpError::Engine(e) => api_error(&format!("read the output of a command in {container}"), e),
+        PumpError::Engine(e) => {
+            api_error(&format!("read the output of a command in {container}"), e)
+        }
         PumpError::Local(e) => Error::from(e),
     })?;
     exit_code(docker, &exec_id).await
@@ -159,10 +154,23 @@ enum PumpError {
     Local(std::io::Error),
 }
 
+/// Resizes an exec's TTY; a command that already ended cannot be resized, which is fine.
+async fn resize(docker: &Docker, id: &str, cols: u16, rows: u16) {
+    let size = ResizeExecOptions {
+        height: rows,
+        width: cols,
+    };
+    if let Err(e) = docker.resize_exec(id, size).await {
+        tracing::debug!("resize of exec {id} failed: {e}");
+    }
+}
+
 /// Copies the demultiplexed output into the caller's writers until the command ends.
 async fn pump(
-    output: &mut (impl futures_util::Stream<Item = std::result::Result<LogOutput, bollard::errors::Error>>
-              + Unpin),
+    output: &mut (
+             impl futures_util::Stream<Item = std::result::Result<LogOutput, bollard::errors::Error>>
+             + Unpin
+         ),
     stdout: &mut (dyn AsyncWrite + Send + Unpin),
     stderr: &mut (dyn AsyncWrite + Send + Unpin),
 ) -> std::result::Result<(), PumpError> {
@@ -300,7 +308,10 @@ mod tests {
         assert!(argv[2].contains(". /run/sindri/secrets.env"));
         assert!(argv[2].ends_with("exec \"$@\""));
         // "$0" is a placeholder; the command follows untouched, without re-splitting.
-        assert_eq!(argv[3..], ["sindri-exec".to_string(), "echo".into(), "a b".into()]);
+        assert_eq!(
+            argv[3..],
+            ["sindri-exec".to_string(), "echo".into(), "a b".into()]
+        );
         assert!(shell()[2].contains("command -v bash"));
     }
 }

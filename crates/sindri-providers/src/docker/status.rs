@@ -3,11 +3,11 @@
 use std::collections::{BTreeMap, HashMap};
 
 use bollard::Docker;
-use bollard::models::{ContainerInspectResponse, ContainerStateStatusEnum, ContainerSummaryStateEnum};
-use bollard::query_parameters::ListContainersOptionsBuilder;
-use sindri_core::{
-    Deployment, DeploymentState, Endpoint, Result, Status, StatusState, unix_now,
+use bollard::models::{
+    ContainerInspectResponse, ContainerStateStatusEnum, ContainerSummaryStateEnum,
 };
+use bollard::query_parameters::ListContainersOptionsBuilder;
+use sindri_core::{Deployment, DeploymentState, Endpoint, Result, Status, StatusState, unix_now};
 use sindri_spec::ProviderKind;
 
 use super::engine::{EngineHost, api_error};
@@ -22,7 +22,10 @@ use super::secrets;
 /// simply running or stopped.
 pub(crate) fn explain(c: &ContainerInspectResponse) -> (StatusState, Option<String>) {
     let Some(state) = c.state.as_ref() else {
-        return (StatusState::Failed, Some("the engine reports no state".into()));
+        return (
+            StatusState::Failed,
+            Some("the engine reports no state".into()),
+        );
     };
     let code = state.exit_code.unwrap_or(0);
     let error = state.error.clone().filter(|e| !e.is_empty());
@@ -39,7 +42,10 @@ pub(crate) fn explain(c: &ContainerInspectResponse) -> (StatusState, Option<Stri
             Some(e) => (StatusState::Failed, Some(format!("could not start: {e}"))),
             None => (
                 StatusState::Stopped,
-                Some("created but never started (an interrupted deploy?); `sindri deploy` starts it".into()),
+                Some(
+                    "created but never started (an interrupted deploy?); `sindri deploy` starts it"
+                        .into(),
+                ),
             ),
         },
         Some(ContainerStateStatusEnum::EXITED) => {
@@ -53,7 +59,9 @@ pub(crate) fn explain(c: &ContainerInspectResponse) -> (StatusState, Option<Stri
                     .unwrap_or_default();
                 (
                     StatusState::Failed,
-                    Some(format!("killed: out of memory{limit}; raise deployment.resources.memory")),
+                    Some(format!(
+                        "killed: out of memory{limit}; raise deployment.resources.memory"
+                    )),
                 )
             } else if code == 0 {
                 (StatusState::Stopped, None)
@@ -71,17 +79,19 @@ pub(crate) fn explain(c: &ContainerInspectResponse) -> (StatusState, Option<Stri
         }
         Some(ContainerStateStatusEnum::DEAD) => (
             StatusState::Failed,
-            Some(format!("dead{}", error.map(|e| format!(": {e}")).unwrap_or_default())),
+            Some(format!(
+                "dead{}",
+                error.map(|e| format!(": {e}")).unwrap_or_default()
+            )),
         ),
         Some(ContainerStateStatusEnum::REMOVING) => {
             (StatusState::Stopped, Some("being removed".into()))
         }
-        Some(ContainerStateStatusEnum::STOPPING) => {
-            (StatusState::Stopped, Some("stopping".into()))
-        }
-        Some(ContainerStateStatusEnum::EMPTY) | None => {
-            (StatusState::Failed, Some("the engine reports no state".into()))
-        }
+        Some(ContainerStateStatusEnum::STOPPING) => (StatusState::Stopped, Some("stopping".into())),
+        Some(ContainerStateStatusEnum::EMPTY) | None => (
+            StatusState::Failed,
+            Some("the engine reports no state".into()),
+        ),
     }
 }
 
@@ -144,7 +154,10 @@ pub(crate) async fn status(docker: &Docker, host: &EngineHost, d: &Deployment) -
     };
     let (state, mut message) = explain(&c);
     if state == StatusState::Running
-        && d.detail("secrets").and_then(|n| n.parse::<usize>().ok()).unwrap_or(0) > 0
+        && d.detail("secrets")
+            .and_then(|n| n.parse::<usize>().ok())
+            .unwrap_or(0)
+            > 0
         && !secrets::delivered(docker, &objects::id_of(&c)).await?
     {
         message = Some(
@@ -225,7 +238,10 @@ pub(crate) async fn list_owned(docker: &Docker, host: &EngineHost) -> Result<Vec
             env,
             ProviderKind::Docker,
             project,
-            labels.get(LABEL_SPEC_HASH).map(String::as_str).unwrap_or(""),
+            labels
+                .get(LABEL_SPEC_HASH)
+                .map(String::as_str)
+                .unwrap_or(""),
         );
         d.resource_id = c.id.clone();
         d.state = deployment_state(c.state);
@@ -257,7 +273,9 @@ pub(crate) async fn list_owned(docker: &Docker, host: &EngineHost) -> Result<Vec
         .volumes
         .unwrap_or_default();
     for v in volume_labels {
-        if let (Some(env), Some(project)) = (v.labels.get(LABEL_ENVIRONMENT), v.labels.get(LABEL_PROJECT)) {
+        if let (Some(env), Some(project)) =
+            (v.labels.get(LABEL_ENVIRONMENT), v.labels.get(LABEL_PROJECT))
+        {
             let hash = v.labels.get(LABEL_SPEC_HASH).cloned().unwrap_or_default();
             leftovers
                 .entry((env.clone(), project.clone()))
@@ -276,7 +294,9 @@ pub(crate) async fn list_owned(docker: &Docker, host: &EngineHost) -> Result<Vec
         .map_err(|e| api_error("list networks", e))?;
     for n in networks {
         let labels = n.labels.unwrap_or_default();
-        if let (Some(env), Some(project)) = (labels.get(LABEL_ENVIRONMENT), labels.get(LABEL_PROJECT)) {
+        if let (Some(env), Some(project)) =
+            (labels.get(LABEL_ENVIRONMENT), labels.get(LABEL_PROJECT))
+        {
             let hash = labels.get(LABEL_SPEC_HASH).cloned().unwrap_or_default();
             leftovers
                 .entry((env.clone(), project.clone()))

@@ -67,7 +67,10 @@ fn canonical_or_parent(p: &Path) -> std::io::Result<std::path::PathBuf> {
     match p.canonicalize() {
         Ok(c) => Ok(c),
         Err(_) => {
-            let parent = p.parent().filter(|x| !x.as_os_str().is_empty()).unwrap_or(Path::new("."));
+            let parent = p
+                .parent()
+                .filter(|x| !x.as_os_str().is_empty())
+                .unwrap_or(Path::new("."));
             let name = p.file_name().unwrap_or_default();
             Ok(canonical_or_parent(parent)?.join(name))
         }
@@ -142,7 +145,10 @@ mod tests {
 
         std::fs::write(dst.join("kept"), b"x").expect("write");
         copy(&src, &dst).expect("copy again");
-        assert!(dst.join("kept").exists(), "an existing directory is merged into");
+        assert!(
+            dst.join("kept").exists(),
+            "an existing directory is merged into"
+        );
     }
 
     #[test]
@@ -151,7 +157,10 @@ mod tests {
         let f = t.path().join("f.txt");
         std::fs::write(&f, b"abc").expect("write");
         let as_file = t.path().join("out/g.txt");
-        assert_eq!(copy(&f, &as_file).expect("copy"), TransferStats { files: 1, bytes: 3 });
+        assert_eq!(
+            copy(&f, &as_file).expect("copy"),
+            TransferStats { files: 1, bytes: 3 }
+        );
         assert_eq!(std::fs::read(&as_file).expect("read"), b"abc");
         let dir = t.path().join("d");
         std::fs::create_dir(&dir).expect("mkdir");

@@ -75,7 +75,10 @@ impl Marker {
         let mut details = BTreeMap::new();
         details.insert("dir".to_string(), dir.display().to_string());
         // Read by sindri-runs (`deployment_keys`): where runs sync to and live.
-        details.insert("run_workdir".to_string(), self.workdir.display().to_string());
+        details.insert(
+            "run_workdir".to_string(),
+            self.workdir.display().to_string(),
+        );
         details.insert(
             "run_root".to_string(),
             dir.join(RUNS_DIR).display().to_string(),
@@ -113,20 +116,28 @@ pub fn read_marker(dir: &Path) -> Result<Option<Marker>> {
             return Err(not_ours(dir, "it has no .sindri-owner.json marker"));
         }
         Err(e) => {
-            return Err(Error::internal(format!("cannot read {}: {e}", path.display()))
-                .with_provider(ProviderKind::Local));
+            return Err(
+                Error::internal(format!("cannot read {}: {e}", path.display()))
+                    .with_provider(ProviderKind::Local),
+            );
         }
     };
     match serde_json::from_str::<Marker>(&text) {
         Ok(m) if m.managed => Ok(Some(m)),
-        _ => Err(not_ours(dir, "its .sindri-owner.json marker is not sindri's")),
+        _ => Err(not_ours(
+            dir,
+            "its .sindri-owner.json marker is not sindri's",
+        )),
     }
 }
 
 fn not_ours(dir: &Path, why: &str) -> Error {
     Error::new(
         ErrorKind::Conflict,
-        format!("{} exists but sindri did not create it: {why}", dir.display()),
+        format!(
+            "{} exists but sindri did not create it: {why}",
+            dir.display()
+        ),
     )
     .with_provider(ProviderKind::Local)
     .with_hint("move it away, or choose another environment name")

@@ -43,8 +43,8 @@ use sindri_core::{
 use sindri_spec::{LocalSettings, ProviderKind, ProvidersSpec};
 use tokio::io::AsyncWriteExt;
 
-pub use env::{MARKER, default_root};
 use env::{ENV_FILE, Marker, RUNS_DIR, WORK_DIR, latest_run, read_env, read_marker, write_atomic};
+pub use env::{MARKER, default_root};
 
 /// Why `stop`, `start` and `suspend` are missing.
 const NO_STOP_NOTE: &str = "a local environment is only a directory on this machine: there is no machine to stop or start. \
@@ -146,8 +146,9 @@ impl LocalProvider {
                     .filter(|e| {
                         let n = e.file_name();
                         let n = n.to_string_lossy();
-                        n.strip_prefix("nvidia")
-                            .is_some_and(|rest| !rest.is_empty() && rest.bytes().all(|b| b.is_ascii_digit()))
+                        n.strip_prefix("nvidia").is_some_and(|rest| {
+                            !rest.is_empty() && rest.bytes().all(|b| b.is_ascii_digit())
+                        })
                     })
                     .count()
             })
@@ -196,7 +197,9 @@ impl Provider for LocalProvider {
             let mut p = self.root.as_path();
             loop {
                 if p.exists() {
-                    break std::fs::metadata(p).map(|m| !m.permissions().readonly()).unwrap_or(false);
+                    break std::fs::metadata(p)
+                        .map(|m| !m.permissions().readonly())
+                        .unwrap_or(false);
                 }
                 match p.parent() {
                     Some(parent) => p = parent,
@@ -206,20 +209,32 @@ impl Provider for LocalProvider {
         };
         checks.push(Check {
             name: "environment directory".into(),
-            status: if writable { CheckStatus::Ok } else { CheckStatus::Fail },
+            status: if writable {
+                CheckStatus::Ok
+            } else {
+                CheckStatus::Fail
+            },
             detail: self.root.display().to_string(),
             hint: (!writable).then(|| "set SINDRI_STATE_DIR to a writable directory".to_string()),
         });
         for (tool, why) in [
             ("sh", "runs commands and the run supervisor"),
-            ("setsid", "starts each run in its own process group (util-linux or busybox)"),
+            (
+                "setsid",
+                "starts each run in its own process group (util-linux or busybox)",
+            ),
             ("tar", "unpacks the workdir sync"),
         ] {
             let found = on_path(tool);
             checks.push(Check {
                 name: format!("{tool} on PATH"),
-                status: if found.is_some() { CheckStatus::Ok } else { CheckStatus::Fail },
-                detail: found.map_or_else(|| format!("not found; {why}"), |p| p.display().to_string()),
+                status: if found.is_some() {
+                    CheckStatus::Ok
+                } else {
+                    CheckStatus::Fail
+                },
+                detail: found
+                    .map_or_else(|| format!("not found; {why}"), |p| p.display().to_string()),
                 hint: None,
             });
         }
@@ -261,7 +276,10 @@ impl Provider for LocalProvider {
         if marker.in_place {
             steps.push(PlanStep {
                 action: PlanAction::Keep,
-                resource: format!("workdir {} (in place: used as it is, never copied or removed)", marker.workdir.display()),
+                resource: format!(
+                    "workdir {} (in place: used as it is, never copied or removed)",
+                    marker.workdir.display()
+                ),
                 reason: None,
             });
         }
@@ -289,7 +307,12 @@ impl Provider for LocalProvider {
         {
             return Err(Error::new(
                 ErrorKind::Conflict,
-                format!("{} belongs to environment `{}` of project {}", dir.display(), m.name, m.project),
+                format!(
+                    "{} belongs to environment `{}` of project {}",
+                    dir.display(),
+                    m.name,
+                    m.project
+                ),
             )
             .with_provider(ProviderKind::Local));
         }
@@ -297,7 +320,8 @@ impl Provider for LocalProvider {
         if d.image.is_some() {
             progress.message("deployment.image is not used: local runs use this machine as it is");
         }
-        if d.resources.cpus.is_some() || d.resources.memory.is_some() || d.resources.disk.is_some() {
+        if d.resources.cpus.is_some() || d.resources.memory.is_some() || d.resources.disk.is_some()
+        {
             progress.warn("deployment.resources are not enforced by the local provider");
         }
         if let Some(gpu) = &d.resources.gpu {
@@ -310,7 +334,9 @@ impl Provider for LocalProvider {
             }
         }
         if !spec.secrets.is_empty() {
-            progress.warn("secrets are not injected into local runs: they inherit this machine's environment");
+            progress.warn(
+                "secrets are not injected into local runs: they inherit this machine's environment",
+            );
         }
         let marker = self.marker_for(
             spec,
@@ -352,15 +378,18 @@ impl Provider for LocalProvider {
         match read_marker(&dir) {
             Ok(Some(m)) if m.project == d.project && m.name == d.name => {
                 let mut s = Status::new(StatusState::Running);
-                s.details.insert("directory".into(), dir.display().to_string());
-                s.details.insert("workdir".into(), m.workdir.display().to_string());
+                s.details
+                    .insert("directory".into(), dir.display().to_string());
+                s.details
+                    .insert("workdir".into(), m.workdir.display().to_string());
                 if m.in_place {
                     s.details.insert("in_place".into(), "true".into());
                 }
                 if let Some(run) = latest_run(&dir)
                     && let Some(id) = run.file_name()
                 {
-                    s.details.insert("latest_run".into(), id.to_string_lossy().into_owned());
+                    s.details
+                        .insert("latest_run".into(), id.to_string_lossy().into_owned());
                 }
                 Ok(s)
             }
@@ -375,15 +404,27 @@ impl Provider for LocalProvider {
     }
 
     async fn start(&self, _d: &Deployment) -> Result<()> {
-        Err(Error::unsupported(ProviderKind::Local, Operation::Start, Some(NO_STOP_NOTE)))
+        Err(Error::unsupported(
+            ProviderKind::Local,
+            Operation::Start,
+            Some(NO_STOP_NOTE),
+        ))
     }
 
     async fn stop(&self, _d: &Deployment) -> Result<()> {
-        Err(Error::unsupported(ProviderKind::Local, Operation::Stop, Some(NO_STOP_NOTE)))
+        Err(Error::unsupported(
+            ProviderKind::Local,
+            Operation::Stop,
+            Some(NO_STOP_NOTE),
+        ))
     }
 
     async fn suspend(&self, _d: &Deployment) -> Result<()> {
-        Err(Error::unsupported(ProviderKind::Local, Operation::Suspend, Some(NO_STOP_NOTE)))
+        Err(Error::unsupported(
+            ProviderKind::Local,
+            Operation::Suspend,
+            Some(NO_STOP_NOTE),
+        ))
     }
 
     async fn exec(&self, d: &Deployment, cmd: &ExecCommand, io: ExecIo) -> Result<i32> {
@@ -415,7 +456,11 @@ impl Provider for LocalProvider {
             .ok()
             .filter(|s| !s.is_empty())
             .unwrap_or_else(|| "/bin/sh".to_string());
-        let cwd = if marker.workdir.is_dir() { marker.workdir.clone() } else { dir.clone() };
+        let cwd = if marker.workdir.is_dir() {
+            marker.workdir.clone()
+        } else {
+            dir.clone()
+        };
         process::run(
             process::Spawn {
                 argv: &[shell],
@@ -454,7 +499,9 @@ impl Provider for LocalProvider {
                 Err(_) => return Ok(()),
             };
             if (bytes.len() as u64) > offset {
-                let start = usize::try_from(offset).unwrap_or(usize::MAX).min(bytes.len());
+                let start = usize::try_from(offset)
+                    .unwrap_or(usize::MAX)
+                    .min(bytes.len());
                 out.write_all(&bytes[start..]).await?;
                 out.flush().await?;
                 offset = bytes.len() as u64;
@@ -493,7 +540,12 @@ impl Provider for LocalProvider {
             Some(m) => {
                 return Err(Error::new(
                     ErrorKind::Conflict,
-                    format!("{} belongs to environment `{}` of project {}; not removing it", dir.display(), m.name, m.project),
+                    format!(
+                        "{} belongs to environment `{}` of project {}; not removing it",
+                        dir.display(),
+                        m.name,
+                        m.project
+                    ),
                 )
                 .with_provider(ProviderKind::Local));
             }
@@ -530,8 +582,10 @@ impl Provider for LocalProvider {
             Ok(e) => e,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
             Err(e) => {
-                return Err(Error::internal(format!("cannot list {}: {e}", self.root.display()))
-                    .with_provider(ProviderKind::Local));
+                return Err(
+                    Error::internal(format!("cannot list {}: {e}", self.root.display()))
+                        .with_provider(ProviderKind::Local),
+                );
             }
         };
         let mut out = Vec::new();
@@ -618,8 +672,10 @@ fn remove_dir_retrying(dir: &Path) -> Result<()> {
         }
     }
     let e = last.map_or_else(|| "unknown error".to_string(), |e| e.to_string());
-    Err(Error::internal(format!("cannot remove {}: {e}", dir.display()))
-        .with_provider(ProviderKind::Local))
+    Err(
+        Error::internal(format!("cannot remove {}: {e}", dir.display()))
+            .with_provider(ProviderKind::Local),
+    )
 }
 
 /// The last `n` lines of `bytes`.
@@ -648,12 +704,22 @@ mod tests {
     fn capabilities_offer_exec_copy_logs_connect_and_refuse_stop_with_a_note() {
         let p = LocalProvider::new(PathBuf::from("/nonexistent"), LocalSettings::default());
         let caps = p.capabilities();
-        for op in [Operation::Exec, Operation::Connect, Operation::Logs, Operation::CopyIn, Operation::CopyOut] {
+        for op in [
+            Operation::Exec,
+            Operation::Connect,
+            Operation::Logs,
+            Operation::CopyIn,
+            Operation::CopyOut,
+        ] {
             assert!(caps.supports(op), "{op}");
         }
         for op in [Operation::Start, Operation::Stop, Operation::Suspend] {
             assert!(!caps.supports(op), "{op}");
-            assert!(caps.note(op).is_some_and(|n| n.contains("sindri runs cancel")), "{op}");
+            assert!(
+                caps.note(op)
+                    .is_some_and(|n| n.contains("sindri runs cancel")),
+                "{op}"
+            );
         }
         assert!(!caps.ports && !caps.volumes && !caps.build && !caps.spot);
     }

@@ -920,7 +920,7 @@ fn logs_script(sources: &[LogSource], opts: LogOptions) -> String {
                     args.push("-f".into());
                 }
                 s.push_str(&format!(
-                    "if command -v journalctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then exec journalctl {}; fi; ",
+                    "if command -v journalctl >/dev/null 2>&1 && journalctl -q -n 0 >/dev/null 2>&1; then exec journalctl {}; fi; ",
                     args.join(" ")
                 ));
                 tried.push("the systemd journal".to_string());

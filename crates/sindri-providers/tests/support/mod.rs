@@ -52,7 +52,13 @@ pub fn unique_name(tag: &str) -> String {
     let suffix = format!("{:x}{:x}{n}", std::process::id(), nanos);
     let tag: String = tag
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
         .take(30)
         .collect();
     format!("t-{tag}-{suffix}").chars().take(63).collect()
@@ -172,7 +178,12 @@ pub async fn leftovers(name: &str) -> Vec<String> {
     let f = env_filter(name);
     let mut out = Vec::new();
     for c in docker
-        .list_containers(Some(ListContainersOptionsBuilder::new().all(true).filters(&f).build()))
+        .list_containers(Some(
+            ListContainersOptionsBuilder::new()
+                .all(true)
+                .filters(&f)
+                .build(),
+        ))
         .await
         .expect("list containers")
     {
@@ -195,7 +206,12 @@ pub async fn leftovers(name: &str) -> Vec<String> {
         out.push(format!("network {:?}", n.name));
     }
     for i in docker
-        .list_images(Some(ListImagesOptionsBuilder::new().all(true).filters(&f).build()))
+        .list_images(Some(
+            ListImagesOptionsBuilder::new()
+                .all(true)
+                .filters(&f)
+                .build(),
+        ))
         .await
         .expect("list images")
     {
@@ -205,18 +221,34 @@ pub async fn leftovers(name: &str) -> Vec<String> {
 }
 
 async fn remove_labelled(name: &str, extra_containers: &[String]) {
-    let Ok(docker) = Docker::connect_with_defaults() else { return };
+    let Ok(docker) = Docker::connect_with_defaults() else {
+        return;
+    };
     let f = env_filter(name);
-    let force = || Some(RemoveContainerOptionsBuilder::new().force(true).v(true).build());
+    let force = || {
+        Some(
+            RemoveContainerOptionsBuilder::new()
+                .force(true)
+                .v(true)
+                .build(),
+        )
+    };
     for c in extra_containers {
         let _ = docker.remove_container(c, force()).await;
     }
     if let Ok(cs) = docker
-        .list_containers(Some(ListContainersOptionsBuilder::new().all(true).filters(&f).build()))
+        .list_containers(Some(
+            ListContainersOptionsBuilder::new()
+                .all(true)
+                .filters(&f)
+                .build(),
+        ))
         .await
     {
         for c in cs {
-            let _ = docker.remove_container(&c.id.unwrap_or_default(), force()).await;
+            let _ = docker
+                .remove_container(&c.id.unwrap_or_default(), force())
+                .await;
         }
     }
     if let Ok(vs) = docker
@@ -225,7 +257,10 @@ async fn remove_labelled(name: &str, extra_containers: &[String]) {
     {
         for v in vs.volumes.unwrap_or_default() {
             let _ = docker
-                .remove_volume(&v.name, None::<bollard::query_parameters::RemoveVolumeOptions>)
+                .remove_volume(
+                    &v.name,
+                    None::<bollard::query_parameters::RemoveVolumeOptions>,
+                )
                 .await;
         }
     }
@@ -238,12 +273,21 @@ async fn remove_labelled(name: &str, extra_containers: &[String]) {
         }
     }
     if let Ok(is) = docker
-        .list_images(Some(ListImagesOptionsBuilder::new().all(true).filters(&f).build()))
+        .list_images(Some(
+            ListImagesOptionsBuilder::new()
+                .all(true)
+                .filters(&f)
+                .build(),
+        ))
         .await
     {
         for i in is {
             let _ = docker
-                .remove_image(&i.id, Some(RemoveImageOptionsBuilder::new().force(true).build()), None)
+                .remove_image(
+                    &i.id,
+                    Some(RemoveImageOptionsBuilder::new().force(true).build()),
+                    None,
+                )
                 .await;
         }
     }

@@ -25,7 +25,8 @@ impl Rig {
         let state_dir = tempfile::tempdir().expect("state dir");
         let project = tempfile::tempdir().expect("project dir");
         let state = StateStore::open(state_dir.path()).expect("state store");
-        let provider = LocalProvider::new(state_dir.path().join("local"), LocalSettings { in_place });
+        let provider =
+            LocalProvider::new(state_dir.path().join("local"), LocalSettings { in_place });
         Rig {
             state_dir,
             project,
@@ -134,4 +135,3 @@ pub fn read_pid(path: &Path) -> u32 {
         .parse()
         .unwrap_or_else(|e| panic!("pid in {}: {e}", path.display()))
 }
-

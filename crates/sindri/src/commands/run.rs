@@ -8,9 +8,7 @@ use std::time::Duration;
 use clap::{Args, Subcommand, ValueEnum};
 use serde::Serialize;
 use sindri_core::{Error, ErrorKind, Provider, unix_now};
-use sindri_runs::{
-    ArtifactsReport, FinishReport, Orchestrator, RunRequest, SyncReport, run_keys,
-};
+use sindri_runs::{ArtifactsReport, FinishReport, Orchestrator, RunRequest, SyncReport, run_keys};
 use sindri_spec::{OnFinish, ProviderKind};
 use sindri_state::{RunFilter, RunRecord, RunState, StateStore};
 use tokio::io::AsyncWrite;
@@ -187,7 +185,8 @@ fn check_env_name(n: &str) -> CliResult {
     let ok = !b.is_empty()
         && b.len() <= 63
         && b[0].is_ascii_lowercase()
-        && b.iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+        && b.iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
         && b.last() != Some(&b'-');
     if ok {
         Ok(())
@@ -243,7 +242,10 @@ impl RunReport {
             s.push_str(&format!(" (exit code {c})"));
         }
         if let Some(d) = self.duration_secs {
-            s.push_str(&format!(" after {}", human_duration(Duration::from_secs(d.max(0) as u64))));
+            s.push_str(&format!(
+                " after {}",
+                human_duration(Duration::from_secs(d.max(0) as u64))
+            ));
         }
         s.push_str(&format!(" on {} in `{}`", self.provider, self.environment));
         if let Some(c) = self.cost_estimate_usd {
@@ -253,10 +255,16 @@ impl RunReport {
             && !a.copied.is_empty()
         {
             let files: u64 = a.copied.iter().map(|c| c.files).sum();
-            s.push_str(&format!("\n  artifacts: {} ({files} file(s))", a.dir.display()));
+            s.push_str(&format!(
+                "\n  artifacts: {} ({files} file(s))",
+                a.dir.display()
+            ));
         }
         if let Some(f) = &self.on_finish {
-            s.push_str(&format!("\n  environment {} (on_finish: {})", f.action, f.policy));
+            s.push_str(&format!(
+                "\n  environment {} (on_finish: {})",
+                f.action, f.policy
+            ));
         }
         for n in &self.notes {
             s.push_str(&format!("\nnote: {n}"));
@@ -434,7 +442,9 @@ async fn complete(
         match orch.collect_artifacts(run, None).await {
             Ok(a) => {
                 for m in &a.missing {
-                    report.notes.push(format!("artifact `{m}` was not found in the workdir"));
+                    report
+                        .notes
+                        .push(format!("artifact `{m}` was not found in the workdir"));
                 }
                 report.artifacts = Some(a);
             }
@@ -498,7 +508,10 @@ fn find_run(state: &StateStore, id: &str) -> CliResult<RunRecord> {
 fn last_run(app: &App, state: &StateStore) -> CliResult<RunRecord> {
     let found = match this_project(app) {
         Some(p) => state.last_run(&p)?,
-        None => state.list_runs(&RunFilter::default(), 1)?.into_iter().next(),
+        None => state
+            .list_runs(&RunFilter::default(), 1)?
+            .into_iter()
+            .next(),
     };
     found.ok_or_else(|| {
         Error::not_found("no runs recorded yet")
@@ -564,7 +577,17 @@ impl Report for ListReport {
             })
             .collect();
         table(
-            &["ID", "STATE", "EXIT", "ENVIRONMENT", "PROVIDER", "STARTED", "DURATION", "COST", "COMMAND"],
+            &[
+                "ID",
+                "STATE",
+                "EXIT",
+                "ENVIRONMENT",
+                "PROVIDER",
+                "STARTED",
+                "DURATION",
+                "COST",
+                "COMMAND",
+            ],
             &rows,
         )
     }
@@ -598,7 +621,12 @@ async fn list(app: &App, args: RunsListArgs) -> CliResult {
 async fn refreshed(app: &App, state: &StateStore, run: RunRecord) -> (RunRecord, Option<String>) {
     let provider = match provider_for(app, run.provider) {
         Ok(p) => p,
-        Err(_) => return (run, Some("its provider is not built into this sindri".into())),
+        Err(_) => {
+            return (
+                run,
+                Some("its provider is not built into this sindri".into()),
+            );
+        }
     };
     let progress = CliProgress::new(&app.out);
     let orch = Orchestrator::new(&*provider, state, &progress);
@@ -625,11 +653,17 @@ impl Report for StatusReport {
         let mut rows: Vec<(&str, String)> = vec![
             ("run", r.id.clone()),
             ("state", r.state.to_string()),
-            ("exit code", r.exit_code.map_or_else(|| "-".into(), |c| c.to_string())),
+            (
+                "exit code",
+                r.exit_code.map_or_else(|| "-".into(), |c| c.to_string()),
+            ),
             ("command", r.command.clone()),
             ("environment", format!("{} ({})", r.environment, r.provider)),
             ("started", ago(unix_now() - r.started_at)),
-            ("duration", human_duration(Duration::from_secs(self.duration_secs.max(0) as u64))),
+            (
+                "duration",
+                human_duration(Duration::from_secs(self.duration_secs.max(0) as u64)),
+            ),
             ("cost", cost_text(r.cost_estimate_usd)),
         ];
         if let Some(h) = self.heartbeat_age_secs {
@@ -677,7 +711,11 @@ async fn status(app: &App, args: RunIdArgs) -> CliResult {
     let (run, remote, note) = match interruptible(orch.refresh(&run)).await {
         Ok(v) => (v.run, v.remote, v.note),
         Err(e) if e.kind() == ErrorKind::Interrupted => return Err(e.into()),
-        Err(e) => (run, None, Some(format!("could not check its environment: {e}"))),
+        Err(e) => (
+            run,
+            None,
+            Some(format!("could not check its environment: {e}")),
+        ),
     };
     let heartbeat_age_secs = remote
         .as_ref()
@@ -746,7 +784,13 @@ async fn logs(app: &App, args: RunsLogsArgs) -> CliResult {
     };
     let mut report = report_for(&followed.run, false);
     // The run was detached: nobody collected its artifacts or applied on_finish yet.
-    if followed.run.details.get(run_keys::FINALIZED).map(String::as_str) != Some("true") {
+    if followed
+        .run
+        .details
+        .get(run_keys::FINALIZED)
+        .map(String::as_str)
+        != Some("true")
+    {
         let policy = Orchestrator::recorded_on_finish(&followed.run);
         complete(&orch, &followed.run, policy, &mut report).await;
     }
@@ -769,7 +813,10 @@ impl Report for CancelOutput {
     fn human(&self) -> String {
         match self.outcome.as_str() {
             "finished" => format!("run {} had already ended ({})", self.run.id, self.run.state),
-            "terminated" => format!("run {} cancelled: its processes ended on SIGTERM", self.run.id),
+            "terminated" => format!(
+                "run {} cancelled: its processes ended on SIGTERM",
+                self.run.id
+            ),
             "killed" => format!(
                 "run {} cancelled: its processes ignored SIGTERM and were killed",
                 self.run.id
@@ -806,9 +853,16 @@ impl Report for ArtifactsOutput {
         if self.report.copied.is_empty() && self.report.missing.is_empty() {
             return format!("run {} has no `run.artifacts`", self.id);
         }
-        let mut s = format!("artifacts of run {} in {}:\n", self.id, self.report.dir.display());
+        let mut s = format!(
+            "artifacts of run {} in {}:\n",
+            self.id,
+            self.report.dir.display()
+        );
         for c in &self.report.copied {
-            s.push_str(&format!("  {}  ({} file(s), {} bytes)\n", c.path, c.files, c.bytes));
+            s.push_str(&format!(
+                "  {}  ({} file(s), {} bytes)\n",
+                c.path, c.files, c.bytes
+            ));
         }
         for m in &self.report.missing {
             s.push_str(&format!("  {m}  (not found)\n"));
