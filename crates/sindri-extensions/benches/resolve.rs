@@ -4,6 +4,9 @@
 //! so every run measures the same graph); the request names all 1,000, so the whole
 //! closure, the waves, the conflict and the requirement checks are computed.
 
+// criterion_group! generates an undocumented function.
+#![allow(missing_docs)]
+
 use criterion::{Criterion, criterion_group, criterion_main};
 use sindri_extensions::manifest::{AptStep, Step};
 use sindri_extensions::{Catalog, Manifest, Request, Source, Target, resolve};

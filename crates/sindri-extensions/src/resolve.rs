@@ -356,14 +356,13 @@ fn check_conflicts(
     for p in present {
         all.entry(p.as_str()).or_insert_with(|| Reason::Present.to_string());
     }
+    // Every pair is found from the side that declares it (both sides are in `all`),
+    // so one pass over the declared conflicts suffices.
     let mut seen = BTreeSet::new();
     for &a in all.keys() {
         let Some(m) = catalog.manifest(a) else { continue };
-        // A conflict declared by either side counts; each pair is reported once.
-        let declared_by_others = all
-            .keys()
-            .filter(|&&b| catalog.manifest(b).is_some_and(|mb| mb.conflicts.iter().any(|c| c == a)));
-        for b in m.conflicts.iter().map(String::as_str).chain(declared_by_others.copied()) {
+        for b in &m.conflicts {
+            let b = b.as_str();
             if b == a || !all.contains_key(b) {
                 continue;
             }

@@ -94,7 +94,7 @@ async fn secrets_reach_the_pod_and_never_the_plan() {
 
     let d = env.deploy().await;
     let p = env.provider.as_ref();
-    let out = exec_capture(p, &d, &ExecCommand::new(["printenv", "API_TOKEN"]), None).await.expect("exec");
+    let out = exec_capture(p, &d, &ExecCommand::shell("echo \"$API_TOKEN\""), None).await.expect("exec");
     assert_eq!(out.out(), "value-in-env-1\n");
     let out = exec_capture(p, &d, &ExecCommand::new(["cat", "/root/.ssh/id_ed25519"]), None).await.expect("exec");
     assert_eq!(out.out(), "value-in-file-2");
@@ -118,7 +118,7 @@ async fn a_changed_secret_value_updates_the_secret_and_restarts_the_pod() {
 
     let d = env.deploy().await;
     assert_ne!(uid(&env), before, "the pod was restarted");
-    let out = exec_capture(env.provider.as_ref(), &d, &ExecCommand::new(["printenv", "TOKEN"]), None).await.expect("exec");
+    let out = exec_capture(env.provider.as_ref(), &d, &ExecCommand::shell("echo \"$TOKEN\""), None).await.expect("exec");
     assert_eq!(out.out(), "second\n");
 }
 

@@ -111,6 +111,10 @@ pub enum Command {
     /// Write the rendered platform files, for use without sindri.
     Export(ExportArgs),
 
+    /// Find (and clean up) what sindri owns on every provider, by its labels.
+    #[command(subcommand)]
+    Resources(crate::commands::resources::ResourcesCommand),
+
     /// List the providers built into sindri and what each supports.
     Providers,
 

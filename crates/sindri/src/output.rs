@@ -53,13 +53,6 @@ impl Output {
             let _ = writeln!(std::io::stderr().lock(), "{}", e.human());
         }
     }
-
-    /// A progress or information line on stderr, unless quiet or JSON.
-    pub fn note(&self, text: &str) {
-        if !self.quiet && !self.json() {
-            let _ = writeln!(std::io::stderr().lock(), "{text}");
-        }
-    }
 }
 
 /// Why a command failed, and the exit code that says so.

@@ -603,10 +603,6 @@ impl Params {
         }
         self
     }
-
-    pub(crate) fn get(&self, k: &str) -> Option<&str> {
-        self.0.iter().find(|(key, _)| key == k).map(|(_, v)| v.as_str())
-    }
 }
 
 #[cfg(test)]

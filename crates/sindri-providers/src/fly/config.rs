@@ -57,6 +57,8 @@ pub struct FlyConfig {
     pub exec_timeout: Duration,
     /// flyctl, when it is on PATH: `connect` runs `flyctl ssh console`.
     pub flyctl: Option<PathBuf>,
+    /// Where secrets are written on the machine (`/run/sindri`).
+    pub secrets_dir: String,
 }
 
 impl FlyConfig {
@@ -88,6 +90,7 @@ impl FlyConfig {
             wait: DEFAULT_WAIT,
             exec_timeout: Duration::from_secs(600),
             flyctl,
+            secrets_dir: super::machine::DEFAULT_SECRETS_DIR.to_string(),
         })
     }
 

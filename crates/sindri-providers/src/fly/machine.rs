@@ -11,18 +11,23 @@ use sindri_spec::{AutoStop, ProviderKind};
 use super::api::{META_APP_CREATED, META_SPEC_HASH};
 
 /// Where secrets are written on the machine (never in its config or env).
-pub const SECRETS_DIR: &str = "/run/sindri";
+pub const DEFAULT_SECRETS_DIR: &str = "/run/sindri";
 
 /// The machine's main process: sleeps until told to stop, so any image with a POSIX
 /// `sh` works and the machine stays up for `exec` (the same loop as the Docker
 /// provider's).
 pub const KEEPALIVE: &str = "trap 'exit 0' TERM INT HUP; while :; do sleep 3600 & wait $!; done";
 
-/// Runs `$@` after sourcing the secrets, changing to `$1` (when not empty) and
-/// exporting each `NAME=value` up to `--`.
-const EXEC_PRELUDE: &str = "[ -r /run/sindri/secrets.env ] && . /run/sindri/secrets.env; \
+/// The script every exec runs: sources the secrets in `secrets_dir`, changes to `$1`
+/// (when not empty), exports each `NAME=value` up to `--`, then runs the rest.
+fn exec_prelude(secrets_dir: &str) -> String {
+    let env = shell_quote(&format!("{}/secrets.env", secrets_dir.trim_end_matches('/')));
+    format!(
+        "[ -r {env} ] && . {env}; \
 if [ -n \"$1\" ]; then cd \"$1\" || exit 126; fi; shift; \
-while [ \"$#\" -gt 0 ] && [ \"$1\" != \"--\" ]; do export \"$1\"; shift; done; shift; exec \"$@\"";
+while [ \"$#\" -gt 0 ] && [ \"$1\" != \"--\" ]; do export \"$1\"; shift; done; shift; exec \"$@\""
+    )
+}
 
 /// The ownership labels plus the spec hash, as machine metadata.
 pub fn metadata(spec: &ResolvedSpec, app_created: bool) -> Map<String, Value> {
@@ -88,8 +93,8 @@ pub fn config(spec: &ResolvedSpec, volume_id: &str, app_created: bool) -> Result
 }
 
 /// The argument vector that runs `cmd` on the machine with its env and working
-/// directory, after sourcing the delivered secrets.
-pub fn exec_argv(cmd: &ExecCommand) -> Result<Vec<String>> {
+/// directory, after sourcing the secrets delivered to `secrets_dir`.
+pub fn exec_argv(cmd: &ExecCommand, secrets_dir: &str) -> Result<Vec<String>> {
     if let Some(user) = &cmd.user {
         return Err(Error::invalid(format!(
             "the fly provider cannot run a command as `{user}`: the Machines API runs commands as the image's user"
@@ -100,7 +105,7 @@ pub fn exec_argv(cmd: &ExecCommand) -> Result<Vec<String>> {
     let mut argv = vec![
         "/bin/sh".to_string(),
         "-c".to_string(),
-        EXEC_PRELUDE.to_string(),
+        exec_prelude(secrets_dir),
         "sindri-exec".to_string(),
         cmd.workdir.clone().unwrap_or_default(),
     ];
@@ -151,13 +156,13 @@ mod tests {
         let mut c = ExecCommand::new(["echo", "a b"]);
         c.env = vec![("X".into(), "v w".into())];
         c.workdir = Some("/tmp".into());
-        let a = exec_argv(&c).unwrap();
+        let a = exec_argv(&c, DEFAULT_SECRETS_DIR).unwrap();
         assert_eq!(&a[3..], ["sindri-exec", "/tmp", "X=v w", "--", "echo", "a b"]);
         c.env = vec![("1X".into(), "v".into())];
-        assert!(exec_argv(&c).is_err());
+        assert!(exec_argv(&c, DEFAULT_SECRETS_DIR).is_err());
         let mut u = ExecCommand::new(["id"]);
         u.user = Some("bob".into());
-        assert!(exec_argv(&u).is_err());
+        assert!(exec_argv(&u, DEFAULT_SECRETS_DIR).is_err());
     }
 
     #[test]
@@ -174,7 +179,7 @@ mod tests {
         let mut c = ExecCommand::shell("echo \"$V\"; pwd");
         c.env = vec![("V".into(), "x y".into())];
         c.workdir = Some("/".into());
-        let argv = exec_argv(&c).unwrap();
+        let argv = exec_argv(&c, DEFAULT_SECRETS_DIR).unwrap();
         let out = std::process::Command::new("sh")
             .args(&argv[1..])
             .output()

@@ -390,7 +390,7 @@ impl FlyProvider {
             }
         };
         write(
-            format!("{}/secrets.env", machine::SECRETS_DIR),
+            format!("{}/secrets.env", self.config.secrets_dir),
             String::new(),
             machine::secrets_env(secrets),
         )
@@ -398,7 +398,7 @@ impl FlyProvider {
         for s in secrets {
             if let Some(mount) = &s.mount {
                 write(
-                    format!("{}/files/{}", machine::SECRETS_DIR, s.name),
+                    format!("{}/files/{}", self.config.secrets_dir, s.name),
                     mount.clone(),
                     s.value.expose().to_string(),
                 )
@@ -861,7 +861,7 @@ impl Provider for FlyProvider {
     async fn exec(&self, d: &Deployment, cmd: &ExecCommand, mut io: ExecIo) -> Result<i32> {
         let api = self.api().await?;
         let (app, m) = self.require_started(api, d).await?;
-        let argv = machine::exec_argv(cmd)?;
+        let argv = machine::exec_argv(cmd, &self.config.secrets_dir)?;
         let stdin = read_stdin(&mut io).await?;
         let r = api
             .exec(&app, &m.id, &argv, stdin.as_deref(), self.config.exec_timeout)

@@ -98,6 +98,9 @@ pub(crate) async fn connect(
         .clone()
         .or(context_ns)
         .unwrap_or_else(|| "default".to_string());
+    // kube's default retry of 429/503/504 backs off for minutes; sindri reports a
+    // transient error at once instead, so nothing hangs.
+    config.default_retry = false;
     config.connect_timeout = Some(timeouts.connect);
     config.write_timeout = Some(timeouts.request);
     let mut plain = config.clone();

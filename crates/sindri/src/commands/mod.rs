@@ -7,6 +7,7 @@ mod export;
 mod info;
 mod lifecycle;
 mod logs;
+pub mod resources;
 
 use clap::CommandFactory;
 
@@ -45,6 +46,7 @@ async fn dispatch(app: &App, command: Command) -> CliResult {
         Command::Cp(a) => exec::cp(app, a).await,
         Command::Logs(a) => logs::logs(app, a).await,
         Command::Export(a) => export::export(app, a).await,
+        Command::Resources(c) => resources::run(app, c).await,
         Command::Providers => info::providers(app),
         Command::Doctor(a) => info::doctor(app, a).await,
         Command::Completions(a) => {

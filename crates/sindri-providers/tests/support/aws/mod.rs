@@ -322,104 +322,102 @@ async fn serve(
     seen: Arc<Mutex<Vec<Seen>>>,
     faults: Arc<Mutex<Vec<Fault>>>,
 ) -> std::io::Result<()> {
-    loop {
-        // Read one request: head, then Content-Length bytes of body.
-        let mut buf = Vec::new();
-        let head_end = loop {
-            if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                break i + 4;
-            }
-            let mut chunk = [0u8; 8192];
-            let n = conn.read(&mut chunk).await?;
-            if n == 0 {
-                return Ok(());
-            }
-            buf.extend_from_slice(&chunk[..n]);
-        };
-        let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
-        let mut headers = BTreeMap::new();
-        for line in head.lines().skip(1) {
-            if let Some((k, v)) = line.split_once(':') {
-                headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_string());
-            }
+    // One request per connection: head, then Content-Length bytes of body.
+    let mut buf = Vec::new();
+    let head_end = loop {
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
         }
-        let len: usize = headers.get("content-length").and_then(|v| v.parse().ok()).unwrap_or(0);
-        while buf.len() < head_end + len {
-            let mut chunk = [0u8; 8192];
-            let n = conn.read(&mut chunk).await?;
-            if n == 0 {
-                break;
-            }
-            buf.extend_from_slice(&chunk[..n]);
+        let mut chunk = [0u8; 8192];
+        let n = conn.read(&mut chunk).await?;
+        if n == 0 {
+            return Ok(());
         }
-        let body = String::from_utf8_lossy(&buf[head_end..]).into_owned();
-        let action = headers
-            .get("x-amz-target")
-            .cloned()
-            .or_else(|| {
-                body.split('&')
-                    .find_map(|kv| kv.strip_prefix("Action=").map(str::to_string))
-            })
-            .unwrap_or_default();
-        let fault = {
-            let mut fs = faults.lock().unwrap();
-            let idx = fs.iter().position(|f| {
-                (action == f.action || action.ends_with(&format!(".{}", f.action)))
-                    && f.body_contains.as_ref().is_none_or(|s| body.contains(s.as_str()))
-                    && f.times != Some(0)
-            });
-            idx.map(|i| {
-                if let Some(t) = fs[i].times.as_mut() {
-                    *t -= 1;
-                }
-                fs[i].clone()
-            })
-        };
-        seen.lock().unwrap().push(Seen {
-            action: action.clone(),
-            body: body.clone(),
-            headers: headers.clone(),
-            faulted: fault.is_some(),
-        });
-        let response = match fault {
-            Some(f) => {
-                let xml = format!(
-                    "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response><Errors><Error><Code>{}</Code>\
-                     <Message>injected by the test proxy</Message></Error></Errors><RequestID>fault</RequestID></Response>",
-                    f.code
-                );
-                format!(
-                    "HTTP/1.1 {} Injected\r\nContent-Type: text/xml\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{xml}",
-                    f.status,
-                    xml.len()
-                )
-                .into_bytes()
-            }
-            None => {
-                let mut up = tokio::net::TcpStream::connect(("127.0.0.1", upstream)).await?;
-                let mut fwd = String::new();
-                for (i, line) in head.lines().enumerate() {
-                    if line.is_empty() {
-                        continue;
-                    }
-                    if i > 0 && line.to_ascii_lowercase().starts_with("connection:") {
-                        continue;
-                    }
-                    fwd.push_str(line);
-                    fwd.push_str("\r\n");
-                }
-                fwd.push_str("Connection: close\r\n\r\n");
-                up.write_all(fwd.as_bytes()).await?;
-                up.write_all(&buf[head_end..]).await?;
-                let mut resp = Vec::new();
-                up.read_to_end(&mut resp).await?;
-                resp
-            }
-        };
-        conn.write_all(&response).await?;
-        conn.shutdown().await?;
-        return Ok(());
+        buf.extend_from_slice(&chunk[..n]);
+    };
+    let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
+    let mut headers = BTreeMap::new();
+    for line in head.lines().skip(1) {
+        if let Some((k, v)) = line.split_once(':') {
+            headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_string());
+        }
     }
+    let len: usize = headers.get("content-length").and_then(|v| v.parse().ok()).unwrap_or(0);
+    while buf.len() < head_end + len {
+        let mut chunk = [0u8; 8192];
+        let n = conn.read(&mut chunk).await?;
+        if n == 0 {
+            break;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    let body = String::from_utf8_lossy(&buf[head_end..]).into_owned();
+    let action = headers
+        .get("x-amz-target")
+        .cloned()
+        .or_else(|| {
+            body.split('&')
+                .find_map(|kv| kv.strip_prefix("Action=").map(str::to_string))
+        })
+        .unwrap_or_default();
+    let fault = {
+        let mut fs = faults.lock().unwrap();
+        let idx = fs.iter().position(|f| {
+            (action == f.action || action.ends_with(&format!(".{}", f.action)))
+                && f.body_contains.as_ref().is_none_or(|s| body.contains(s.as_str()))
+                && f.times != Some(0)
+        });
+        idx.map(|i| {
+            if let Some(t) = fs[i].times.as_mut() {
+                *t -= 1;
+            }
+            fs[i].clone()
+        })
+    };
+    seen.lock().unwrap().push(Seen {
+        action: action.clone(),
+        body: body.clone(),
+        headers: headers.clone(),
+        faulted: fault.is_some(),
+    });
+    let response = match fault {
+        Some(f) => {
+            let xml = format!(
+                "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response><Errors><Error><Code>{}</Code>\
+                 <Message>injected by the test proxy</Message></Error></Errors><RequestID>fault</RequestID></Response>",
+                f.code
+            );
+            format!(
+                "HTTP/1.1 {} Injected\r\nContent-Type: text/xml\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{xml}",
+                f.status,
+                xml.len()
+            )
+            .into_bytes()
+        }
+        None => {
+            let mut up = tokio::net::TcpStream::connect(("127.0.0.1", upstream)).await?;
+            let mut fwd = String::new();
+            for (i, line) in head.lines().enumerate() {
+                if line.is_empty() {
+                    continue;
+                }
+                if i > 0 && line.to_ascii_lowercase().starts_with("connection:") {
+                    continue;
+                }
+                fwd.push_str(line);
+                fwd.push_str("\r\n");
+            }
+            fwd.push_str("Connection: close\r\n\r\n");
+            up.write_all(fwd.as_bytes()).await?;
+            up.write_all(&buf[head_end..]).await?;
+            let mut resp = Vec::new();
+            up.read_to_end(&mut resp).await?;
+            resp
+        }
+    };
+    conn.write_all(&response).await?;
+    conn.shutdown().await?;
+    Ok(())
 }
 
 /// One request the fake metadata service saw: method, path, and its token header.
