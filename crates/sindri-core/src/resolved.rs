@@ -92,9 +92,13 @@ impl ResolvedSpec {
     /// A short hash of everything that shapes the deployed environment: the spec and
     /// the secret values. Equal hashes mean a redeploy has nothing to change. The
     /// secret values enter the hash, never the record, and the hash is one-way.
+    ///
+    /// The `run` section is left out: it says what to run in the environment, not what
+    /// the environment is, so editing a job's command must not rebuild its machine.
     pub fn spec_hash(&self) -> String {
         let mut h = Sha256::new();
-        h.update(serde_json::to_vec(&self.spec).unwrap_or_default());
+        let environment = Spec { run: None, ..self.spec.clone() };
+        h.update(serde_json::to_vec(&environment).unwrap_or_default());
         for s in &self.secrets {
             h.update(s.name.as_bytes());
             h.update([0]);

@@ -52,6 +52,12 @@ pub fn registry() -> Registry {
         "E2B sandboxes, through E2B's API and envd (E2B_API_KEY)",
         e2b::factory,
     );
+    #[cfg(feature = "aws")]
+    r.register(
+        sindri_spec::ProviderKind::Aws,
+        "AWS EC2 instances, on-demand or spot, over SSH (AWS credential chain: env, ~/.aws, IMDS)",
+        aws::factory,
+    );
     #[cfg(feature = "local")]
     r.register(
         sindri_spec::ProviderKind::Local,

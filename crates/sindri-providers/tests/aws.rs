@@ -126,13 +126,20 @@ async fn idempotent_deploy() {
     let moto = Moto::start();
     let sshd = s::sshd::Sshd::start();
     let home = Home::with_key(&sshd.identity);
+    let secrets = tempfile::tempdir().expect("secrets dir");
     let p = AwsProvider::builder(settings())
         .env_vars(s::test_env(&moto.url(), home.path()))
         .polling(Duration::from_millis(20), 300)
         .ssh_endpoint("127.0.0.1", sshd.port)
         .ssh_user(sshd.user.clone())
+        .secrets_dir(secrets.path().display().to_string())
         .build();
-    let t = TestSpec::new(&s::unique_name("idempotent"), serde_json::json!({"ports": [8080]}));
+    let mut t = TestSpec::new(&s::unique_name("idempotent"), serde_json::json!({"ports": [8080]}));
+    t.spec.secrets.push(sindri_core::ResolvedSecret {
+        name: "IDEMPOTENT_TOKEN".into(),
+        value: sindri_core::SecretValue::new("idempotent-secret-value"),
+        mount: None,
+    });
     conformance::idempotent_deploy(&p, &t.spec).await;
 }
 
@@ -370,6 +377,7 @@ async fn resources_without_sindri_tags_are_never_listed_or_touched() {
     let e = dispatch::deploy(&p, &squat.spec, NO_WAIT, &Recorder::new()).await.expect_err("a foreign group of that name");
     assert_eq!(e.kind(), ErrorKind::Conflict, "{e}");
     assert!(w.proxy.calls("RunInstances").len() == 1, "no instance was launched for the squatted name");
+    assert!(w.proxy.calls("ImportKeyPair").len() == 1, "the conflict is found before anything is created");
     let e = dispatch::destroy(&p, &squat.record(), DestroyOptions { volumes: true }).await.expect("destroy of nothing");
     assert!(e.removed.is_empty(), "the foreign group is not removed: {e:?}");
     let sgs = w.moto.ec2("DescribeSecurityGroups", &[("Filter.1.Name", "group-name"), ("Filter.1.Value.1", &name)]);
@@ -516,7 +524,7 @@ async fn images_come_from_ssm_for_the_architecture_and_gpu() {
             },
             serde_json::json!({}),
             "t4g.small",
-            "ami-785db401",
+            "ami-0a1b2c3d4e5f6a7b8",
         ),
         (settings(), serde_json::json!({"resources": {"gpu": {"count": 1}}}), "g5.xlarge", "ami-dca37ea5"),
         (settings(), serde_json::json!({"image": "ubuntu:22.04"}), "t3.medium", "ami-785db401"),

@@ -195,9 +195,7 @@ async fn a_full_region_is_skipped_with_a_warning_and_its_volume_removed() {
     let env = setup_with("fly-failover", "", "").await;
     let spec = load(
         env.dir.path(),
-        &format!(
-            "name: fly-failover\ndeployment:\n  provider: fly\n  image: img:1\n  home: /home/dev\nproviders:\n  fly:\n    regions: [ord, iad, sjc]\n"
-        ),
+        "name: fly-failover\ndeployment:\n  provider: fly\n  image: img:1\n  home: /home/dev\nproviders:\n  fly:\n    regions: [ord, iad, sjc]\n",
     );
     env.fly.state().full_regions.insert("ord".into());
     env.fly.state().full_volume_regions.insert("iad".into());
@@ -266,7 +264,7 @@ async fn rate_limits_server_errors_and_dropped_reads_are_retried() {
     env.fly.server.inject("Volumes_list", 1, Fault::Drop);
     let d = deploy(&env).await;
     assert!(d.resource_id.is_some());
-    assert_eq!(env.fly.server.count("Apps_show") >= 2, true);
+    assert_eq!(env.fly.server.count("Apps_show"), 2, "the 429 was retried once");
     assert_eq!(env.fly.server.count("Machines_list"), 3);
     assert_eq!(env.fly.server.count("Volumes_list"), 2);
     env.fly.server.assert_clean();
@@ -380,11 +378,11 @@ async fn destroy_keeps_the_home_volume_and_app_unless_asked() {
 }
 
 #[tokio::test]
-async fn destroy_never_touches_machines_without_the_labels_nor_an_app_sindri_did_not_create() {
+async fn destroy_leaves_machines_without_the_labels_and_their_app_alone() {
     let env = setup("fly-foreign").await;
     let d = deploy(&env).await;
     {
-        // Another machine in the app, not sindri's, and the app marked as pre-existing.
+        // Another machine in the app, not sindri's.
         let mut st = env.fly.state();
         let app = st.apps.get_mut("fly-foreign").unwrap();
         let mut other = app.machines.values().next().unwrap().clone();
@@ -394,7 +392,9 @@ async fn destroy_never_touches_machines_without_the_labels_nor_an_app_sindri_did
         app.machines.insert(other.id.clone(), other);
     }
     let r = dispatch::destroy(env.provider.as_ref(), &d, DestroyOptions { volumes: true }).await.unwrap();
-    assert!(!r.removed.iter().any(|x| x.contains("foreign")), "{r:?}");
+    assert!(!r.removed.iter().any(|x| x.contains("foreign0000001")), "{r:?}");
+    assert!(!r.removed.iter().any(|x| x.starts_with("app ")), "an app that is not empty stays: {r:?}");
+    assert_eq!(r.removed.len(), 2, "sindri's machine and volume: {r:?}");
     let st = env.fly.state();
     assert!(st.apps["fly-foreign"].machines.contains_key("foreign0000001"), "the foreign machine survives");
     drop(st);

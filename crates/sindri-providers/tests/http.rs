@@ -46,7 +46,10 @@ fn client(url: &str) -> HttpClient {
 
 /// A server answering each request with the next reply of `script` (the last one
 /// repeats), counting requests.
-async fn scripted(script: Vec<(u16, serde_json::Value, Vec<(&'static str, &'static str)>)>) -> (TestServer, Arc<AtomicU32>) {
+/// One scripted answer: status, JSON body, headers.
+type Step = (u16, serde_json::Value, Vec<(&'static str, &'static str)>);
+
+async fn scripted(script: Vec<Step>) -> (TestServer, Arc<AtomicU32>) {
     let n = Arc::new(AtomicU32::new(0));
     let count = n.clone();
     let script = Arc::new(script);

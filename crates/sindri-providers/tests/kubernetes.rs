@@ -73,7 +73,10 @@ async fn plan_changes_nothing() {
     env.secret("PLAN_SECRET", "plan-secret-value-must-not-show", None);
     conformance::plan_changes_nothing(env.provider.as_ref(), &env.spec).await;
     assert!(
-        env.server.received().iter().all(|r| r.method == "PATCH" && r.query.contains("dryRun=All")),
+        env.server
+            .received()
+            .iter()
+            .all(|r| r.method == "PATCH" && r.query.contains("dryRun=All")),
         "plan wrote something: {:?}",
         env.server.received()
     );

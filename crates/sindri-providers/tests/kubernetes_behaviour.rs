@@ -19,7 +19,13 @@ use sindri_providers::conformance::{Recorder, SharedBuffer, exec_capture, wait_f
 
 fn kinds(docs: &[Value]) -> Vec<String> {
     docs.iter()
-        .map(|d| format!("{} {}", d["kind"].as_str().unwrap_or(""), d["metadata"]["name"].as_str().unwrap_or("")))
+        .map(|d| {
+            format!(
+                "{} {}",
+                d["kind"].as_str().unwrap_or(""),
+                d["metadata"]["name"].as_str().unwrap_or("")
+            )
+        })
         .collect()
 }
 
@@ -47,20 +53,39 @@ async fn applied_manifests_are_the_exported_objects_and_pass_kubernetes_validate
     env.secret("TLS_CERT", "-----BEGIN CERT-----", Some("/etc/tls/tls.pem"));
     env.server.set_nodes(vec![
         Node::new("cpu-1"),
-        Node::new("gpu-1").gpus(4).label("cloud.google.com/gke-accelerator", "nvidia-tesla-a100"),
+        Node::new("gpu-1")
+            .gpus(4)
+            .label("cloud.google.com/gke-accelerator", "nvidia-tesla-a100"),
     ]);
     let d = env.deploy().await;
     wait_for_state(env.provider.as_ref(), &d, StatusState::Running).await;
 
     let applied = env.applied();
-    assert_eq!(kinds(&applied), ["Secret full-env-secrets", "StatefulSet full-env", "Service full-env"]);
+    assert_eq!(
+        kinds(&applied),
+        [
+            "Secret full-env-secrets",
+            "StatefulSet full-env",
+            "Service full-env"
+        ]
+    );
     let exported = sindri_render::kubernetes::objects(&env.spec).expect("render");
-    assert_eq!(&applied[1..], &exported[..], "the provider applies exactly what `sindri export kubernetes` writes");
+    assert_eq!(
+        &applied[1..],
+        &exported[..],
+        "the provider applies exactly what `sindri export kubernetes` writes"
+    );
     let secret = &applied[0];
-    assert_eq!(secret["data"]["API_TOKEN"], "czNjcjN0LXRva2Vu", "base64 of the value");
+    assert_eq!(
+        secret["data"]["API_TOKEN"], "czNjcjN0LXRva2Vu",
+        "base64 of the value"
+    );
     assert_eq!(secret["type"], "Opaque");
     assert_eq!(secret["metadata"]["labels"]["sindri.managed"], "true");
-    assert_eq!(secret["metadata"]["annotations"]["sindri.spec-hash"], env.spec.spec_hash());
+    assert_eq!(
+        secret["metadata"]["annotations"]["sindri.spec-hash"],
+        env.spec.spec_hash()
+    );
     for r in env.server.received().iter().filter(|r| r.is_apply()) {
         assert!(r.query.contains("fieldManager=sindri"), "{}", r.query);
         assert!(r.query.contains("force=true"), "{}", r.query);
@@ -68,8 +93,14 @@ async fn applied_manifests_are_the_exported_objects_and_pass_kubernetes_validate
     }
     kubernetes_validate(&applied);
 
-    let pod = env.server.object("pods", "team-a", "full-env-0").expect("pod");
-    assert_eq!(pod["spec"]["nodeName"], "gpu-1", "the GPU pod lands on the GPU node");
+    let pod = env
+        .server
+        .object("pods", "team-a", "full-env-0")
+        .expect("pod");
+    assert_eq!(
+        pod["spec"]["nodeName"], "gpu-1",
+        "the GPU pod lands on the GPU node"
+    );
 }
 
 #[tokio::test]
@@ -86,17 +117,39 @@ async fn secrets_reach_the_pod_and_never_the_plan() {
     let mut env = Env::new("sec", json!({}), json!({})).await;
     env.secret("API_TOKEN", "value-in-env-1", None);
     env.secret("SSH_KEY", "value-in-file-2", Some("/root/.ssh/id_ed25519"));
-    let plan = dispatch::plan(env.provider.as_ref(), &env.spec, None).await.expect("plan");
+    let plan = dispatch::plan(env.provider.as_ref(), &env.spec, None)
+        .await
+        .expect("plan");
     let text = serde_json::to_string(&plan).expect("json");
-    assert!(!text.contains("value-in-env-1") && !text.contains("dmFsdWUtaW4tZW52LTE"), "{text}");
-    let secret_artifact = plan.artifacts.iter().find(|a| a.name == "sec-secrets.yaml").expect("secret artifact");
-    assert!(secret_artifact.content.contains("API_TOKEN: <redacted>"), "{}", secret_artifact.content);
+    assert!(
+        !text.contains("value-in-env-1") && !text.contains("dmFsdWUtaW4tZW52LTE"),
+        "{text}"
+    );
+    let secret_artifact = plan
+        .artifacts
+        .iter()
+        .find(|a| a.name == "sec-secrets.yaml")
+        .expect("secret artifact");
+    assert!(
+        secret_artifact.content.contains("API_TOKEN: <redacted>"),
+        "{}",
+        secret_artifact.content
+    );
 
     let d = env.deploy().await;
     let p = env.provider.as_ref();
-    let out = exec_capture(p, &d, &ExecCommand::shell("echo \"$API_TOKEN\""), None).await.expect("exec");
+    let out = exec_capture(p, &d, &ExecCommand::shell("echo \"$API_TOKEN\""), None)
+        .await
+        .expect("exec");
     assert_eq!(out.out(), "value-in-env-1\n");
-    let out = exec_capture(p, &d, &ExecCommand::new(["cat", "/root/.ssh/id_ed25519"]), None).await.expect("exec");
+    let out = exec_capture(
+        p,
+        &d,
+        &ExecCommand::new(["cat", "/root/.ssh/id_ed25519"]),
+        None,
+    )
+    .await
+    .expect("exec");
     assert_eq!(out.out(), "value-in-file-2");
 }
 
@@ -105,20 +158,48 @@ async fn a_changed_secret_value_updates_the_secret_and_restarts_the_pod() {
     let mut env = Env::new("rotate", json!({}), json!({})).await;
     env.secret("TOKEN", "first", None);
     let d = env.deploy().await;
-    let uid = |env: &Env| env.server.object("pods", "default", "rotate-0").map(|p| p["metadata"]["uid"].clone());
+    let uid = |env: &Env| {
+        env.server
+            .object("pods", "default", "rotate-0")
+            .map(|p| p["metadata"]["uid"].clone())
+    };
     let before = uid(&env);
 
     env.spec.secrets[0].value = sindri_core::SecretValue::new("second");
-    let plan = dispatch::plan(env.provider.as_ref(), &env.spec, Some(&d)).await.expect("plan");
-    let secret_step = plan.steps.iter().find(|s| s.resource == "Secret rotate-secrets").expect("secret step");
+    let plan = dispatch::plan(env.provider.as_ref(), &env.spec, Some(&d))
+        .await
+        .expect("plan");
+    let secret_step = plan
+        .steps
+        .iter()
+        .find(|s| s.resource == "Secret rotate-secrets")
+        .expect("secret step");
     assert_eq!(secret_step.action, PlanAction::Update);
-    assert!(secret_step.reason.as_deref().unwrap_or("").contains("secret values changed"), "{secret_step:?}");
-    let sts = plan.steps.iter().find(|s| s.resource == "StatefulSet rotate").expect("sts step");
+    assert!(
+        secret_step
+            .reason
+            .as_deref()
+            .unwrap_or("")
+            .contains("secret values changed"),
+        "{secret_step:?}"
+    );
+    let sts = plan
+        .steps
+        .iter()
+        .find(|s| s.resource == "StatefulSet rotate")
+        .expect("sts step");
     assert_eq!(sts.action, PlanAction::Keep, "{plan:?}");
 
     let d = env.deploy().await;
     assert_ne!(uid(&env), before, "the pod was restarted");
-    let out = exec_capture(env.provider.as_ref(), &d, &ExecCommand::shell("echo \"$TOKEN\""), None).await.expect("exec");
+    let out = exec_capture(
+        env.provider.as_ref(),
+        &d,
+        &ExecCommand::shell("echo \"$TOKEN\""),
+        None,
+    )
+    .await
+    .expect("exec");
     assert_eq!(out.out(), "second\n");
 }
 
@@ -127,20 +208,47 @@ async fn stop_scales_to_zero_keeping_the_home_volume_and_start_brings_it_back() 
     let env = Env::new("pause", json!({}), json!({})).await;
     let d = env.deploy().await;
     let p = env.provider.as_ref();
-    let w = exec_capture(p, &d, &ExecCommand::shell("echo kept > /root/note.txt"), None).await.expect("write");
+    let w = exec_capture(
+        p,
+        &d,
+        &ExecCommand::shell("echo kept > /root/note.txt"),
+        None,
+    )
+    .await
+    .expect("write");
     assert_eq!(w.code, 0);
     dispatch::stop(p, &d).await.expect("stop");
-    assert_eq!(env.server.object("statefulsets", "default", "pause").unwrap()["spec"]["replicas"], 0);
-    assert!(env.server.object("pods", "default", "pause-0").is_none(), "the pod is gone");
-    assert!(env.server.object("persistentvolumeclaims", "default", "home-pause-0").is_some(), "the home claim stays");
+    assert_eq!(
+        env.server
+            .object("statefulsets", "default", "pause")
+            .unwrap()["spec"]["replicas"],
+        0
+    );
+    assert!(
+        env.server.object("pods", "default", "pause-0").is_none(),
+        "the pod is gone"
+    );
+    assert!(
+        env.server
+            .object("persistentvolumeclaims", "default", "home-pause-0")
+            .is_some(),
+        "the home claim stays"
+    );
     let s = dispatch::status(p, &d).await.expect("status");
     assert_eq!(s.state, StatusState::Stopped);
-    let e = exec_capture(p, &d, &ExecCommand::new(["true"]), None).await.expect_err("exec when stopped");
+    let e = exec_capture(p, &d, &ExecCommand::new(["true"]), None)
+        .await
+        .expect_err("exec when stopped");
     assert!(e.message().contains("stopped"), "{e}");
 
     dispatch::start(p, &d).await.expect("start");
-    assert_eq!(dispatch::status(p, &d).await.expect("status").state, StatusState::Running);
-    let r = exec_capture(p, &d, &ExecCommand::new(["cat", "/root/note.txt"]), None).await.expect("read");
+    assert_eq!(
+        dispatch::status(p, &d).await.expect("status").state,
+        StatusState::Running
+    );
+    let r = exec_capture(p, &d, &ExecCommand::new(["cat", "/root/note.txt"]), None)
+        .await
+        .expect("read");
     assert_eq!(r.out(), "kept\n");
 }
 
@@ -149,19 +257,43 @@ async fn destroy_keeps_volume_claims_unless_asked() {
     let env = Env::new("keep", json!({"ports": [8080]}), json!({})).await;
     let d = env.deploy().await;
     let p = env.provider.as_ref();
-    let first = dispatch::destroy(p, &d, DestroyOptions { volumes: false }).await.expect("destroy");
+    let first = dispatch::destroy(p, &d, DestroyOptions { volumes: false })
+        .await
+        .expect("destroy");
     let mut removed = first.removed.clone();
     removed.sort();
-    assert_eq!(removed, ["Secret keep-secrets", "Service keep", "StatefulSet keep"]);
+    assert_eq!(
+        removed,
+        ["Secret keep-secrets", "Service keep", "StatefulSet keep"]
+    );
     assert_eq!(first.kept.len(), 1, "{first:?}");
-    assert!(first.kept[0].starts_with("PersistentVolumeClaim home-keep-0"), "{first:?}");
-    assert!(first.kept[0].contains("--volumes"), "says how to remove it: {first:?}");
-    assert!(env.server.object("persistentvolumeclaims", "default", "home-keep-0").is_some());
-    assert_eq!(dispatch::status(p, &d).await.unwrap().state, StatusState::Missing);
+    assert!(
+        first.kept[0].starts_with("PersistentVolumeClaim home-keep-0"),
+        "{first:?}"
+    );
+    assert!(
+        first.kept[0].contains("--volumes"),
+        "says how to remove it: {first:?}"
+    );
+    assert!(
+        env.server
+            .object("persistentvolumeclaims", "default", "home-keep-0")
+            .is_some()
+    );
+    assert_eq!(
+        dispatch::status(p, &d).await.unwrap().state,
+        StatusState::Missing
+    );
 
-    let second = dispatch::destroy(p, &d, DestroyOptions { volumes: true }).await.expect("destroy --volumes");
+    let second = dispatch::destroy(p, &d, DestroyOptions { volumes: true })
+        .await
+        .expect("destroy --volumes");
     assert_eq!(second.removed, ["PersistentVolumeClaim home-keep-0"]);
-    assert!(env.server.object("persistentvolumeclaims", "default", "home-keep-0").is_none());
+    assert!(
+        env.server
+            .object("persistentvolumeclaims", "default", "home-keep-0")
+            .is_none()
+    );
 }
 
 #[tokio::test]
@@ -173,21 +305,43 @@ async fn an_object_sindri_did_not_create_is_refused_and_left_alone() {
         json!({"metadata": {"name": "taken", "labels": {"app": "theirs"}}, "spec": {"replicas": 3}}),
     );
     let p = env.provider.as_ref();
-    let e = dispatch::deploy(p, &env.spec, DeployOptions::default(), &Recorder::new()).await.expect_err("conflict");
+    let e = dispatch::deploy(p, &env.spec, DeployOptions::default(), &Recorder::new())
+        .await
+        .expect_err("conflict");
     assert_eq!(e.kind(), ErrorKind::Conflict, "{e}");
-    assert!(e.message().contains("StatefulSet named `taken`") && e.message().contains("not created by sindri"), "{e}");
-    let e = dispatch::plan(p, &env.spec, None).await.expect_err("plan refuses too");
+    assert!(
+        e.message().contains("StatefulSet named `taken`")
+            && e.message().contains("not created by sindri"),
+        "{e}"
+    );
+    let e = dispatch::plan(p, &env.spec, None)
+        .await
+        .expect_err("plan refuses too");
     assert_eq!(e.kind(), ErrorKind::Conflict);
     assert!(
-        env.server.received().iter().all(|r| !r.path.contains("statefulsets")),
+        env.server
+            .received()
+            .iter()
+            .all(|r| !r.path.contains("statefulsets")),
         "nothing was sent for their StatefulSet: {:?}",
         env.server.received()
     );
-    assert_eq!(env.server.object("statefulsets", "default", "taken").unwrap()["spec"]["replicas"], 3);
+    assert_eq!(
+        env.server
+            .object("statefulsets", "default", "taken")
+            .unwrap()["spec"]["replicas"],
+        3
+    );
     // And destroy does not touch it either.
     let d = sindri_providers::conformance::never_deployed(p, &env.spec);
-    dispatch::destroy(p, &d, DestroyOptions { volumes: true }).await.expect("destroy");
-    assert!(env.server.object("statefulsets", "default", "taken").is_some());
+    dispatch::destroy(p, &d, DestroyOptions { volumes: true })
+        .await
+        .expect("destroy");
+    assert!(
+        env.server
+            .object("statefulsets", "default", "taken")
+            .is_some()
+    );
 }
 
 #[tokio::test]
@@ -198,18 +352,34 @@ async fn another_projects_environment_of_the_same_name_is_refused() {
         "default",
         json!({"metadata": {"name": "shared-secrets", "labels": {"sindri.managed": "true", "sindri.environment": "shared", "sindri.project": "0123456789ab"}}}),
     );
-    let e = dispatch::deploy(env.provider.as_ref(), &env.spec, DeployOptions::default(), &Recorder::new())
-        .await
-        .expect_err("conflict");
+    let e = dispatch::deploy(
+        env.provider.as_ref(),
+        &env.spec,
+        DeployOptions::default(),
+        &Recorder::new(),
+    )
+    .await
+    .expect_err("conflict");
     assert_eq!(e.kind(), ErrorKind::Conflict);
-    assert!(e.message().contains("another project (project id 0123456789ab)"), "{e}");
+    assert!(
+        e.message()
+            .contains("another project (project id 0123456789ab)"),
+        "{e}"
+    );
 }
 
 #[tokio::test]
 async fn an_image_that_cannot_be_pulled_fails_the_deploy_and_status_says_why() {
-    let env = Env::new("pull", json!({"image": "registry.example/does-not-exist:1"}), json!({})).await;
+    let env = Env::new(
+        "pull",
+        json!({"image": "registry.example/does-not-exist:1"}),
+        json!({}),
+    )
+    .await;
     let p = env.provider.as_ref();
-    let e = dispatch::deploy(p, &env.spec, DeployOptions::default(), &Recorder::new()).await.expect_err("pull fails");
+    let e = dispatch::deploy(p, &env.spec, DeployOptions::default(), &Recorder::new())
+        .await
+        .expect_err("pull fails");
     assert_eq!(e.kind(), ErrorKind::Platform, "{e}");
     assert!(e.message().contains("cannot be pulled"), "{e}");
     assert!(e.hint().unwrap_or("").contains("sindri k8s load"), "{e:?}");
@@ -217,31 +387,62 @@ async fn an_image_that_cannot_be_pulled_fails_the_deploy_and_status_says_why() {
     let s = dispatch::status(p, &d).await.expect("status");
     assert_eq!(s.state, StatusState::Failed);
     let m = s.message.unwrap_or_default();
-    assert!(m.contains("ImagePullBackOff") && m.contains("does-not-exist"), "{m}");
+    assert!(
+        m.contains("cannot be pulled") && m.contains("does-not-exist:1"),
+        "{m}"
+    );
 }
 
 #[tokio::test]
 async fn a_crash_loop_is_explained_with_the_last_log_lines() {
     let env = Env::new("crash", json!({"image": "acme/crashloop:2"}), json!({})).await;
     let p = env.provider.as_ref();
-    let e = dispatch::deploy(p, &env.spec, DeployOptions::default(), &Recorder::new()).await.expect_err("crash");
-    assert!(e.message().contains("CrashLoopBackOff, last exit code 1, restarted 3 times"), "{e}");
-    assert!(e.message().contains("fatal: /etc/app/config.yaml: no such file"), "{e}");
+    let e = dispatch::deploy(p, &env.spec, DeployOptions::default(), &Recorder::new())
+        .await
+        .expect_err("crash");
+    assert!(
+        e.message()
+            .contains("CrashLoopBackOff, last exit code 1, restarted 3 times"),
+        "{e}"
+    );
+    assert!(
+        e.message()
+            .contains("fatal: /etc/app/config.yaml: no such file"),
+        "{e}"
+    );
     let d = sindri_providers::conformance::never_deployed(p, &env.spec);
     let s = dispatch::status(p, &d).await.expect("status");
     assert_eq!(s.state, StatusState::Failed);
-    assert!(s.message.unwrap_or_default().contains("last log lines:\nstarting the server\nfatal"));
+    assert!(
+        s.message
+            .unwrap_or_default()
+            .contains("last log lines:\nstarting the server\nfatal")
+    );
 }
 
 #[tokio::test]
 async fn no_free_gpu_is_a_capacity_error_and_a_pending_status() {
-    let env = Env::new("gpu", json!({"resources": {"gpu": {"count": 2}}}), json!({})).await;
+    let env = Env::new(
+        "gpu",
+        json!({"resources": {"gpu": {"count": 2}}}),
+        json!({}),
+    )
+    .await;
     env.server.set_nodes(vec![Node::new("small-gpu").gpus(1)]);
     let p = env.provider.as_ref();
-    let e = dispatch::deploy(p, &env.spec, DeployOptions::default(), &Recorder::new()).await.expect_err("no gpu");
+    let e = dispatch::deploy(p, &env.spec, DeployOptions::default(), &Recorder::new())
+        .await
+        .expect_err("no gpu");
     assert_eq!(e.kind(), ErrorKind::Capacity, "{e}");
-    assert!(e.message().contains("no node has 2 free nvidia.com/gpu GPU(s)"), "{e}");
-    assert!(e.message().contains("Insufficient nvidia.com/gpu"), "the scheduler's words are kept: {e}");
+    assert!(
+        e.message()
+            .contains("no node has 2 free nvidia.com/gpu GPU(s)"),
+        "{e}"
+    );
+    assert!(
+        e.message().contains("Insufficient nvidia.com/gpu"),
+        "the scheduler's words are kept: {e}"
+    );
     let d = sindri_providers::conformance::never_deployed(p, &env.spec);
     let s = dispatch::status(p, &d).await.expect("status");
     assert_eq!(s.state, StatusState::Starting);
@@ -250,34 +451,83 @@ async fn no_free_gpu_is_a_capacity_error_and_a_pending_status() {
 
 #[tokio::test]
 async fn a_node_selector_no_node_matches_is_explained() {
-    let env = Env::new("sel", json!({}), json!({"node_selector": {"pool": "gpu-a100"}})).await;
-    let e = dispatch::deploy(env.provider.as_ref(), &env.spec, DeployOptions::default(), &Recorder::new())
-        .await
-        .expect_err("unschedulable");
+    let env = Env::new(
+        "sel",
+        json!({}),
+        json!({"node_selector": {"pool": "gpu-a100"}}),
+    )
+    .await;
+    let e = dispatch::deploy(
+        env.provider.as_ref(),
+        &env.spec,
+        DeployOptions::default(),
+        &Recorder::new(),
+    )
+    .await
+    .expect_err("unschedulable");
     assert_eq!(e.kind(), ErrorKind::Capacity);
-    assert!(e.message().contains("no node matches the node selector pool=gpu-a100"), "{e}");
+    assert!(
+        e.message()
+            .contains("no node matches the node selector pool=gpu-a100"),
+        "{e}"
+    );
 }
 
 #[tokio::test]
 async fn deploy_reports_its_phases_and_waits_for_the_ready_pod() {
     let env = Env::new("phases", json!({}), json!({})).await;
     let rec = Recorder::new();
-    let d = dispatch::deploy(env.provider.as_ref(), &env.spec, DeployOptions::default(), &rec).await.expect("deploy");
-    assert_eq!(rec.finished(), ["check existing objects", "apply objects", "wait for ready"]);
-    assert!(rec.messages().iter().any(|m| m == "create StatefulSet phases"), "{:?}", rec.messages());
-    let pod = env.server.object("pods", "default", "phases-0").expect("pod");
+    let d = dispatch::deploy(
+        env.provider.as_ref(),
+        &env.spec,
+        DeployOptions::default(),
+        &rec,
+    )
+    .await
+    .expect("deploy");
+    assert_eq!(
+        rec.finished(),
+        ["check existing objects", "apply objects", "wait for ready"]
+    );
     assert!(
-        pod["status"]["conditions"].as_array().unwrap().iter().any(|c| c["type"] == "Ready" && c["status"] == "True"),
+        rec.messages()
+            .iter()
+            .any(|m| m == "create StatefulSet phases"),
+        "{:?}",
+        rec.messages()
+    );
+    let pod = env
+        .server
+        .object("pods", "default", "phases-0")
+        .expect("pod");
+    assert!(
+        pod["status"]["conditions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["type"] == "Ready" && c["status"] == "True"),
         "deploy returned only once the pod was ready"
     );
     assert!(
-        env.server.requests().iter().any(|r| r.starts_with("GET /api/v1/namespaces/default/pods?") && r.contains("watch=true")),
+        env.server
+            .requests()
+            .iter()
+            .any(|r| r.starts_with("GET /api/v1/namespaces/default/pods?")
+                && r.contains("watch=true")),
         "readiness is watched"
     );
-    assert_eq!(d.details.get("workload").map(String::as_str), Some("StatefulSet/phases"));
-    let no_wait = dispatch::deploy(env.provider.as_ref(), &env.spec, DeployOptions { wait: false }, &Recorder::new())
-        .await
-        .expect("deploy without waiting");
+    assert_eq!(
+        d.details.get("workload").map(String::as_str),
+        Some("StatefulSet/phases")
+    );
+    let no_wait = dispatch::deploy(
+        env.provider.as_ref(),
+        &env.spec,
+        DeployOptions { wait: false },
+        &Recorder::new(),
+    )
+    .await
+    .expect("deploy without waiting");
     assert_eq!(no_wait.resource_id, d.resource_id);
 }
 
@@ -297,7 +547,9 @@ async fn connect_has_a_tty_and_forwards_resizes() {
     let provider = env.provider.clone();
     let session = tokio::spawn(async move { dispatch::connect(provider.as_ref(), &d, io).await });
     use tokio::io::AsyncWriteExt;
-    keys.write_all(b"echo hello-from-the-shell; echo oops >&2\n").await.unwrap();
+    keys.write_all(b"echo hello-from-the-shell; echo oops >&2\n")
+        .await
+        .unwrap();
     let mut seen = false;
     for _ in 0..200 {
         if out.text().contains("oops") {
@@ -317,19 +569,41 @@ async fn connect_has_a_tty_and_forwards_resizes() {
     keys.write_all(b"exit 7\n").await.unwrap();
     let code = session.await.unwrap().expect("connect");
     assert_eq!(code, 7, "the shell's exit code");
-    assert!(out.text().contains("hello-from-the-shell\n"), "{}", out.text());
-    assert!(out.text().contains("oops"), "with a TTY, stderr shows on the terminal: {}", out.text());
-    assert_eq!(env.server.resizes(), [(80, 24), (132, 43)], "the initial size, then the resize");
-    assert!(env.server.exec_protocols().iter().all(|p| p == "v5.channel.k8s.io"));
+    assert!(
+        out.text().contains("hello-from-the-shell\n"),
+        "{}",
+        out.text()
+    );
+    assert!(
+        out.text().contains("oops"),
+        "with a TTY, stderr shows on the terminal: {}",
+        out.text()
+    );
+    assert_eq!(
+        env.server.resizes(),
+        [(80, 24), (132, 43)],
+        "the initial size, then the resize"
+    );
+    assert!(
+        env.server
+            .exec_protocols()
+            .iter()
+            .all(|p| p == "v5.channel.k8s.io")
+    );
 }
 
 #[tokio::test]
 async fn a_missing_program_is_an_error_not_an_exit_code() {
     let env = Env::new("noprog", json!({}), json!({})).await;
     let d = env.deploy().await;
-    let e = exec_capture(env.provider.as_ref(), &d, &ExecCommand::new(["no-such-tool", "x"]), None)
-        .await
-        .expect_err("missing program");
+    let e = exec_capture(
+        env.provider.as_ref(),
+        &d,
+        &ExecCommand::new(["no-such-tool", "x"]),
+        None,
+    )
+    .await
+    .expect_err("missing program");
     assert_eq!(e.kind(), ErrorKind::Platform);
     assert!(e.message().contains("executable file not found"), "{e}");
 }
@@ -342,9 +616,17 @@ async fn logs_follow_streams_until_the_pod_stops_and_tail_limits() {
         env.server.append_log("logs-0", &format!("line {i}"));
     }
     let mut tail = SharedBuffer::default();
-    dispatch::logs(env.provider.as_ref(), &d, LogOptions { follow: false, tail: Some(2) }, &mut tail)
-        .await
-        .expect("logs");
+    dispatch::logs(
+        env.provider.as_ref(),
+        &d,
+        LogOptions {
+            follow: false,
+            tail: Some(2),
+        },
+        &mut tail,
+    )
+    .await
+    .expect("logs");
     assert_eq!(tail.text(), "line 4\nline 5\n");
 
     let followed = SharedBuffer::default();
@@ -352,7 +634,16 @@ async fn logs_follow_streams_until_the_pod_stops_and_tail_limits() {
     let d2 = d.clone();
     let mut sink = followed.clone();
     let task = tokio::spawn(async move {
-        dispatch::logs(provider.as_ref(), &d2, LogOptions { follow: true, tail: None }, &mut sink).await
+        dispatch::logs(
+            provider.as_ref(),
+            &d2,
+            LogOptions {
+                follow: true,
+                tail: None,
+            },
+            &mut sink,
+        )
+        .await
     });
     for _ in 0..200 {
         if followed.text().contains("line 5") {
@@ -367,10 +658,15 @@ async fn logs_follow_streams_until_the_pod_stops_and_tail_limits() {
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    dispatch::stop(env.provider.as_ref(), &d).await.expect("stop");
+    dispatch::stop(env.provider.as_ref(), &d)
+        .await
+        .expect("stop");
     task.await.unwrap().expect("follow ends when the pod stops");
     let text = followed.text();
-    assert!(text.starts_with("container logs started\nline 1\n"), "{text}");
+    assert!(
+        text.starts_with("container logs started\nline 1\n"),
+        "{text}"
+    );
     assert!(text.ends_with("line 5\nafter follow started\n"), "{text}");
 }
 
@@ -380,29 +676,79 @@ async fn plans_name_changed_fields_removed_ports_and_replaced_volumes() {
     let d = env.deploy().await;
     let p = env.provider.clone();
 
-    env.spec.spec.deployment.env.insert("NEW_VAR".into(), "1".into());
-    let plan = dispatch::plan(p.as_ref(), &env.spec, Some(&d)).await.expect("plan");
-    let sts = plan.steps.iter().find(|s| s.resource == "StatefulSet plans").unwrap();
+    env.spec
+        .spec
+        .deployment
+        .env
+        .insert("NEW_VAR".into(), "1".into());
+    let plan = dispatch::plan(p.as_ref(), &env.spec, Some(&d))
+        .await
+        .expect("plan");
+    let sts = plan
+        .steps
+        .iter()
+        .find(|s| s.resource == "StatefulSet plans")
+        .unwrap();
     assert_eq!(sts.action, PlanAction::Update);
-    assert!(sts.reason.as_deref().unwrap().contains("spec.template.spec.containers[0].env"), "{sts:?}");
+    assert!(
+        sts.reason
+            .as_deref()
+            .unwrap()
+            .contains("spec.template.spec.containers[0].env"),
+        "{sts:?}"
+    );
 
     env.spec.spec.deployment.ports.clear();
-    let plan = dispatch::plan(p.as_ref(), &env.spec, Some(&d)).await.expect("plan");
-    let svc = plan.steps.iter().find(|s| s.resource == "Service plans").expect("service step");
+    let plan = dispatch::plan(p.as_ref(), &env.spec, Some(&d))
+        .await
+        .expect("plan");
+    let svc = plan
+        .steps
+        .iter()
+        .find(|s| s.resource == "Service plans")
+        .expect("service step");
     assert_eq!(svc.action, PlanAction::Delete);
     env.deploy().await;
-    assert!(env.server.object("services", "default", "plans").is_none(), "the Service is gone");
+    assert!(
+        env.server.object("services", "default", "plans").is_none(),
+        "the Service is gone"
+    );
 
     env.spec.spec.deployment.resources.disk = Some("50GiB".parse().unwrap());
-    let plan = dispatch::plan(p.as_ref(), &env.spec, Some(&d)).await.expect("plan");
-    let sts = plan.steps.iter().find(|s| s.resource == "StatefulSet plans").unwrap();
+    let plan = dispatch::plan(p.as_ref(), &env.spec, Some(&d))
+        .await
+        .expect("plan");
+    let sts = plan
+        .steps
+        .iter()
+        .find(|s| s.resource == "StatefulSet plans")
+        .unwrap();
     assert_eq!(sts.action, PlanAction::Replace, "{plan:?}");
-    assert!(sts.reason.as_deref().unwrap().contains("volumes changed"), "{sts:?}");
-    let before = env.server.object("statefulsets", "default", "plans").unwrap()["metadata"]["uid"].clone();
+    assert!(
+        sts.reason.as_deref().unwrap().contains("volumes changed"),
+        "{sts:?}"
+    );
+    let before = env
+        .server
+        .object("statefulsets", "default", "plans")
+        .unwrap()["metadata"]["uid"]
+        .clone();
     let d = env.deploy().await;
-    assert_ne!(env.server.object("statefulsets", "default", "plans").unwrap()["metadata"]["uid"], before);
-    assert!(env.server.object("persistentvolumeclaims", "default", "home-plans-0").is_some(), "the volume survives");
-    let plan = dispatch::plan(p.as_ref(), &env.spec, Some(&d)).await.expect("plan");
+    assert_ne!(
+        env.server
+            .object("statefulsets", "default", "plans")
+            .unwrap()["metadata"]["uid"],
+        before
+    );
+    assert!(
+        env.server
+            .object("persistentvolumeclaims", "default", "home-plans-0")
+            .is_some(),
+        "the volume survives"
+    );
+    let plan = dispatch::plan(p.as_ref(), &env.spec, Some(&d))
+        .await
+        .expect("plan");
     assert!(plan.is_noop(), "{:?}", plan.steps);
 }
 
@@ -412,18 +758,45 @@ async fn an_overridden_template_is_applied_document_by_document() {
     let templates = env.dir.path().join(".sindri/templates");
     std::fs::create_dir_all(&templates).unwrap();
     let builtin = sindri_render::builtin_template("kubernetes.yaml").unwrap();
-    let extra = "\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ name }}-extra\n  labels: {{ labels }}\ndata:\n  greeting: hello\n";
-    std::fs::write(templates.join("kubernetes.yaml"), format!("{builtin}{extra}")).unwrap();
+    let extra = "\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ name ~ \"-extra\" }}\n  labels: {{ labels }}\ndata:\n  greeting: hello\n";
+    std::fs::write(
+        templates.join("kubernetes.yaml"),
+        format!("{builtin}{extra}"),
+    )
+    .unwrap();
     env.refresh_provider();
     let d = env.deploy().await;
     let applied = env.applied();
-    assert_eq!(kinds(&applied), ["Secret custom-secrets", "StatefulSet custom", "ConfigMap custom-extra"]);
+    assert_eq!(
+        kinds(&applied),
+        [
+            "Secret custom-secrets",
+            "StatefulSet custom",
+            "ConfigMap custom-extra"
+        ]
+    );
     kubernetes_validate(&applied);
-    let report = dispatch::destroy(env.provider.as_ref(), &d, DestroyOptions { volumes: true }).await.unwrap();
-    assert!(report.removed.contains(&"ConfigMap custom-extra".to_string()), "{report:?}");
+    let report = dispatch::destroy(env.provider.as_ref(), &d, DestroyOptions { volumes: true })
+        .await
+        .unwrap();
+    assert!(
+        report
+            .removed
+            .contains(&"ConfigMap custom-extra".to_string()),
+        "{report:?}"
+    );
 
-    std::fs::write(templates.join("kubernetes.yaml"), format!("{builtin}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: unlabelled\n")).unwrap();
-    let e = dispatch::plan(env.provider.as_ref(), &env.spec, None).await.expect_err("unlabelled object");
+    std::fs::write(
+        templates.join("kubernetes.yaml"),
+        format!("{builtin}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: unlabelled\n"),
+    )
+    .unwrap();
+    let e = dispatch::plan(env.provider.as_ref(), &env.spec, None)
+        .await
+        .expect_err("unlabelled object");
     assert_eq!(e.kind(), ErrorKind::Invalid);
-    assert!(e.message().contains("ConfigMap unlabelled") && e.message().contains("ownership labels"), "{e}");
+    assert!(
+        e.message().contains("ConfigMap unlabelled") && e.message().contains("ownership labels"),
+        "{e}"
+    );
 }

@@ -18,9 +18,14 @@ use sindri_providers::kubernetes::{KubernetesProvider, Timeouts};
 use sindri_spec::KubernetesSettings;
 
 async fn deploy_err(env: &Env) -> sindri_core::Error {
-    dispatch::deploy(env.provider.as_ref(), &env.spec, DeployOptions::default(), &Recorder::new())
-        .await
-        .expect_err("deploy must fail")
+    dispatch::deploy(
+        env.provider.as_ref(),
+        &env.spec,
+        DeployOptions::default(),
+        &Recorder::new(),
+    )
+    .await
+    .expect_err("deploy must fail")
 }
 
 #[tokio::test]
@@ -36,20 +41,38 @@ async fn an_unreachable_api_server_is_unavailable_and_named() {
     // Default timeouts: what a user gets.
     let p = KubernetesProvider::new(KubernetesSettings::default()).with_kubeconfig(kubeconfig);
     let spec = make_spec(dir.path(), "dev", json!({}), json!({}));
-    let e = dispatch::status(&p, &never_deployed(&p, &spec)).await.expect_err("unreachable");
+    let e = dispatch::status(&p, &never_deployed(&p, &spec))
+        .await
+        .expect_err("unreachable");
     assert_eq!(e.kind(), ErrorKind::Unavailable, "{e}");
-    assert!(e.message().contains(&server), "names the server from the kubeconfig: {e}");
+    assert!(
+        e.message().contains(&server),
+        "names the server from the kubeconfig: {e}"
+    );
     assert!(e.message().contains("context `test`"), "{e}");
-    assert!(e.hint().unwrap_or("").contains("kubectl cluster-info --context test"), "{e:?}");
+    assert!(
+        e.hint()
+            .unwrap_or("")
+            .contains("kubectl cluster-info --context test"),
+        "{e:?}"
+    );
     let checks = p.check().await;
-    assert!(checks.iter().any(|c| c.name == "api server" && c.status == sindri_core::CheckStatus::Fail), "{checks:?}");
+    assert!(
+        checks
+            .iter()
+            .any(|c| c.name == "api server" && c.status == sindri_core::CheckStatus::Fail),
+        "{checks:?}"
+    );
 }
 
 #[tokio::test]
 async fn a_server_that_never_answers_times_out_instead_of_hanging() {
     let env = Env::new("hang", json!({}), json!({})).await;
     env.server.fault(Fault::hang("GET", "/statefulsets/hang"));
-    let timeouts = Timeouts { request: Duration::from_secs(1), ..test_timeouts() };
+    let timeouts = Timeouts {
+        request: Duration::from_secs(1),
+        ..test_timeouts()
+    };
     let p = kube_server::fixture::provider_for(&env.server, env.dir.path(), &env.spec, timeouts);
     let e = dispatch::status(p.as_ref(), &never_deployed(p.as_ref(), &env.spec))
         .await
@@ -71,17 +94,37 @@ async fn an_rbac_denial_names_the_verb_the_resource_and_the_namespace() {
     ));
     let e = deploy_err(&env).await;
     assert_eq!(e.kind(), ErrorKind::Auth, "{e}");
-    assert!(e.message().contains("RBAC denied `patch` on statefulsets.apps in namespace `team-a`"), "{e}");
-    assert!(e.message().contains("User \"alice\" cannot patch"), "the server's words are kept: {e}");
-    assert!(e.hint().unwrap_or("").contains("kubectl auth can-i patch statefulsets.apps -n team-a"), "{e:?}");
+    assert!(
+        e.message()
+            .contains("RBAC denied `patch` on statefulsets.apps in namespace `team-a`"),
+        "{e}"
+    );
+    assert!(
+        e.message().contains("User \"alice\" cannot patch"),
+        "the server's words are kept: {e}"
+    );
+    assert!(
+        e.hint()
+            .unwrap_or("")
+            .contains("kubectl auth can-i patch statefulsets.apps -n team-a"),
+        "{e:?}"
+    );
 }
 
 #[tokio::test]
 async fn exec_denied_by_rbac_names_pods_exec() {
     let env = Env::new("noexec", json!({}), json!({})).await;
     let d = env.deploy().await;
-    env.server.fault(Fault::new("GET", "/pods/noexec-0/exec", 403, "Forbidden", "pods \"noexec-0\" is forbidden: User \"bob\" cannot create resource \"pods/exec\""));
-    let e = exec_capture(env.provider.as_ref(), &d, &ExecCommand::new(["true"]), None).await.expect_err("denied");
+    env.server.fault(Fault::new(
+        "GET",
+        "/pods/noexec-0/exec",
+        403,
+        "Forbidden",
+        "pods \"noexec-0\" is forbidden: User \"bob\" cannot create resource \"pods/exec\"",
+    ));
+    let e = exec_capture(env.provider.as_ref(), &d, &ExecCommand::new(["true"]), None)
+        .await
+        .expect_err("denied");
     assert_eq!(e.kind(), ErrorKind::Auth);
     assert!(e.message().contains("`create` on pods/exec"), "{e}");
 }
@@ -89,10 +132,19 @@ async fn exec_denied_by_rbac_names_pods_exec() {
 #[tokio::test]
 async fn expired_credentials_are_an_auth_error() {
     let env = Env::new("expired", json!({}), json!({})).await;
-    env.server.fault(Fault::new("GET", "/secrets/", 401, "Unauthorized", "Unauthorized"));
+    env.server.fault(Fault::new(
+        "GET",
+        "/secrets/",
+        401,
+        "Unauthorized",
+        "Unauthorized",
+    ));
     let e = deploy_err(&env).await;
     assert_eq!(e.kind(), ErrorKind::Auth);
-    assert!(e.message().contains("401 Unauthorized") && e.message().contains("context `test`"), "{e}");
+    assert!(
+        e.message().contains("401 Unauthorized") && e.message().contains("context `test`"),
+        "{e}"
+    );
 }
 
 #[tokio::test]
@@ -104,21 +156,45 @@ async fn a_409_from_the_server_is_a_conflict() {
     );
     let e = deploy_err(&env).await;
     assert_eq!(e.kind(), ErrorKind::Conflict, "{e}");
-    assert!(e.message().contains("409 Conflict") && e.message().contains("has been modified"), "{e}");
+    assert!(
+        e.message().contains("409 Conflict") && e.message().contains("has been modified"),
+        "{e}"
+    );
 }
 
 #[tokio::test]
 async fn a_422_points_to_the_field() {
-    let env = Env::new("bad", json!({"resources": {"gpu": {"count": 1}}}), json!({})).await;
+    let env = Env::new(
+        "bad",
+        json!({"resources": {"gpu": {"count": 1}}}),
+        json!({}),
+    )
+    .await;
     env.server.fault(
-        Fault::new("PATCH", "/statefulsets/bad", 422, "Invalid", "StatefulSet.apps \"bad\" is invalid")
-            .cause("spec.template.spec.containers[0].resources.limits[nvidia.com/gpu]", "Invalid value: \"1\": must be an integer")
-            .cause("spec.template.spec.nodeSelector", "Invalid value: \"x y\": a valid label must be ..."),
+        Fault::new(
+            "PATCH",
+            "/statefulsets/bad",
+            422,
+            "Invalid",
+            "StatefulSet.apps \"bad\" is invalid",
+        )
+        .cause(
+            "spec.template.spec.containers[0].resources.limits[nvidia.com/gpu]",
+            "Invalid value: \"1\": must be an integer",
+        )
+        .cause(
+            "spec.template.spec.nodeSelector",
+            "Invalid value: \"x y\": a valid label must be ...",
+        ),
     );
     let e = deploy_err(&env).await;
     assert_eq!(e.kind(), ErrorKind::Invalid, "{e}");
     assert!(e.message().contains("field `spec.template.spec.containers[0].resources.limits[nvidia.com/gpu]`: Invalid value"), "{e}");
-    assert!(e.message().contains("field `spec.template.spec.nodeSelector`"), "every cause is listed: {e}");
+    assert!(
+        e.message()
+            .contains("field `spec.template.spec.nodeSelector`"),
+        "every cause is listed: {e}"
+    );
     assert_eq!(e.exit_code(), 2);
 }
 
@@ -132,24 +208,51 @@ async fn secret_values_never_appear_in_errors() {
     );
     let e = deploy_err(&env).await;
     let text = format!("{e} {:?}", e.hint());
-    assert!(!text.contains("hunter2-very-secret") && !text.contains("aHVudGVyMi12ZXJ5LXNlY3JldA=="), "{text}");
-    assert!(text.contains("data[DB_PASSWORD]") && text.contains("***"), "{text}");
+    assert!(
+        !text.contains("hunter2-very-secret") && !text.contains("aHVudGVyMi12ZXJ5LXNlY3JldA=="),
+        "{text}"
+    );
+    assert!(
+        text.contains("data[DB_PASSWORD]") && text.contains("***"),
+        "{text}"
+    );
 }
 
 #[tokio::test]
 async fn a_500_is_a_platform_error_and_a_503_is_transient() {
     let env = Env::new("boom", json!({}), json!({})).await;
-    env.server.fault(Fault::new("GET", "/statefulsets/boom", 500, "InternalError", "etcdserver: leader changed").times(1));
+    env.server.fault(
+        Fault::new(
+            "GET",
+            "/statefulsets/boom",
+            500,
+            "InternalError",
+            "etcdserver: leader changed",
+        )
+        .times(1),
+    );
     let p = env.provider.as_ref();
     let d = never_deployed(p, &env.spec);
     let e = dispatch::status(p, &d).await.expect_err("500");
     assert_eq!(e.kind(), ErrorKind::Platform, "{e}");
-    assert!(e.message().contains("500") && e.message().contains("etcdserver: leader changed"), "{e}");
+    assert!(
+        e.message().contains("500") && e.message().contains("etcdserver: leader changed"),
+        "{e}"
+    );
     // The fault was for one request: the next status works.
-    assert_eq!(dispatch::status(p, &d).await.expect("status").state, sindri_core::StatusState::Missing);
+    assert_eq!(
+        dispatch::status(p, &d).await.expect("status").state,
+        sindri_core::StatusState::Missing
+    );
 
     // 503 is retried by the client, then reported as transient.
-    env.server.fault(Fault::new("GET", "/statefulsets/boom", 503, "ServiceUnavailable", "the server is shutting down"));
+    env.server.fault(Fault::new(
+        "GET",
+        "/statefulsets/boom",
+        503,
+        "ServiceUnavailable",
+        "the server is shutting down",
+    ));
     let e = dispatch::status(p, &d).await.expect_err("503");
     assert_eq!(e.kind(), ErrorKind::Transient, "{e}");
 }
@@ -158,19 +261,34 @@ async fn a_500_is_a_platform_error_and_a_503_is_transient() {
 async fn kubeconfig_problems_say_what_to_do() {
     let dir = tempfile::tempdir().unwrap();
     let spec = make_spec(dir.path(), "dev", json!({}), json!({}));
-    let missing = KubernetesProvider::new(KubernetesSettings::default()).with_kubeconfig(dir.path().join("nope"));
-    let e = dispatch::list_owned(&missing).await.expect_err("no kubeconfig");
+    let missing = KubernetesProvider::new(KubernetesSettings::default())
+        .with_kubeconfig(dir.path().join("nope"));
+    let e = dispatch::list_owned(&missing)
+        .await
+        .expect_err("no kubeconfig");
     assert_eq!(e.kind(), ErrorKind::Unavailable, "{e}");
     assert!(e.message().contains("cannot read the kubeconfig"), "{e}");
-    assert!(e.hint().unwrap_or("").contains("sindri k8s create"), "{e:?}");
+    assert!(
+        e.hint().unwrap_or("").contains("sindri k8s create"),
+        "{e:?}"
+    );
 
     let kubeconfig = write_kubeconfig(dir.path(), "http://127.0.0.1:9", None);
-    let settings = KubernetesSettings { context: Some("prod".into()), ..Default::default() };
-    let wrong: Arc<dyn Provider> = Arc::new(KubernetesProvider::new(settings).with_kubeconfig(kubeconfig));
-    let e = dispatch::status(wrong.as_ref(), &never_deployed(wrong.as_ref(), &spec)).await.expect_err("unknown context");
+    let settings = KubernetesSettings {
+        context: Some("prod".into()),
+        ..Default::default()
+    };
+    let wrong: Arc<dyn Provider> =
+        Arc::new(KubernetesProvider::new(settings).with_kubeconfig(kubeconfig));
+    let e = dispatch::status(wrong.as_ref(), &never_deployed(wrong.as_ref(), &spec))
+        .await
+        .expect_err("unknown context");
     assert_eq!(e.kind(), ErrorKind::Invalid);
     assert!(e.message().contains("no context `prod`"), "{e}");
-    assert!(e.hint().unwrap_or("").contains("test, other"), "lists the contexts: {e:?}");
+    assert!(
+        e.hint().unwrap_or("").contains("test, other"),
+        "lists the contexts: {e:?}"
+    );
 }
 
 #[tokio::test]
@@ -180,13 +298,39 @@ async fn the_namespace_comes_from_the_settings_then_the_context_then_default() {
     let kubeconfig = env.server.kubeconfig(dir.path(), Some("from-context"));
     let p = KubernetesProvider::new(KubernetesSettings::default()).with_kubeconfig(&kubeconfig);
     let checks = p.check().await;
-    assert!(checks[0].detail.contains("namespace `from-context`"), "{checks:?}");
-    assert!(checks.iter().all(|c| c.status == sindri_core::CheckStatus::Ok), "{checks:?}");
-    let settings = KubernetesSettings { namespace: Some("team-b".into()), ..Default::default() };
+    assert!(
+        checks[0].detail.contains("namespace `from-context`"),
+        "{checks:?}"
+    );
+    assert!(
+        checks
+            .iter()
+            .all(|c| c.status == sindri_core::CheckStatus::Ok),
+        "{checks:?}"
+    );
+    let settings = KubernetesSettings {
+        namespace: Some("team-b".into()),
+        ..Default::default()
+    };
     let p = KubernetesProvider::new(settings).with_kubeconfig(&kubeconfig);
     assert!(p.check().await[0].detail.contains("namespace `team-b`"));
     // A deploy lands in the context's namespace.
-    let p: Arc<dyn Provider> = Arc::new(KubernetesProvider::new(KubernetesSettings::default()).with_kubeconfig(&kubeconfig).with_timeouts(test_timeouts()));
-    dispatch::deploy(p.as_ref(), &env.spec, DeployOptions::default(), &Recorder::new()).await.expect("deploy");
-    assert!(env.server.object("statefulsets", "from-context", "ns").is_some());
+    let p: Arc<dyn Provider> = Arc::new(
+        KubernetesProvider::new(KubernetesSettings::default())
+            .with_kubeconfig(&kubeconfig)
+            .with_timeouts(test_timeouts()),
+    );
+    dispatch::deploy(
+        p.as_ref(),
+        &env.spec,
+        DeployOptions::default(),
+        &Recorder::new(),
+    )
+    .await
+    .expect("deploy");
+    assert!(
+        env.server
+            .object("statefulsets", "from-context", "ns")
+            .is_some()
+    );
 }

@@ -111,6 +111,15 @@ pub enum Command {
     /// Write the rendered platform files, for use without sindri.
     Export(ExportArgs),
 
+    // No doc comments on these two: clap would let them replace the long help written
+    // on the argument types themselves.
+    #[allow(missing_docs)]
+    Run(crate::commands::run::RunArgs),
+
+    #[allow(missing_docs)]
+    #[command(subcommand)]
+    Runs(crate::commands::run::RunsCommand),
+
     /// Find (and clean up) what sindri owns on every provider, by its labels.
     #[command(subcommand)]
     Resources(crate::commands::resources::ResourcesCommand),

@@ -358,6 +358,8 @@ pub(crate) struct Imds {
     http: reqwest::Client,
     endpoint: String,
     attempts: u32,
+    /// The session token, fetched once (it lives six hours).
+    token: tokio::sync::Mutex<Option<String>>,
 }
 
 /// The IMDS credential document.
@@ -402,10 +404,21 @@ impl Imds {
             http,
             endpoint,
             attempts,
+            token: tokio::sync::Mutex::new(None),
         }))
     }
 
     async fn token(&self) -> Option<String> {
+        let mut cached = self.token.lock().await;
+        if let Some(t) = cached.as_ref() {
+            return Some(t.clone());
+        }
+        let t = self.fetch_token().await?;
+        *cached = Some(t.clone());
+        Some(t)
+    }
+
+    async fn fetch_token(&self) -> Option<String> {
         for _ in 0..self.attempts {
             let r = self
                 .http

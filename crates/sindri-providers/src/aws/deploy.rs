@@ -707,8 +707,10 @@ pub(crate) async fn deploy(ctx: &Ctx<'_>, spec: &ResolvedSpec, opts: DeployOptio
         phase(progress, "terminate old instance", manage::terminate_and_wait(ctx, &live)).await?;
     }
 
-    phase(progress, "key pair", ensure_key_pair(ctx, spec, &t)).await?;
+    // The group first: a foreign group squatting its name is refused before sindri
+    // creates anything.
     let sg = phase(progress, "security group", ensure_security_group(ctx, spec, &t, progress)).await?;
+    phase(progress, "key pair", ensure_key_pair(ctx, spec, &t)).await?;
     let inst = match keep {
         Some(i) if matches!(i.state(), "stopped" | "stopping") => {
             phase(progress, "start instance", manage::start_instance(ctx, &i)).await?;

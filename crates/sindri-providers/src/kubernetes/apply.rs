@@ -26,8 +26,13 @@ pub const FIELD_MANAGER: &str = "sindri";
 
 /// Kinds sindri looks through for its labelled objects (orphans on deploy, everything
 /// on destroy). PersistentVolumeClaims are handled apart: they hold data.
-pub(crate) const OWNED_KINDS: [&str; 5] =
-    ["StatefulSet", "Deployment", "Service", "ConfigMap", "Secret"];
+pub(crate) const OWNED_KINDS: [&str; 5] = [
+    "StatefulSet",
+    "Deployment",
+    "Service",
+    "ConfigMap",
+    "Secret",
+];
 
 /// One step of a plan, with what deploy needs to carry it out.
 struct Step {
@@ -43,7 +48,9 @@ struct Step {
 }
 
 fn apply_params() -> PatchParams {
-    PatchParams::apply(FIELD_MANAGER).force().validation_strict()
+    PatchParams::apply(FIELD_MANAGER)
+        .force()
+        .validation_strict()
 }
 
 /// Compares what is desired with what the cluster has and decides each object's fate.
@@ -75,12 +82,17 @@ async fn analyse(conn: &Conn, spec: &ResolvedSpec, m: &Manifests, ns: &str) -> R
                     let dry = api
                         .patch(&d.name, &apply_params().dry_run(), &Patch::Apply(&d.body))
                         .await
-                        .map_err(|e| conn.error("patch", &rbac_name(&d.ar), Some(&d.name), ns, e))?;
+                        .map_err(|e| {
+                            conn.error("patch", &rbac_name(&d.ar), Some(&d.name), ns, e)
+                        })?;
                     let changed = diff_paths(&comparable(&dry), &comparable(l));
                     if changed.is_empty() {
                         (PlanAction::Keep, None)
                     } else {
-                        (PlanAction::Update, Some(format!("changed: {}", changed.join(", "))))
+                        (
+                            PlanAction::Update,
+                            Some(format!("changed: {}", changed.join(", "))),
+                        )
                     }
                 }
             }
@@ -106,7 +118,10 @@ async fn analyse(conn: &Conn, spec: &ResolvedSpec, m: &Manifests, ns: &str) -> R
             .map_err(|e| conn.error("list", &rbac_name(&ar), None, ns, e))?;
         for obj in list.items {
             let name = obj.name_any();
-            let wanted = m.objects.iter().any(|d| d.ar.kind == ar.kind && d.name == name);
+            let wanted = m
+                .objects
+                .iter()
+                .any(|d| d.ar.kind == ar.kind && d.name == name);
             if !wanted && obj.metadata.deletion_timestamp.is_none() {
                 steps.push(Step {
                     action: PlanAction::Delete,
@@ -169,7 +184,8 @@ fn compare_secret(d: &Desired, live: &DynamicObject) -> (PlanAction, Option<Stri
     let mut reasons = Vec::new();
     if desired_keys != live_keys {
         reasons.push("secrets added or removed");
-    } else if ann(&d.body, ANNOTATION_SECRETS_HASH).as_ref() != live_ann.get(ANNOTATION_SECRETS_HASH)
+    } else if ann(&d.body, ANNOTATION_SECRETS_HASH).as_ref()
+        != live_ann.get(ANNOTATION_SECRETS_HASH)
     {
         reasons.push("secret values changed");
     }
@@ -192,7 +208,9 @@ fn immutable_change(d: &Desired, live: &DynamicObject) -> Option<String> {
     let live_spec = live.data.get("spec").cloned().unwrap_or(Value::Null);
     let want_spec = d.body.get("spec").cloned().unwrap_or(Value::Null);
     if want_spec.get("selector") != live_spec.get("selector") {
-        return Some("the pod selector changed; the StatefulSet is recreated (volumes are kept)".into());
+        return Some(
+            "the pod selector changed; the StatefulSet is recreated (volumes are kept)".into(),
+        );
     }
     if want_spec.get("serviceName") != live_spec.get("serviceName") {
         return Some("serviceName changed; the StatefulSet is recreated (volumes are kept)".into());
@@ -204,10 +222,19 @@ fn immutable_change(d: &Desired, live: &DynamicObject) -> Option<String> {
                 a.iter()
                     .map(|c| {
                         (
-                            c.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("").to_string(),
-                            c.pointer("/spec/accessModes").cloned().unwrap_or(Value::Null),
-                            c.pointer("/spec/storageClassName").cloned().unwrap_or(Value::Null),
-                            c.pointer("/spec/resources/requests/storage").cloned().unwrap_or(Value::Null),
+                            c.pointer("/metadata/name")
+                                .and_then(Value::as_str)
+                                .unwrap_or("")
+                                .to_string(),
+                            c.pointer("/spec/accessModes")
+                                .cloned()
+                                .unwrap_or(Value::Null),
+                            c.pointer("/spec/storageClassName")
+                                .cloned()
+                                .unwrap_or(Value::Null),
+                            c.pointer("/spec/resources/requests/storage")
+                                .cloned()
+                                .unwrap_or(Value::Null),
                         )
                     })
                     .collect()
@@ -255,8 +282,17 @@ fn diff_paths(a: &Value, b: &Value) -> Vec<String> {
                 keys.sort();
                 keys.dedup();
                 for k in keys {
-                    let p = if path.is_empty() { k.clone() } else { format!("{path}.{k}") };
-                    go(x.get(k).unwrap_or(&Value::Null), y.get(k).unwrap_or(&Value::Null), &p, out);
+                    let p = if path.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{path}.{k}")
+                    };
+                    go(
+                        x.get(k).unwrap_or(&Value::Null),
+                        y.get(k).unwrap_or(&Value::Null),
+                        &p,
+                        out,
+                    );
                 }
             }
             (Value::Array(x), Value::Array(y)) if x.len() == y.len() => {
@@ -264,7 +300,11 @@ fn diff_paths(a: &Value, b: &Value) -> Vec<String> {
                     go(p, q, &format!("{path}[{i}]"), out);
                 }
             }
-            _ => out.push(if path.is_empty() { "(object)".into() } else { path.to_string() }),
+            _ => out.push(if path.is_empty() {
+                "(object)".into()
+            } else {
+                path.to_string()
+            }),
         }
     }
     let mut out = Vec::new();
@@ -287,7 +327,9 @@ fn redact_error(e: Error, spec: &ResolvedSpec) -> Error {
 /// `plan`.
 pub(crate) async fn plan(conn: &Conn, spec: &ResolvedSpec, m: &Manifests) -> Result<Plan> {
     let ns = conn.namespace.clone();
-    let steps = analyse(conn, spec, m, &ns).await.map_err(|e| redact_error(e, spec))?;
+    let steps = analyse(conn, spec, m, &ns)
+        .await
+        .map_err(|e| redact_error(e, spec))?;
     Ok(Plan {
         provider: ProviderKind::Kubernetes,
         environment: spec.name().to_string(),
@@ -354,7 +396,11 @@ pub(crate) async fn deploy(
                 }
                 progress.message(&format!(
                     "{} {}",
-                    if step.action == PlanAction::Create { "create" } else { "apply" },
+                    if step.action == PlanAction::Create {
+                        "create"
+                    } else {
+                        "apply"
+                    },
                     step.label
                 ));
                 let applied = conn
@@ -381,7 +427,15 @@ pub(crate) async fn deploy(
         if opts.wait {
             progress.phase_started("wait for ready");
             let started = std::time::Instant::now();
-            wait_ready(conn, &m.workload().ar, &m.workload().name, &ns, progress, timeouts).await?;
+            wait_ready(
+                conn,
+                &m.workload().ar,
+                &m.workload().name,
+                &ns,
+                progress,
+                timeouts,
+            )
+            .await?;
             progress.phase_finished("wait for ready", started.elapsed());
         }
         let mut d = Deployment::creating(
@@ -423,7 +477,11 @@ pub(crate) fn details(conn: &Conn, ns: &str, kind: &str, name: &str) -> BTreeMap
 
 /// Deletes an object in the background (its pods go with it); gone is fine.
 async fn delete(conn: &Conn, ar: &ApiResource, name: &str, ns: &str) -> Result<bool> {
-    match conn.api(ar, ns).delete(name, &DeleteParams::background()).await {
+    match conn
+        .api(ar, ns)
+        .delete(name, &DeleteParams::background())
+        .await
+    {
         Ok(_) => Ok(true),
         Err(kube::Error::Api(s)) if s.code == 404 => Ok(false),
         Err(e) => Err(conn.error("delete", &rbac_name(ar), Some(name), ns, e)),
@@ -456,7 +514,10 @@ async fn delete_and_wait(conn: &Conn, ar: &ApiResource, name: &str, ns: &str) ->
 
 /// The label selector of a workload's pods.
 pub(crate) fn pod_selector(workload: &DynamicObject) -> Option<String> {
-    let labels = workload.data.pointer("/spec/selector/matchLabels")?.as_object()?;
+    let labels = workload
+        .data
+        .pointer("/spec/selector/matchLabels")?
+        .as_object()?;
     let parts: Vec<String> = labels
         .iter()
         .filter_map(|(k, v)| v.as_str().map(|v| format!("{k}={v}")))
@@ -581,7 +642,8 @@ pub(crate) async fn list_owned(conn: &Conn) -> Result<Vec<Deployment>> {
                 continue;
             }
             let l = w.labels();
-            let (Some(env), Some(project)) = (l.get(LABEL_ENVIRONMENT), l.get(LABEL_PROJECT)) else {
+            let (Some(env), Some(project)) = (l.get(LABEL_ENVIRONMENT), l.get(LABEL_PROJECT))
+            else {
                 continue;
             };
             let hash = hashes
@@ -590,7 +652,11 @@ pub(crate) async fn list_owned(conn: &Conn) -> Result<Vec<Deployment>> {
                 .unwrap_or_default();
             let mut d = Deployment::creating(env, ProviderKind::Kubernetes, project, &hash);
             d.resource_id = w.uid();
-            let replicas = w.data.pointer("/spec/replicas").and_then(Value::as_i64).unwrap_or(1);
+            let replicas = w
+                .data
+                .pointer("/spec/replicas")
+                .and_then(Value::as_i64)
+                .unwrap_or(1);
             d.state = if replicas == 0 {
                 DeploymentState::Stopped
             } else {

@@ -181,7 +181,8 @@ pub(crate) fn pack<W: Write>(w: W, entries: &[Entry]) -> Result<TransferStats> {
     builder.follow_symlinks(false);
     let mut stats = TransferStats::default();
     for e in entries {
-        let meta = std::fs::symlink_metadata(&e.path).map_err(|err| io_error("stat", &e.path, err))?;
+        let meta =
+            std::fs::symlink_metadata(&e.path).map_err(|err| io_error("stat", &e.path, err))?;
         builder
             .append_path_with_name(&e.path, &e.name)
             .map_err(|err| io_error("archive", &e.path, err))?;
@@ -193,7 +194,12 @@ pub(crate) fn pack<W: Write>(w: W, entries: &[Entry]) -> Result<TransferStats> {
     builder
         .into_inner()
         .and_then(|mut w| w.flush())
-        .map_err(|e| Error::new(ErrorKind::Unavailable, format!("sending the archive failed: {e}")))?;
+        .map_err(|e| {
+            Error::new(
+                ErrorKind::Unavailable,
+                format!("sending the archive failed: {e}"),
+            )
+        })?;
     Ok(stats)
 }
 
@@ -213,7 +219,8 @@ pub(crate) fn unpack(reader: impl Read, to: &Path) -> Result<TransferStats> {
         .entries()
         .map_err(|e| Error::internal(format!("cannot read the archive: {e}")))?;
     for entry in entries {
-        let mut entry = entry.map_err(|e| Error::internal(format!("cannot read the archive: {e}")))?;
+        let mut entry =
+            entry.map_err(|e| Error::internal(format!("cannot read the archive: {e}")))?;
         let path = entry
             .path()
             .map_err(|e| Error::internal(format!("bad path in the archive: {e}")))?
@@ -262,8 +269,12 @@ pub(crate) fn unpack(reader: impl Read, to: &Path) -> Result<TransferStats> {
             } else {
                 base.clone()
             };
-            let canon_anchor = anchor.canonicalize().map_err(|e| io_error("resolve", &anchor, e))?;
-            let canon_parent = parent.canonicalize().map_err(|e| io_error("resolve", parent, e))?;
+            let canon_anchor = anchor
+                .canonicalize()
+                .map_err(|e| io_error("resolve", &anchor, e))?;
+            let canon_parent = parent
+                .canonicalize()
+                .map_err(|e| io_error("resolve", parent, e))?;
             if !canon_parent.starts_with(&canon_anchor) {
                 return Err(Error::invalid(format!(
                     "refusing archive entry `{}`: it leads outside the destination through a symlink",
@@ -349,11 +360,23 @@ mod tests {
         }));
         let mut data = Vec::new();
         let sent = pack(&mut data, &entries).unwrap();
-        assert_eq!(sent, TransferStats { files: 2, bytes: 1003 });
+        assert_eq!(
+            sent,
+            TransferStats {
+                files: 2,
+                bytes: 1003
+            }
+        );
         let got = unpack(&data[..], &dir.join("out")).unwrap();
         assert_eq!(got, sent);
-        assert_eq!(std::fs::read(dir.join("out/a/b/deep.bin")).unwrap(), vec![7u8; 1000]);
-        assert_eq!(std::fs::read_to_string(dir.join("out/top.txt")).unwrap(), "top");
+        assert_eq!(
+            std::fs::read(dir.join("out/a/b/deep.bin")).unwrap(),
+            vec![7u8; 1000]
+        );
+        assert_eq!(
+            std::fs::read_to_string(dir.join("out/top.txt")).unwrap(),
+            "top"
+        );
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

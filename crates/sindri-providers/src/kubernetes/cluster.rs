@@ -60,7 +60,9 @@ impl ClusterTool {
     /// also makes the cluster the kubeconfig's current context.
     pub fn create_argv(self, name: &str) -> Vec<String> {
         let v: Vec<&str> = match self {
-            ClusterTool::Kind => vec!["kind", "create", "cluster", "--name", name, "--wait", "120s"],
+            ClusterTool::Kind => vec![
+                "kind", "create", "cluster", "--name", name, "--wait", "120s",
+            ],
             ClusterTool::K3d => vec!["k3d", "cluster", "create", name, "--wait"],
         };
         v.into_iter().map(str::to_string).collect()
@@ -110,13 +112,17 @@ impl ClusterTool {
                 let v: serde_json::Value = serde_json::from_str(stdout).map_err(|e| {
                     Error::new(
                         ErrorKind::Platform,
-                        format!("`k3d cluster list -o json` printed something that is not JSON: {e}"),
+                        format!(
+                            "`k3d cluster list -o json` printed something that is not JSON: {e}"
+                        ),
                     )
                 })?;
                 Ok(v.as_array()
                     .map(|a| {
                         a.iter()
-                            .filter_map(|c| c.get("name").and_then(|n| n.as_str()).map(str::to_string))
+                            .filter_map(|c| {
+                                c.get("name").and_then(|n| n.as_str()).map(str::to_string)
+                            })
                             .collect()
                     })
                     .unwrap_or_default())
@@ -137,7 +143,9 @@ impl FromStr for ClusterTool {
         match s {
             "kind" => Ok(ClusterTool::Kind),
             "k3d" => Ok(ClusterTool::K3d),
-            other => Err(format!("unknown cluster tool `{other}`; expected kind or k3d")),
+            other => Err(format!(
+                "unknown cluster tool `{other}`; expected kind or k3d"
+            )),
         }
     }
 }
@@ -157,7 +165,10 @@ fn is_executable(p: &Path) -> bool {
 
 /// The tool to use: the one asked for, which must be installed, else the first of kind
 /// and k3d found on `path`. The error says how to install them.
-pub fn choose(wanted: Option<ClusterTool>, path: Option<&OsString>) -> Result<(ClusterTool, PathBuf)> {
+pub fn choose(
+    wanted: Option<ClusterTool>,
+    path: Option<&OsString>,
+) -> Result<(ClusterTool, PathBuf)> {
     let candidates: Vec<ClusterTool> = match wanted {
         Some(t) => vec![t],
         None => ClusterTool::ALL.to_vec(),
@@ -171,7 +182,10 @@ pub fn choose(wanted: Option<ClusterTool>, path: Option<&OsString>) -> Result<(C
     let hints: Vec<&str> = candidates.iter().map(|t| t.install_hint()).collect();
     Err(Error::new(
         ErrorKind::Unavailable,
-        format!("{} is not installed (not found on PATH)", names.join(" or ")),
+        format!(
+            "{} is not installed (not found on PATH)",
+            names.join(" or ")
+        ),
     )
     .with_provider(ProviderKind::Kubernetes)
     .with_hint(format!(
@@ -195,6 +209,8 @@ pub async fn run(program: &Path, argv: &[String]) -> Result<ToolOutput> {
     let out = tokio::process::Command::new(program)
         .args(&argv[1..])
         .stdin(std::process::Stdio::null())
+        // An interrupted `sindri k8s` stops the tool too.
+        .kill_on_drop(true)
         .output()
         .await
         .map_err(|e| {
@@ -206,7 +222,14 @@ pub async fn run(program: &Path, argv: &[String]) -> Result<ToolOutput> {
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     if !out.status.success() {
-        let tail: Vec<&str> = stderr.lines().rev().take(5).collect::<Vec<_>>().into_iter().rev().collect();
+        let tail: Vec<&str> = stderr
+            .lines()
+            .rev()
+            .take(5)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect();
         return Err(Error::new(
             ErrorKind::Platform,
             format!(
@@ -253,7 +276,9 @@ pub async fn list(path: Option<&OsString>) -> Result<Vec<LocalCluster>> {
         }
     }
     if !found_any {
-        return Err(choose(None, path).err().unwrap_or_else(|| Error::internal("no cluster tool")));
+        return Err(choose(None, path)
+            .err()
+            .unwrap_or_else(|| Error::internal("no cluster tool")));
     }
     Ok(out)
 }

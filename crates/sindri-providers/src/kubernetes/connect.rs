@@ -63,7 +63,11 @@ pub(crate) async fn connect(
         Some(path) => Kubeconfig::read_from(path).map_err(|e| kubeconfig_error(Some(path), e))?,
         None => Kubeconfig::read().map_err(|e| kubeconfig_error(None, e))?,
     };
-    let context = match settings.context.clone().or_else(|| kc.current_context.clone()) {
+    let context = match settings
+        .context
+        .clone()
+        .or_else(|| kc.current_context.clone())
+    {
         Some(c) => c,
         None => {
             return Err(Error::invalid(
@@ -77,11 +81,14 @@ pub(crate) async fn connect(
         }
     };
     let Some(named) = kc.contexts.iter().find(|c| c.name == context) else {
-        return Err(Error::invalid(format!(
-            "the kubeconfig has no context `{context}`"
-        ))
-        .with_provider(ProviderKind::Kubernetes)
-        .with_hint(format!("contexts in the kubeconfig: {}", context_names(&kc))));
+        return Err(
+            Error::invalid(format!("the kubeconfig has no context `{context}`"))
+                .with_provider(ProviderKind::Kubernetes)
+                .with_hint(format!(
+                    "contexts in the kubeconfig: {}",
+                    context_names(&kc)
+                )),
+        );
     };
     let context_ns = named.context.as_ref().and_then(|c| c.namespace.clone());
     let options = KubeConfigOptions {
@@ -92,7 +99,11 @@ pub(crate) async fn connect(
     let mut config = Config::from_custom_kubeconfig(kc, &options)
         .await
         .map_err(|e| kubeconfig_error(kubeconfig, e))?;
-    let server = config.cluster_url.to_string().trim_end_matches('/').to_string();
+    let server = config
+        .cluster_url
+        .to_string()
+        .trim_end_matches('/')
+        .to_string();
     let namespace = settings
         .namespace
         .clone()
@@ -138,7 +149,8 @@ fn kubeconfig_error(path: Option<&PathBuf>, e: KubeconfigError) -> Error {
     let (kind, message) = match (&e, path) {
         (KubeconfigError::FindPath, _) => (
             ErrorKind::Unavailable,
-            "no kubeconfig found: KUBECONFIG is not set and ~/.kube/config does not exist".to_string(),
+            "no kubeconfig found: KUBECONFIG is not set and ~/.kube/config does not exist"
+                .to_string(),
         ),
         (KubeconfigError::ReadConfig(io, p), _) => (
             ErrorKind::Unavailable,
@@ -148,7 +160,10 @@ fn kubeconfig_error(path: Option<&PathBuf>, e: KubeconfigError) -> Error {
             ErrorKind::Invalid,
             format!("the kubeconfig {} cannot be used: {e}", p.display()),
         ),
-        (_, None) => (ErrorKind::Invalid, format!("the kubeconfig cannot be used: {e}")),
+        (_, None) => (
+            ErrorKind::Invalid,
+            format!("the kubeconfig cannot be used: {e}"),
+        ),
     };
     Error::new(kind, message)
         .with_provider(ProviderKind::Kubernetes)
@@ -161,7 +176,9 @@ fn client_error(server: &str, e: kube::Error) -> Error {
         format!("cannot set up a client for the API server {server}: {e}"),
     )
     .with_provider(ProviderKind::Kubernetes)
-    .with_hint("check the cluster's certificate-authority and the user's credentials in the kubeconfig")
+    .with_hint(
+        "check the cluster's certificate-authority and the user's credentials in the kubeconfig",
+    )
 }
 
 /// A kind sindri knows how to address: group, version, kind, plural.
@@ -196,17 +213,21 @@ pub(crate) fn resource(api_version: &str, kind: &str) -> Result<ApiResource> {
             "sindri applies only namespaced objects; `{kind}` is cluster-scoped"
         ))
         .with_provider(ProviderKind::Kubernetes)
-        .with_hint("create cluster-scoped objects once with kubectl and keep them out of kubernetes.yaml"));
+        .with_hint(
+            "create cluster-scoped objects once with kubectl and keep them out of kubernetes.yaml",
+        ));
     }
     let (group, version) = match api_version.split_once('/') {
         Some((g, v)) => (g, v),
         None => ("", api_version),
     };
     let gvk = GroupVersionKind::gvk(group, version, kind);
-    Ok(match KNOWN.iter().find(|(g, _, k, _)| *g == group && *k == kind) {
-        Some((_, _, _, plural)) => ApiResource::from_gvk_with_plural(&gvk, plural),
-        None => ApiResource::from_gvk(&gvk),
-    })
+    Ok(
+        match KNOWN.iter().find(|(g, _, k, _)| *g == group && *k == kind) {
+            Some((_, _, _, plural)) => ApiResource::from_gvk_with_plural(&gvk, plural),
+            None => ApiResource::from_gvk(&gvk),
+        },
+    )
 }
 
 /// The API resource of a kind sindri itself manages.

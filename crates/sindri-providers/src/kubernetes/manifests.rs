@@ -106,7 +106,10 @@ pub(crate) fn build(spec: &ResolvedSpec, ns: &str) -> Result<Manifests> {
         .ok_or_else(|| Error::internal("rendering kubernetes.yaml produced no file"))?;
     let overridden = renderer.overrides().any(|(n, _)| n == TEMPLATE);
     let bodies = if overridden {
-        parse_documents(&file.content, &overrides.join(TEMPLATE).display().to_string())?
+        parse_documents(
+            &file.content,
+            &overrides.join(TEMPLATE).display().to_string(),
+        )?
     } else {
         sindri_render::kubernetes::objects(spec)?
     };
@@ -160,7 +163,13 @@ fn parse_documents(text: &str, origin: &str) -> Result<Vec<Value>> {
     Ok(out)
 }
 
-fn desired(body: Value, spec: &ResolvedSpec, ns: &str, n: usize, overridden: bool) -> Result<Desired> {
+fn desired(
+    body: Value,
+    spec: &ResolvedSpec,
+    ns: &str,
+    n: usize,
+    overridden: bool,
+) -> Result<Desired> {
     let origin = if overridden {
         "the overridden kubernetes.yaml"
     } else {
@@ -216,7 +225,10 @@ pub(crate) fn secrets_hash(spec: &ResolvedSpec) -> String {
         h.update(s.mount.as_deref().unwrap_or("").as_bytes());
         h.update([0]);
     }
-    h.finalize()[..8].iter().map(|b| format!("{b:02x}")).collect()
+    h.finalize()[..8]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// The Secret `<name>-secrets` with the resolved values (always created: it also

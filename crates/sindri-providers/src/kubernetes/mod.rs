@@ -107,7 +107,9 @@ impl KubernetesProvider {
 
     async fn conn(&self) -> Result<&Conn> {
         self.conn
-            .get_or_try_init(|| connect::connect(&self.settings, self.kubeconfig.as_ref(), self.timeouts))
+            .get_or_try_init(|| {
+                connect::connect(&self.settings, self.kubeconfig.as_ref(), self.timeouts)
+            })
             .await
     }
 }
@@ -226,7 +228,15 @@ impl Provider for KubernetesProvider {
         let t = status::target(conn, d);
         status::require_workload(conn, d, &t).await?;
         status::scale(conn, &t, 1).await?;
-        status::wait_ready(conn, &t.ar, &t.name, &t.ns, &sindri_core::NoProgress, self.timeouts).await
+        status::wait_ready(
+            conn,
+            &t.ar,
+            &t.name,
+            &t.ns,
+            &sindri_core::NoProgress,
+            self.timeouts,
+        )
+        .await
     }
 
     async fn stop(&self, d: &Deployment) -> Result<()> {
@@ -302,7 +312,16 @@ mod tests {
         cmd.workdir = Some("/tmp/a dir".into());
         let argv = session::wrap(&cmd).unwrap();
         assert_eq!(argv[..3], ["sh", "-c", "cd -- \"$0\" && exec \"$@\""]);
-        assert_eq!(argv[3..], ["/tmp/a dir", "env", "X=it's $HOME; rm -rf /", "printenv", "X"]);
+        assert_eq!(
+            argv[3..],
+            [
+                "/tmp/a dir",
+                "env",
+                "X=it's $HOME; rm -rf /",
+                "printenv",
+                "X"
+            ]
+        );
     }
 
     #[test]
@@ -316,10 +335,11 @@ mod tests {
 
     #[test]
     fn exit_codes_come_from_the_status_causes() {
-        let parse = |v: serde_json::Value| {
-            session::exit_code(&serde_json::from_value(v).unwrap())
-        };
-        assert_eq!(parse(serde_json::json!({"metadata": {}, "status": "Success"})).unwrap(), 0);
+        let parse = |v: serde_json::Value| session::exit_code(&serde_json::from_value(v).unwrap());
+        assert_eq!(
+            parse(serde_json::json!({"metadata": {}, "status": "Success"})).unwrap(),
+            0
+        );
         let failed = serde_json::json!({
             "metadata": {}, "status": "Failure",
             "message": "command terminated with non-zero exit code: exit status 3",

@@ -41,10 +41,15 @@ pub(crate) fn wrap(cmd: &ExecCommand) -> Result<Vec<String>> {
         return Ok(cmd.argv.clone());
     }
     for (k, _) in &cmd.env {
-        let valid = k.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        let valid = k
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
             && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
         if !valid {
-            return Err(Error::invalid(format!("`{k}` is not a valid environment variable name")));
+            return Err(Error::invalid(format!(
+                "`{k}` is not a valid environment variable name"
+            )));
         }
     }
     // `$0` is the working directory (or `.`); the rest is `env K=V... argv...`.
@@ -156,7 +161,8 @@ pub(crate) async fn run(conn: &Conn, d: &Deployment, argv: Vec<String>, io: Exec
         task.abort();
     }
     let _ = attached.join().await;
-    out.and(err).map_err(|e| Error::internal(format!("cannot write the command's output: {e}")))?;
+    out.and(err)
+        .map_err(|e| Error::internal(format!("cannot write the command's output: {e}")))?;
     match status {
         Some(s) => exit_code(&s),
         None => Err(Error::new(
@@ -169,7 +175,12 @@ pub(crate) async fn run(conn: &Conn, d: &Deployment, argv: Vec<String>, io: Exec
 }
 
 /// `logs`: the container's output, optionally followed until the container stops.
-pub(crate) async fn logs(conn: &Conn, d: &Deployment, opts: LogOptions, out: LogSink<'_>) -> Result<()> {
+pub(crate) async fn logs(
+    conn: &Conn,
+    d: &Deployment,
+    opts: LogOptions,
+    out: LogSink<'_>,
+) -> Result<()> {
     let t = target(conn, d);
     let w = require_workload(conn, d, &t).await?;
     let pods = super::status::pods(conn, &w, &t.ns).await?;
@@ -182,14 +193,22 @@ pub(crate) async fn logs(conn: &Conn, d: &Deployment, opts: LogOptions, out: Log
         .with_hint("start it with `sindri start`"));
     };
     let name = kube::ResourceExt::name_any(pod);
-    let container = pod.spec.as_ref().and_then(|s| s.containers.first()).map(|c| c.name.clone());
+    let container = pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.containers.first())
+        .map(|c| c.name.clone());
     let lp = LogParams {
         container,
         follow: opts.follow,
         tail_lines: opts.tail.map(|n| n.min(i64::MAX as u64) as i64),
         ..Default::default()
     };
-    let client = if opts.follow { &conn.stream } else { &conn.client };
+    let client = if opts.follow {
+        &conn.stream
+    } else {
+        &conn.client
+    };
     let reader = Api::<Pod>::namespaced(client.clone(), &t.ns)
         .log_stream(&name, &lp)
         .await
@@ -201,8 +220,11 @@ pub(crate) async fn logs(conn: &Conn, d: &Deployment, opts: LogOptions, out: Log
         let n = futures_util::AsyncReadExt::read(&mut reader, &mut buf)
             .await
             .map_err(|e| {
-                Error::new(ErrorKind::Unavailable, format!("the log stream of pod {name} broke: {e}"))
-                    .with_provider(ProviderKind::Kubernetes)
+                Error::new(
+                    ErrorKind::Unavailable,
+                    format!("the log stream of pod {name} broke: {e}"),
+                )
+                .with_provider(ProviderKind::Kubernetes)
             })?;
         if n == 0 {
             break;
@@ -218,7 +240,12 @@ pub(crate) async fn logs(conn: &Conn, d: &Deployment, opts: LogOptions, out: Log
 /// `copy_in`: a local file or tree, packed on a blocking thread and unpacked by `tar`
 /// in the pod. A directory becomes `to`; a file becomes `to`, or goes into `to` when
 /// that is an existing directory.
-pub(crate) async fn copy_in(conn: &Conn, d: &Deployment, from: &Path, to: &str) -> Result<TransferStats> {
+pub(crate) async fn copy_in(
+    conn: &Conn,
+    d: &Deployment,
+    from: &Path,
+    to: &str,
+) -> Result<TransferStats> {
     let meta = std::fs::metadata(from).map_err(|e| archive::io_error("read", from, e))?;
     running_pod(conn, d).await?;
     let script = if meta.is_dir() {
@@ -230,17 +257,18 @@ pub(crate) async fn copy_in(conn: &Conn, d: &Deployment, from: &Path, to: &str) 
     let entries = if meta.is_dir() {
         archive::walk(from)?
     } else {
-        let name = from
-            .file_name()
-            .and_then(|n| n.to_str())
-            .ok_or_else(|| Error::invalid(format!("{}: the file name must be UTF-8", from.display())))?;
+        let name = from.file_name().and_then(|n| n.to_str()).ok_or_else(|| {
+            Error::invalid(format!("{}: the file name must be UTF-8", from.display()))
+        })?;
         vec![archive::Entry {
             name: name.to_string(),
             path: from.to_path_buf(),
         }]
     };
     let (tx, mut rx) = mpsc::channel::<Vec<u8>>(8);
-    let packer = tokio::task::spawn_blocking(move || archive::pack(archive::ChannelWriter::new(tx), &entries));
+    let packer = tokio::task::spawn_blocking(move || {
+        archive::pack(archive::ChannelWriter::new(tx), &entries)
+    });
     let (reader, mut writer) = tokio::io::duplex(STREAM_BUF);
     let feed = async move {
         while let Some(chunk) = rx.recv().await {
@@ -270,7 +298,12 @@ pub(crate) async fn copy_in(conn: &Conn, d: &Deployment, from: &Path, to: &str) 
 
 /// `copy_out`: `tar` in the pod packs `from` (named by its base name), and the archive
 /// is unpacked here on a blocking thread.
-pub(crate) async fn copy_out(conn: &Conn, d: &Deployment, from: &str, to: &Path) -> Result<TransferStats> {
+pub(crate) async fn copy_out(
+    conn: &Conn,
+    d: &Deployment,
+    from: &str,
+    to: &Path,
+) -> Result<TransferStats> {
     running_pod(conn, d).await?;
     let argv = vec![
         "sh".into(),
@@ -280,7 +313,9 @@ pub(crate) async fn copy_out(conn: &Conn, d: &Deployment, from: &str, to: &Path)
     ];
     let (tx, rx) = mpsc::channel::<Vec<u8>>(8);
     let dest = to.to_path_buf();
-    let unpacker = tokio::task::spawn_blocking(move || archive::unpack(archive::ChannelReader::new(rx), &dest));
+    let unpacker = tokio::task::spawn_blocking(move || {
+        archive::unpack(archive::ChannelReader::new(rx), &dest)
+    });
     let (writer, mut reader) = tokio::io::duplex(STREAM_BUF);
     let forward = async move {
         let mut buf = vec![0u8; STREAM_BUF];

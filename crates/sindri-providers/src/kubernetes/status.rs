@@ -7,15 +7,13 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use k8s_openapi::api::core::v1::{Event, Pod, Service};
+use kube::Api;
 use kube::ResourceExt;
 use kube::api::{
     ApiResource, DynamicObject, ListParams, LogParams, Patch, PatchParams, WatchEvent, WatchParams,
 };
-use kube::Api;
 use serde_json::{Value, json};
-use sindri_core::{
-    Deployment, Endpoint, Error, ErrorKind, Progress, Result, Status, StatusState,
-};
+use sindri_core::{Deployment, Endpoint, Error, ErrorKind, Progress, Result, Status, StatusState};
 use sindri_spec::ProviderKind;
 
 use super::apply::pod_selector;
@@ -49,18 +47,30 @@ pub(crate) fn target(conn: &Conn, d: &Deployment) -> Target {
 
 /// The workload when it exists and is this environment's; someone else's object of
 /// that name counts as absent.
-pub(crate) async fn workload(conn: &Conn, d: &Deployment, t: &Target) -> Result<Option<DynamicObject>> {
+pub(crate) async fn workload(
+    conn: &Conn,
+    d: &Deployment,
+    t: &Target,
+) -> Result<Option<DynamicObject>> {
     let obj = conn
         .api(&t.ar, &t.ns)
         .get_opt(&t.name)
         .await
         .map_err(|e| conn.error("get", &rbac_name(&t.ar), Some(&t.name), &t.ns, e))?;
-    Ok(obj.filter(|o| owned_by(o.labels(), &d.name, &d.project) && o.metadata.deletion_timestamp.is_none()))
+    Ok(obj.filter(|o| {
+        owned_by(o.labels(), &d.name, &d.project) && o.metadata.deletion_timestamp.is_none()
+    }))
 }
 
 /// The workload, or NotFound.
-pub(crate) async fn require_workload(conn: &Conn, d: &Deployment, t: &Target) -> Result<DynamicObject> {
-    workload(conn, d, t).await?.ok_or_else(|| not_deployed(d, t))
+pub(crate) async fn require_workload(
+    conn: &Conn,
+    d: &Deployment,
+    t: &Target,
+) -> Result<DynamicObject> {
+    workload(conn, d, t)
+        .await?
+        .ok_or_else(|| not_deployed(d, t))
 }
 
 pub(crate) fn not_deployed(d: &Deployment, t: &Target) -> Error {
@@ -73,7 +83,10 @@ pub(crate) fn not_deployed(d: &Deployment, t: &Target) -> Error {
 }
 
 fn replicas(w: &DynamicObject) -> i64 {
-    w.data.pointer("/spec/replicas").and_then(Value::as_i64).unwrap_or(1)
+    w.data
+        .pointer("/spec/replicas")
+        .and_then(Value::as_i64)
+        .unwrap_or(1)
 }
 
 /// The workload's pods, newest first.
@@ -86,7 +99,11 @@ pub(crate) async fn pods(conn: &Conn, w: &DynamicObject, ns: &str) -> Result<Vec
         .await
         .map_err(|e| conn.error("list", "pods", None, ns, e))?;
     let mut items = list.items;
-    items.sort_by(|a, b| b.metadata.creation_timestamp.cmp(&a.metadata.creation_timestamp));
+    items.sort_by(|a, b| {
+        b.metadata
+            .creation_timestamp
+            .cmp(&a.metadata.creation_timestamp)
+    });
     Ok(items)
 }
 
@@ -147,7 +164,9 @@ impl Health {
     pub(crate) fn text(&self) -> String {
         match self {
             Health::Ready => "the pod is ready".to_string(),
-            Health::Progressing(s) | Health::Unschedulable(s) | Health::Failed(_, s, _) => s.clone(),
+            Health::Progressing(s) | Health::Unschedulable(s) | Health::Failed(_, s, _) => {
+                s.clone()
+            }
         }
     }
 }
@@ -155,7 +174,8 @@ impl Health {
 const IMAGE_HINT: &str = "check deployment.image and that the cluster can pull it (a private registry needs an imagePullSecret); \
 a locally built image must be loaded into a kind or k3d cluster first (`sindri k8s load IMAGE`)";
 const CRASH_HINT: &str = "the image's command exits: the container needs a long-running command (the built-in template keeps a shell open with stdin and tty); see `sindri logs`";
-const CONFIG_HINT: &str = "the pod cannot be created as specified; `kubectl describe pod` shows the details";
+const CONFIG_HINT: &str =
+    "the pod cannot be created as specified; `kubectl describe pod` shows the details";
 const SCHEDULE_HINT: &str = "check providers.kubernetes.node_selector, tolerations and deployment.resources against the cluster's nodes (`kubectl describe nodes`)";
 
 /// Explains a pod from its status and its events (newest last).
@@ -173,7 +193,11 @@ pub(crate) fn explain(pod: &Pod, events: &[Event]) -> Health {
             ErrorKind::Platform,
             format!(
                 "pod {name} ended ({phase}){}",
-                status.message.as_deref().map(|m| format!(": {m}")).unwrap_or_default()
+                status
+                    .message
+                    .as_deref()
+                    .map(|m| format!(": {m}"))
+                    .unwrap_or_default()
             ),
             CRASH_HINT,
         );
@@ -188,7 +212,10 @@ pub(crate) fn explain(pod: &Pod, events: &[Event]) -> Health {
             "ErrImagePull" | "ImagePullBackOff" => {
                 return Health::Failed(
                     ErrorKind::Platform,
-                    format!("the image `{}` cannot be pulled ({reason}): {message}", cs.image),
+                    format!(
+                        "the image `{}` cannot be pulled ({reason}): {message}",
+                        cs.image
+                    ),
                     IMAGE_HINT,
                 );
             }
@@ -230,7 +257,10 @@ pub(crate) fn explain(pod: &Pod, events: &[Event]) -> Health {
         .iter()
         .find(|c| c.type_ == "PodScheduled" && c.status == "False")
     {
-        let scale_up = events.iter().rev().find(|e| e.reason.as_deref() == Some("TriggeredScaleUp"));
+        let scale_up = events
+            .iter()
+            .rev()
+            .find(|e| e.reason.as_deref() == Some("TriggeredScaleUp"));
         if let Some(e) = scale_up {
             return Health::Progressing(format!(
                 "the cluster autoscaler is adding a node for the pod: {}",
@@ -246,14 +276,19 @@ pub(crate) fn explain(pod: &Pod, events: &[Event]) -> Health {
             .unwrap_or_default();
         return Health::Unschedulable(explain_unschedulable(pod, &message));
     }
-    if conditions.iter().any(|c| c.type_ == "Ready" && c.status == "True") {
+    if conditions
+        .iter()
+        .any(|c| c.type_ == "Ready" && c.status == "True")
+    {
         return Health::Ready;
     }
     for cs in status.container_statuses.iter().flatten() {
         if let Some(w) = cs.state.as_ref().and_then(|s| s.waiting.as_ref()) {
             let reason = w.reason.as_deref().unwrap_or("waiting");
             return Health::Progressing(match reason {
-                "ContainerCreating" => format!("creating the container (pulling `{}` if needed)", cs.image),
+                "ContainerCreating" => {
+                    format!("creating the container (pulling `{}` if needed)", cs.image)
+                }
                 other => format!("the container is waiting ({other})"),
             });
         }
@@ -270,13 +305,18 @@ fn explain_unschedulable(pod: &Pod, message: &str) -> String {
         .and_then(|r| r.limits.as_ref())
         .and_then(|l| l.get(sindri_render::kubernetes::GPU_RESOURCE))
         .map(|q| q.0.clone());
-    let lead = if message.contains(&format!("Insufficient {}", sindri_render::kubernetes::GPU_RESOURCE)) {
+    let lead = if message.contains(&format!(
+        "Insufficient {}",
+        sindri_render::kubernetes::GPU_RESOURCE
+    )) {
         format!(
             "no node has {} free {} GPU(s)",
             gpus.unwrap_or_else(|| "enough".into()),
             sindri_render::kubernetes::GPU_RESOURCE
         )
-    } else if message.contains("didn't match Pod's node affinity/selector") || message.contains("node selector") {
+    } else if message.contains("didn't match Pod's node affinity/selector")
+        || message.contains("node selector")
+    {
         let sel: Vec<String> = spec
             .and_then(|s| s.node_selector.as_ref())
             .map(|m| m.iter().map(|(k, v)| format!("{k}={v}")).collect())
@@ -333,7 +373,10 @@ async fn last_lines(conn: &Conn, pod: &str, ns: &str) -> String {
 
 /// The health of the workload's newest pod, with events and crash logs read.
 async fn pod_health(conn: &Conn, pods: &[Pod], ns: &str) -> Option<(Health, String)> {
-    let pod = pods.iter().find(|p| p.metadata.deletion_timestamp.is_none()).or(pods.first())?;
+    let pod = pods
+        .iter()
+        .find(|p| p.metadata.deletion_timestamp.is_none())
+        .or(pods.first())?;
     let mut health = explain(pod, &[]);
     if matches!(health, Health::Unschedulable(_)) {
         health = explain(pod, &events(conn, pod, ns).await);
@@ -439,7 +482,10 @@ async fn endpoints(conn: &Conn, d: &Deployment, t: &Target) -> Result<Vec<Endpoi
         let address = match (spec.type_.as_deref(), &ingress, p.node_port) {
             (Some("LoadBalancer"), Some(host), _) => format!("{host}:{}", p.port),
             (Some("NodePort") | Some("LoadBalancer"), _, Some(np)) => format!("<any node>:{np}"),
-            _ => format!("{}.{}.svc:{} (in-cluster; `kubectl port-forward svc/{} {}:{} -n {}`)", t.name, t.ns, p.port, t.name, p.port, p.port, t.ns),
+            _ => format!(
+                "{}.{}.svc:{} (in-cluster; `kubectl port-forward svc/{} {}:{} -n {}`)",
+                t.name, t.ns, p.port, t.name, p.port, p.port, t.ns
+            ),
         };
         out.push(Endpoint {
             name: format!("port {}/{proto}", p.port),
@@ -452,7 +498,12 @@ async fn endpoints(conn: &Conn, d: &Deployment, t: &Target) -> Result<Vec<Endpoi
 /// Whether the workload's controller reports every replica updated and ready.
 fn workload_ready(w: &DynamicObject) -> bool {
     let want = replicas(w);
-    let s = |k: &str| w.data.pointer(&format!("/status/{k}")).and_then(Value::as_i64).unwrap_or(0);
+    let s = |k: &str| {
+        w.data
+            .pointer(&format!("/status/{k}"))
+            .and_then(Value::as_i64)
+            .unwrap_or(0)
+    };
     let generation = w.metadata.generation.unwrap_or(0);
     s("observedGeneration") >= generation
         && s("readyReplicas") >= want
@@ -483,13 +534,22 @@ pub(crate) async fn wait_ready(
             .await
             .map_err(|e| conn.error("get", &rbac_name(ar), Some(name), ns, e))?
             .ok_or_else(|| {
-                Error::not_found(format!("{} `{name}` disappeared while waiting for it", ar.kind))
-                    .with_provider(ProviderKind::Kubernetes)
+                Error::not_found(format!(
+                    "{} `{name}` disappeared while waiting for it",
+                    ar.kind
+                ))
+                .with_provider(ProviderKind::Kubernetes)
             })?;
-        if workload_ready(&w) {
+        let pods = pods(conn, &w, ns).await?;
+        // The controller's counts lag behind a pod that was just deleted (a restart
+        // for new secrets): the pods themselves must be ready too.
+        let ready_pods = pods
+            .iter()
+            .filter(|p| p.metadata.deletion_timestamp.is_none() && explain(p, &[]) == Health::Ready)
+            .count() as i64;
+        if workload_ready(&w) && ready_pods >= replicas(&w) {
             return Ok(());
         }
-        let pods = pods(conn, &w, ns).await?;
         let mut text = "waiting for the controller to create the pod".to_string();
         if let Some((health, _)) = pod_health(conn, &pods, ns).await {
             text = health.text();
@@ -548,7 +608,8 @@ pub(crate) async fn wait_ready(
             }
         }
         match &mut watch {
-            Some(stream) => match tokio::time::timeout(Duration::from_secs(3), stream.next()).await {
+            Some(stream) => match tokio::time::timeout(Duration::from_secs(3), stream.next()).await
+            {
                 Ok(Some(Ok(WatchEvent::Error(_)))) | Ok(Some(Err(_))) | Ok(None) => watch = None,
                 _ => {}
             },
@@ -566,7 +627,15 @@ pub(crate) async fn scale(conn: &Conn, t: &Target, replicas: i32) -> Result<()> 
         &Patch::Merge(json!({"spec": {"replicas": replicas}})),
     )
     .await
-    .map_err(|e| conn.error("patch", &format!("{}/scale", rbac_name(&t.ar)), Some(&t.name), &t.ns, e))?;
+    .map_err(|e| {
+        conn.error(
+            "patch",
+            &format!("{}/scale", rbac_name(&t.ar)),
+            Some(&t.name),
+            &t.ns,
+            e,
+        )
+    })?;
     Ok(())
 }
 

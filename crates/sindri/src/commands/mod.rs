@@ -8,6 +8,7 @@ mod info;
 mod lifecycle;
 mod logs;
 pub mod resources;
+pub(crate) mod run;
 
 use clap::CommandFactory;
 
@@ -47,6 +48,8 @@ async fn dispatch(app: &App, command: Command) -> CliResult {
         Command::Logs(a) => logs::logs(app, a).await,
         Command::Export(a) => export::export(app, a).await,
         Command::Resources(c) => resources::run(app, c).await,
+        Command::Run(a) => run::run(app, a).await,
+        Command::Runs(c) => run::runs(app, c).await,
         Command::Providers => info::providers(app),
         Command::Doctor(a) => info::doctor(app, a).await,
         Command::Completions(a) => {

@@ -165,6 +165,14 @@ pub struct RunsArtifactsArgs {
     pub id: String,
 }
 
+/// A line for people on stderr (stdout carries the job's log), unless `--quiet` or
+/// `--output json`.
+fn note(app: &App, text: &str) {
+    if !app.out.quiet && !app.out.json() {
+        eprintln!("{text}");
+    }
+}
+
 fn parse_provider(s: &str) -> Result<ProviderKind, String> {
     s.parse()
 }
@@ -342,9 +350,12 @@ fn log_stream(app: &App) -> Box<dyn AsyncWrite + Send + Unpin> {
 }
 
 fn detach_note(app: &App, id: &str) {
-    app.out.note(&format!(
-        "\ndetached from run {id}: the job keeps running.\n  re-attach: sindri runs logs --follow {id}\n  stop it:   sindri runs cancel {id}"
-    ));
+    note(
+        app,
+        &format!(
+            "\ndetached from run {id}: the job keeps running.\n  re-attach: sindri runs logs --follow {id}\n  stop it:   sindri runs cancel {id}"
+        ),
+    );
 }
 
 /// `sindri run`: deploy-or-reuse, sync, start, follow, collect, on_finish. Exits with
@@ -370,12 +381,15 @@ pub async fn run(app: &App, args: RunArgs) -> CliResult {
     let orch = Orchestrator::new(&*provider, &state, &progress);
     let run = orch.prepare(&rs, &req)?;
     let run_id = run.id.clone();
-    app.out.note(&format!(
-        "run {run_id}: `{}` in `{}` on {}",
-        req.command,
-        rs.name(),
-        provider.kind()
-    ));
+    note(
+        app,
+        &format!(
+            "run {run_id}: `{}` in `{}` on {}",
+            req.command,
+            rs.name(),
+            provider.kind()
+        ),
+    );
 
     let launched = match interruptible(orch.launch(&rs, &req, run)).await {
         Ok(l) => l,
@@ -421,7 +435,7 @@ pub async fn run(app: &App, args: RunArgs) -> CliResult {
     if app.out.json() {
         app.out.emit(&report);
     } else {
-        app.out.note(&report.summary());
+        note(app, &report.summary());
     }
     exit_for(&followed.run)
 }
@@ -778,7 +792,7 @@ async fn logs(app: &App, args: RunsLogsArgs) -> CliResult {
     let followed = tokio::select! {
         r = orch.follow(&run, &mut *out) => r?,
         _ = interrupted() => {
-            app.out.note(&format!("\nstopped following run {}: the job keeps running", run.id));
+            note(app, &format!("\nstopped following run {}: the job keeps running", run.id));
             return Ok(());
         }
     };
@@ -797,7 +811,7 @@ async fn logs(app: &App, args: RunsLogsArgs) -> CliResult {
     if app.out.json() {
         app.out.emit(&report);
     } else {
-        app.out.note(&report.summary());
+        note(app, &report.summary());
     }
     exit_for(&followed.run)
 }

@@ -50,7 +50,8 @@ impl Node {
     /// With GPUs (tainted `nvidia.com/gpu:NoSchedule`, as GPU node pools usually are).
     pub fn gpus(mut self, n: u64) -> Node {
         self.gpus = n;
-        self.taints.push(("nvidia.com/gpu".into(), "NoSchedule".into()));
+        self.taints
+            .push(("nvidia.com/gpu".into(), "NoSchedule".into()));
         self
     }
 }
@@ -67,7 +68,8 @@ pub(crate) fn defaults(plural: &str, obj: &mut Value) {
                 spec["revisionHistoryLimit"] = json!(10);
             }
             if spec.get("updateStrategy").is_none() {
-                spec["updateStrategy"] = json!({"type": "RollingUpdate", "rollingUpdate": {"partition": 0}});
+                spec["updateStrategy"] =
+                    json!({"type": "RollingUpdate", "rollingUpdate": {"partition": 0}});
             }
             if let Some(claims) = spec["volumeClaimTemplates"].as_array_mut() {
                 for c in claims {
@@ -77,10 +79,8 @@ pub(crate) fn defaults(plural: &str, obj: &mut Value) {
                 }
             }
         }
-        "services" => {
-            if obj["spec"].get("sessionAffinity").is_none() {
-                obj["spec"]["sessionAffinity"] = json!("None");
-            }
+        "services" if obj["spec"].get("sessionAffinity").is_none() => {
+            obj["spec"]["sessionAffinity"] = json!("None");
         }
         _ => {}
     }
@@ -107,7 +107,8 @@ pub(crate) fn deleted(st: &Arc<State>, plural: &str, ns: &str, name: &str, obj: 
                     .filter(|(k, v)| {
                         k.plural == "pods"
                             && k.ns == ns
-                            && v["metadata"]["ownerReferences"][0]["uid"].as_str() == Some(uid.as_str())
+                            && v["metadata"]["ownerReferences"][0]["uid"].as_str()
+                                == Some(uid.as_str())
                     })
                     .map(|(k, _)| k.name.clone())
                     .collect()
@@ -150,12 +151,15 @@ fn publish(st: &Arc<State>, kind: &str, pod: Value) {
     let mut pod = pod;
     pod["metadata"]["resourceVersion"] = json!(rv.to_string());
     if kind != "DELETED" {
-        let key = Key::new("pods", pod["metadata"]["namespace"].as_str().unwrap_or(""), pod["metadata"]["name"].as_str().unwrap_or(""));
+        let key = Key::new(
+            "pods",
+            pod["metadata"]["namespace"].as_str().unwrap_or(""),
+            pod["metadata"]["name"].as_str().unwrap_or(""),
+        );
         let mut g = st.lock();
-        if g.objects.contains_key(&key) {
-            g.objects.insert(key, pod.clone());
-        } else {
-            return;
+        match g.objects.get_mut(&key) {
+            Some(stored) => *stored = pod.clone(),
+            None => return,
         }
     }
     let _ = st.pod_events.send((rv, kind.to_string(), pod));
@@ -168,12 +172,21 @@ fn revision(sts: &Value) -> String {
         h ^= u64::from(b);
         h = h.wrapping_mul(0x100000001b3);
     }
-    format!("{}-{:x}", sts["metadata"]["name"].as_str().unwrap_or(""), h & 0xffff_ffff)
+    format!(
+        "{}-{:x}",
+        sts["metadata"]["name"].as_str().unwrap_or(""),
+        h & 0xffff_ffff
+    )
 }
 
 /// One pass of the StatefulSet controller.
 pub(crate) fn reconcile(st: &Arc<State>, ns: &str, name: &str) {
-    let Some(sts) = st.lock().objects.get(&Key::new("statefulsets", ns, name)).cloned() else {
+    let Some(sts) = st
+        .lock()
+        .objects
+        .get(&Key::new("statefulsets", ns, name))
+        .cloned()
+    else {
         return;
     };
     let replicas = sts["spec"]["replicas"].as_i64().unwrap_or(1).max(0) as usize;
@@ -183,21 +196,34 @@ pub(crate) fn reconcile(st: &Arc<State>, ns: &str, name: &str) {
         let g = st.lock();
         g.objects
             .iter()
-            .filter(|(k, v)| k.plural == "pods" && k.ns == ns && v["metadata"]["ownerReferences"][0]["uid"].as_str() == Some(uid.as_str()))
+            .filter(|(k, v)| {
+                k.plural == "pods"
+                    && k.ns == ns
+                    && v["metadata"]["ownerReferences"][0]["uid"].as_str() == Some(uid.as_str())
+            })
             .map(|(_, v)| v.clone())
             .collect()
     };
     for p in &pods {
         let pname = p["metadata"]["name"].as_str().unwrap_or("");
-        let ordinal: usize = pname.rsplit('-').next().and_then(|o| o.parse().ok()).unwrap_or(usize::MAX);
-        let stale = p["metadata"]["labels"]["controller-revision-hash"].as_str() != Some(rev.as_str());
+        let ordinal: usize = pname
+            .rsplit('-')
+            .next()
+            .and_then(|o| o.parse().ok())
+            .unwrap_or(usize::MAX);
+        let stale =
+            p["metadata"]["labels"]["controller-revision-hash"].as_str() != Some(rev.as_str());
         if ordinal >= replicas || stale {
             delete_pod(st, ns, pname);
         }
     }
     for i in 0..replicas {
         let pname = format!("{name}-{i}");
-        if st.lock().objects.contains_key(&Key::new("pods", ns, &pname)) {
+        if st
+            .lock()
+            .objects
+            .contains_key(&Key::new("pods", ns, &pname))
+        {
             continue;
         }
         create_pod(st, &sts, ns, &pname, &rev);
@@ -215,18 +241,28 @@ fn update_status(st: &Arc<State>, ns: &str, name: &str) {
     let pods: Vec<&Value> = g
         .objects
         .iter()
-        .filter(|(k, v)| k.plural == "pods" && k.ns == ns && v["metadata"]["ownerReferences"][0]["uid"].as_str() == Some(uid.as_str()))
+        .filter(|(k, v)| {
+            k.plural == "pods"
+                && k.ns == ns
+                && v["metadata"]["ownerReferences"][0]["uid"].as_str() == Some(uid.as_str())
+        })
         .map(|(_, v)| v)
         .collect();
     let ready = pods
         .iter()
         .filter(|p| {
-            p["status"]["conditions"]
-                .as_array()
-                .is_some_and(|c| c.iter().any(|c| c["type"] == "Ready" && c["status"] == "True"))
+            p["status"]["conditions"].as_array().is_some_and(|c| {
+                c.iter()
+                    .any(|c| c["type"] == "Ready" && c["status"] == "True")
+            })
         })
         .count();
-    let updated = pods.iter().filter(|p| p["metadata"]["labels"]["controller-revision-hash"].as_str() == Some(rev.as_str())).count();
+    let updated = pods
+        .iter()
+        .filter(|p| {
+            p["metadata"]["labels"]["controller-revision-hash"].as_str() == Some(rev.as_str())
+        })
+        .count();
     let status = json!({
         "observedGeneration": sts["metadata"]["generation"],
         "replicas": pods.len(),
@@ -258,7 +294,11 @@ fn create_pod(st: &Arc<State>, sts: &Value, ns: &str, pname: &str, rev: &str) {
     spec["restartPolicy"] = json!("Always");
     // Volume claims, created once and kept across pod restarts.
     let mut volumes = spec["volumes"].as_array().cloned().unwrap_or_default();
-    for c in sts["spec"]["volumeClaimTemplates"].as_array().into_iter().flatten() {
+    for c in sts["spec"]["volumeClaimTemplates"]
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
         let cname = c["metadata"]["name"].as_str().unwrap_or("");
         let claim = format!("{cname}-{pname}");
         let mut claim_labels = c["metadata"]["labels"].clone();
@@ -307,7 +347,14 @@ fn create_pod(st: &Arc<State>, sts: &Value, ns: &str, pname: &str, rev: &str) {
         g.objects.insert(Key::new("pods", ns, pname), pod.clone());
         pod
     };
-    let _ = st.pod_events.send((pod["metadata"]["resourceVersion"].as_str().and_then(|v| v.parse().ok()).unwrap_or(0), "ADDED".into(), pod.clone()));
+    let _ = st.pod_events.send((
+        pod["metadata"]["resourceVersion"]
+            .as_str()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0),
+        "ADDED".into(),
+        pod.clone(),
+    ));
     let st = st.clone();
     let ns = ns.to_string();
     let pname = pname.to_string();
@@ -335,7 +382,8 @@ fn set_status(st: &Arc<State>, ns: &str, pod: &str, uid: &str, f: impl FnOnce(&m
 }
 
 fn condition(kind: &str, status: &str, reason: Option<&str>, message: Option<&str>) -> Value {
-    let mut c = json!({"type": kind, "status": status, "lastTransitionTime": now(), "lastProbeTime": null});
+    let mut c =
+        json!({"type": kind, "status": status, "lastTransitionTime": now(), "lastProbeTime": null});
     if let Some(r) = reason {
         c["reason"] = json!(r);
     }
@@ -372,16 +420,26 @@ fn schedule(st: &Arc<State>, pod: &Value) -> Result<String, String> {
         .unwrap_or(0);
     let selector: Vec<(String, String)> = spec["nodeSelector"]
         .as_object()
-        .map(|m| m.iter().map(|(k, v)| (k.clone(), v.as_str().unwrap_or("").to_string())).collect())
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| (k.clone(), v.as_str().unwrap_or("").to_string()))
+                .collect()
+        })
         .unwrap_or_default();
     let tolerated = |key: &str| {
-        spec["tolerations"]
-            .as_array()
-            .is_some_and(|t| t.iter().any(|t| t["key"].as_str() == Some(key) || (t.get("key").is_none() && t["operator"] == "Exists")))
+        spec["tolerations"].as_array().is_some_and(|t| {
+            t.iter().any(|t| {
+                t["key"].as_str() == Some(key)
+                    || (t.get("key").is_none() && t["operator"] == "Exists")
+            })
+        })
     };
     let (mut no_match, mut no_gpu, mut taint) = (0, 0, 0);
     for n in &nodes {
-        if !selector.iter().all(|(k, v)| n.labels.iter().any(|(a, b)| a == k && b == v)) {
+        if !selector
+            .iter()
+            .all(|(k, v)| n.labels.iter().any(|(a, b)| a == k && b == v))
+        {
             no_match += 1;
             continue;
         }
@@ -400,10 +458,14 @@ fn schedule(st: &Arc<State>, pod: &Value) -> Result<String, String> {
         reasons.push(format!("{no_gpu} Insufficient nvidia.com/gpu"));
     }
     if no_match > 0 {
-        reasons.push(format!("{no_match} node(s) didn't match Pod's node affinity/selector"));
+        reasons.push(format!(
+            "{no_match} node(s) didn't match Pod's node affinity/selector"
+        ));
     }
     if taint > 0 {
-        reasons.push(format!("{taint} node(s) had untolerated taint {{nvidia.com/gpu: }}"));
+        reasons.push(format!(
+            "{taint} node(s) had untolerated taint {{nvidia.com/gpu: }}"
+        ));
     }
     let total = nodes.len();
     Err(format!(
@@ -412,7 +474,13 @@ fn schedule(st: &Arc<State>, pod: &Value) -> Result<String, String> {
     ))
 }
 
-fn container_status(pod: &Value, state: Value, ready: bool, restarts: u64, last: Option<Value>) -> Value {
+fn container_status(
+    pod: &Value,
+    state: Value,
+    ready: bool,
+    restarts: u64,
+    last: Option<Value>,
+) -> Value {
     let c = &pod["spec"]["containers"][0];
     let mut s = json!({
         "name": c["name"], "image": c["image"], "imageID": "",
@@ -427,7 +495,11 @@ fn container_status(pod: &Value, state: Value, ready: bool, restarts: u64, last:
 /// Problems with the pod's secret references, as the kubelet reports them.
 fn secret_problem(st: &Arc<State>, ns: &str, pod: &Value) -> Option<String> {
     let g = st.lock();
-    for env in pod["spec"]["containers"][0]["env"].as_array().into_iter().flatten() {
+    for env in pod["spec"]["containers"][0]["env"]
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
         let r = &env["valueFrom"]["secretKeyRef"];
         let (Some(secret), Some(key)) = (r["name"].as_str(), r["key"].as_str()) else {
             continue;
@@ -447,13 +519,20 @@ fn secret_problem(st: &Arc<State>, ns: &str, pod: &Value) -> Option<String> {
 async fn kubelet(st: Arc<State>, ns: String, pod: String, uid: String) {
     let step = || tokio::time::sleep(Duration::from_millis(15));
     step().await;
-    let Some(p) = current(&st, &ns, &pod, &uid) else { return };
+    let Some(p) = current(&st, &ns, &pod, &uid) else {
+        return;
+    };
     let node = match schedule(&st, &p) {
         Ok(n) => n,
         Err(msg) => {
             event(&st, &ns, &pod, "FailedScheduling", &msg);
             set_status(&st, &ns, &pod, &uid, |p| {
-                p["status"]["conditions"] = json!([condition("PodScheduled", "False", Some("Unschedulable"), Some(&msg))]);
+                p["status"]["conditions"] = json!([condition(
+                    "PodScheduled",
+                    "False",
+                    Some("Unschedulable"),
+                    Some(&msg)
+                )]);
             });
             return;
         }
@@ -471,8 +550,18 @@ async fn kubelet(st: Arc<State>, ns: String, pod: String, uid: String) {
         p["status"]["conditions"] = json!([
             condition("PodScheduled", "True", None, None),
             condition("Initialized", "True", None, None),
-            condition("ContainersReady", "False", Some("ContainersNotReady"), Some("containers with unready status")),
-            condition("Ready", "False", Some("ContainersNotReady"), Some("containers with unready status")),
+            condition(
+                "ContainersReady",
+                "False",
+                Some("ContainersNotReady"),
+                Some("containers with unready status")
+            ),
+            condition(
+                "Ready",
+                "False",
+                Some("ContainersNotReady"),
+                Some("containers with unready status")
+            ),
         ]);
         let cs = container_status(p, waiting("ContainerCreating", None), false, 0, None);
         p["status"]["containerStatuses"] = json!([cs]);
@@ -480,49 +569,98 @@ async fn kubelet(st: Arc<State>, ns: String, pod: String, uid: String) {
         return;
     }
     step().await;
-    let Some(p) = current(&st, &ns, &pod, &uid) else { return };
-    let image = p["spec"]["containers"][0]["image"].as_str().unwrap_or("").to_string();
+    let Some(p) = current(&st, &ns, &pod, &uid) else {
+        return;
+    };
+    let image = p["spec"]["containers"][0]["image"]
+        .as_str()
+        .unwrap_or("")
+        .to_string();
     if image.contains("does-not-exist") {
-        let msg = format!("rpc error: code = NotFound desc = failed to pull and unpack image \"docker.io/library/{image}\": not found");
+        let msg = format!(
+            "rpc error: code = NotFound desc = failed to pull and unpack image \"docker.io/library/{image}\": not found"
+        );
         set_status(&st, &ns, &pod, &uid, |p| {
-            p["status"]["containerStatuses"] = json!([container_status(p, waiting("ErrImagePull", Some(&msg)), false, 0, None)]);
+            p["status"]["containerStatuses"] = json!([container_status(
+                p,
+                waiting("ErrImagePull", Some(&msg)),
+                false,
+                0,
+                None
+            )]);
         });
         step().await;
         set_status(&st, &ns, &pod, &uid, |p| {
             let m = format!("Back-off pulling image \"{image}\"");
-            p["status"]["containerStatuses"] = json!([container_status(p, waiting("ImagePullBackOff", Some(&m)), false, 0, None)]);
+            p["status"]["containerStatuses"] = json!([container_status(
+                p,
+                waiting("ImagePullBackOff", Some(&m)),
+                false,
+                0,
+                None
+            )]);
         });
         return;
     }
     if let Some(problem) = secret_problem(&st, &ns, &p) {
         set_status(&st, &ns, &pod, &uid, |p| {
-            p["status"]["containerStatuses"] = json!([container_status(p, waiting("CreateContainerConfigError", Some(&problem)), false, 0, None)]);
+            p["status"]["containerStatuses"] = json!([container_status(
+                p,
+                waiting("CreateContainerConfigError", Some(&problem)),
+                false,
+                0,
+                None
+            )]);
         });
         return;
     }
     if let Err(e) = exec::prepare_root(&st, &ns, &p) {
         set_status(&st, &ns, &pod, &uid, |p| {
             let m = format!("test server: cannot prepare the pod's root: {e}");
-            p["status"]["containerStatuses"] = json!([container_status(p, waiting("RunContainerError", Some(&m)), false, 0, None)]);
+            p["status"]["containerStatuses"] = json!([container_status(
+                p,
+                waiting("RunContainerError", Some(&m)),
+                false,
+                0,
+                None
+            )]);
         });
         return;
     }
     if image.contains("crashloop") {
         {
             let mut g = st.lock();
-            g.logs.insert(format!("{pod}#previous"), vec!["starting the server".into(), "fatal: /etc/app/config.yaml: no such file".into()]);
+            g.logs.insert(
+                format!("{pod}#previous"),
+                vec![
+                    "starting the server".into(),
+                    "fatal: /etc/app/config.yaml: no such file".into(),
+                ],
+            );
         }
         let last = json!({"terminated": {"exitCode": 1, "reason": "Error", "startedAt": now(), "finishedAt": now()}});
-        let m = format!("back-off 40s restarting failed container={} pod={pod}", p["spec"]["containers"][0]["name"].as_str().unwrap_or(""));
+        let m = format!(
+            "back-off 40s restarting failed container={} pod={pod}",
+            p["spec"]["containers"][0]["name"].as_str().unwrap_or("")
+        );
         set_status(&st, &ns, &pod, &uid, |p| {
             p["status"]["phase"] = json!("Running");
-            p["status"]["containerStatuses"] = json!([container_status(p, waiting("CrashLoopBackOff", Some(&m)), false, 3, Some(last))]);
+            p["status"]["containerStatuses"] = json!([container_status(
+                p,
+                waiting("CrashLoopBackOff", Some(&m)),
+                false,
+                3,
+                Some(last)
+            )]);
         });
         return;
     }
     {
         let mut g = st.lock();
-        g.logs.entry(pod.clone()).or_default().push(format!("container {} started", p["spec"]["containers"][0]["name"].as_str().unwrap_or("")));
+        g.logs.entry(pod.clone()).or_default().push(format!(
+            "container {} started",
+            p["spec"]["containers"][0]["name"].as_str().unwrap_or("")
+        ));
     }
     let _ = st.log_events.send(pod.clone());
     set_status(&st, &ns, &pod, &uid, |p| {
@@ -538,6 +676,9 @@ async fn kubelet(st: Arc<State>, ns: String, pod: String, uid: String) {
         let running = json!({"running": {"startedAt": now()}});
         p["status"]["containerStatuses"] = json!([container_status(p, running, true, 0, None)]);
     });
-    let owner = p["metadata"]["ownerReferences"][0]["name"].as_str().unwrap_or("").to_string();
+    let owner = p["metadata"]["ownerReferences"][0]["name"]
+        .as_str()
+        .unwrap_or("")
+        .to_string();
     update_status(&st, &ns, &owner);
 }

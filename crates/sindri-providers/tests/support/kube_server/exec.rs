@@ -33,7 +33,9 @@ pub(crate) fn pod_root(st: &State, ns: &str, pod: &str) -> PathBuf {
 
 fn secret_value(st: &State, ns: &str, secret: &str, key: &str) -> Option<Vec<u8>> {
     let g = st.lock();
-    let data = g.objects.get(&Key::new("secrets", ns, secret))?["data"][key].as_str()?.to_string();
+    let data = g.objects.get(&Key::new("secrets", ns, secret))?["data"][key]
+        .as_str()?
+        .to_string();
     base64::engine::general_purpose::STANDARD.decode(data).ok()
 }
 
@@ -46,7 +48,9 @@ pub(crate) fn prepare_root(st: &State, ns: &str, pod: &Value) -> std::io::Result
     if !bin.join("busybox").exists() {
         std::fs::create_dir_all(&bin)?;
         std::fs::copy("/bin/busybox", bin.join("busybox"))?;
-        let list = std::process::Command::new("/bin/busybox").arg("--list").output()?;
+        let list = std::process::Command::new("/bin/busybox")
+            .arg("--list")
+            .output()?;
         for applet in String::from_utf8_lossy(&list.stdout).lines() {
             let link = bin.join(applet);
             if !link.exists() {
@@ -62,12 +66,18 @@ pub(crate) fn prepare_root(st: &State, ns: &str, pod: &Value) -> std::io::Result
     }
     std::fs::write(root.join("etc/hostname"), format!("{name}\n"))?;
     let container = &pod["spec"]["containers"][0];
-    let volumes = pod["spec"]["volumes"].as_array().cloned().unwrap_or_default();
+    let volumes = pod["spec"]["volumes"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
     for m in container["volumeMounts"].as_array().into_iter().flatten() {
         let path = m["mountPath"].as_str().unwrap_or("/");
         let target = root.join(path.trim_start_matches('/'));
         let volume = volumes.iter().find(|v| v["name"] == m["name"]);
-        match (volume.and_then(|v| v["secret"]["secretName"].as_str()), m["subPath"].as_str()) {
+        match (
+            volume.and_then(|v| v["secret"]["secretName"].as_str()),
+            m["subPath"].as_str(),
+        ) {
             (Some(secret), Some(key)) => {
                 if let Some(value) = secret_value(st, ns, secret, key) {
                     if let Some(parent) = target.parent() {
@@ -93,8 +103,14 @@ fn environment(st: &State, ns: &str, pod: &Value, tty: bool) -> Vec<(String, Str
     if tty {
         env.push(("TERM".into(), "xterm".into()));
     }
-    for e in pod["spec"]["containers"][0]["env"].as_array().into_iter().flatten() {
-        let Some(k) = e["name"].as_str() else { continue };
+    for e in pod["spec"]["containers"][0]["env"]
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
+        let Some(k) = e["name"].as_str() else {
+            continue;
+        };
         if let Some(v) = e["value"].as_str() {
             env.push((k.to_string(), v.replace("$$", "$")));
         } else if let (Some(secret), Some(key)) = (
@@ -112,7 +128,8 @@ fn found_in_root(root: &Path, program: &str) -> bool {
     if program.contains('/') {
         return root.join(program.trim_start_matches('/')).exists();
     }
-    PATH.split(':').any(|d| root.join(d.trim_start_matches('/')).join(program).exists())
+    PATH.split(':')
+        .any(|d| root.join(d.trim_start_matches('/')).join(program).exists())
 }
 
 fn exit_status(code: i32) -> Value {
@@ -137,28 +154,74 @@ pub(crate) async fn upgrade(
     pod_name: &str,
     params: &[(String, String)],
 ) -> Response<Body> {
-    let Some(pod) = st.lock().objects.get(&Key::new("pods", ns, pod_name)).cloned() else {
-        return status_error(404, "NotFound", &format!("pods \"{pod_name}\" not found"), Some(json!({"name": pod_name, "kind": "pods"})));
+    let Some(pod) = st
+        .lock()
+        .objects
+        .get(&Key::new("pods", ns, pod_name))
+        .cloned()
+    else {
+        return status_error(
+            404,
+            "NotFound",
+            &format!("pods \"{pod_name}\" not found"),
+            Some(json!({"name": pod_name, "kind": "pods"})),
+        );
     };
     if pod["status"]["phase"].as_str() != Some("Running") {
-        return status_error(400, "BadRequest", &format!("pod {pod_name} is not running"), None);
+        return status_error(
+            400,
+            "BadRequest",
+            &format!("pod {pod_name} is not running"),
+            None,
+        );
     }
-    let header = |n: &str| req.headers().get(n).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
-    if !header("upgrade").eq_ignore_ascii_case("websocket") || header("sec-websocket-key").is_empty() {
-        return status_error(400, "BadRequest", "exec needs a websocket upgrade in this test server", None);
+    let header = |n: &str| {
+        req.headers()
+            .get(n)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string()
+    };
+    if !header("upgrade").eq_ignore_ascii_case("websocket")
+        || header("sec-websocket-key").is_empty()
+    {
+        return status_error(
+            400,
+            "BadRequest",
+            "exec needs a websocket upgrade in this test server",
+            None,
+        );
     }
-    let offered: Vec<String> = header("sec-websocket-protocol").split(',').map(|p| p.trim().to_string()).collect();
+    let offered: Vec<String> = header("sec-websocket-protocol")
+        .split(',')
+        .map(|p| p.trim().to_string())
+        .collect();
     let Some(protocol) = ["v5.channel.k8s.io", "v4.channel.k8s.io"]
         .into_iter()
         .find(|p| offered.iter().any(|o| o == p))
     else {
-        return status_error(400, "BadRequest", "no supported exec subprotocol offered (v5.channel.k8s.io, v4.channel.k8s.io)", None);
+        return status_error(
+            400,
+            "BadRequest",
+            "no supported exec subprotocol offered (v5.channel.k8s.io, v4.channel.k8s.io)",
+            None,
+        );
     };
     st.lock().exec_protocols.push(protocol.to_string());
-    let flag = |k: &str| super::param(params, k) == Some("true") || super::param(params, k) == Some("1");
-    let argv: Vec<String> = params.iter().filter(|(k, _)| k == "command").map(|(_, v)| v.clone()).collect();
+    let flag =
+        |k: &str| super::param(params, k) == Some("true") || super::param(params, k) == Some("1");
+    let argv: Vec<String> = params
+        .iter()
+        .filter(|(k, _)| k == "command")
+        .map(|(_, v)| v.clone())
+        .collect();
     if argv.is_empty() {
-        return status_error(400, "BadRequest", "you must specify at least one command for the container", None);
+        return status_error(
+            400,
+            "BadRequest",
+            "you must specify at least one command for the container",
+            None,
+        );
     }
     let opts = Opts {
         stdin: flag("stdin"),
@@ -168,18 +231,36 @@ pub(crate) async fn upgrade(
         v5: protocol.starts_with("v5"),
     };
     if opts.tty && opts.stderr {
-        return status_error(400, "BadRequest", "tty and stderr cannot both be true", None);
+        return status_error(
+            400,
+            "BadRequest",
+            "tty and stderr cannot both be true",
+            None,
+        );
     }
-    let accept = tokio_tungstenite::tungstenite::handshake::derive_accept_key(header("sec-websocket-key").as_bytes());
+    let accept = tokio_tungstenite::tungstenite::handshake::derive_accept_key(
+        header("sec-websocket-key").as_bytes(),
+    );
     let root = pod_root(&st, ns, pod_name);
     let env = environment(&st, ns, &pod, opts.tty);
     let st2 = st.clone();
     tokio::spawn(async move {
-        let Ok(upgraded) = hyper::upgrade::on(req).await else { return };
-        let ws = WebSocketStream::from_raw_socket(hyper_util::rt::TokioIo::new(upgraded), Role::Server, None).await;
+        let Ok(upgraded) = hyper::upgrade::on(req).await else {
+            return;
+        };
+        let ws = WebSocketStream::from_raw_socket(
+            hyper_util::rt::TokioIo::new(upgraded),
+            Role::Server,
+            None,
+        )
+        .await;
         session(st2, ws, root, env, argv, opts).await;
     });
-    let mut resp = full(StatusCode::SWITCHING_PROTOCOLS, "application/octet-stream", Vec::new());
+    let mut resp = full(
+        StatusCode::SWITCHING_PROTOCOLS,
+        "application/octet-stream",
+        Vec::new(),
+    );
     let h = resp.headers_mut();
     h.remove("content-type");
     h.insert("upgrade", "websocket".parse().expect("header"));
@@ -198,8 +279,14 @@ struct Opts {
     v5: bool,
 }
 
-async fn session<S>(st: Arc<State>, mut ws: WebSocketStream<S>, root: PathBuf, env: Vec<(String, String)>, argv: Vec<String>, opts: Opts)
-where
+async fn session<S>(
+    st: Arc<State>,
+    mut ws: WebSocketStream<S>,
+    root: PathBuf,
+    env: Vec<(String, String)>,
+    argv: Vec<String>,
+    opts: Opts,
+) where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
     // The API server opens each output channel with an empty frame.
@@ -230,7 +317,11 @@ where
     cmd.args(&argv)
         .env_clear()
         .envs(env)
-        .stdin(if opts.stdin { Stdio::piped() } else { Stdio::null() })
+        .stdin(if opts.stdin {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true);
@@ -247,8 +338,20 @@ where
     let mut child_stdin = child.stdin.take();
     let (tx, mut rx) = mpsc::channel::<(u8, Vec<u8>)>(64);
     for (ch, stream) in [
-        (1u8, child.stdout.take().map(|s| Box::new(s) as Box<dyn tokio::io::AsyncRead + Send + Unpin>)),
-        (2u8, child.stderr.take().map(|s| Box::new(s) as Box<dyn tokio::io::AsyncRead + Send + Unpin>)),
+        (
+            1u8,
+            child
+                .stdout
+                .take()
+                .map(|s| Box::new(s) as Box<dyn tokio::io::AsyncRead + Send + Unpin>),
+        ),
+        (
+            2u8,
+            child
+                .stderr
+                .take()
+                .map(|s| Box::new(s) as Box<dyn tokio::io::AsyncRead + Send + Unpin>),
+        ),
     ] {
         let Some(mut stream) = stream else { continue };
         let tx = tx.clone();

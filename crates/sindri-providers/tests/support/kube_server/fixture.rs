@@ -8,7 +8,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use sindri_core::{Deployment, DeployOptions, Provider, ResolvedSecret, ResolvedSpec, SecretValue, dispatch};
+use sindri_core::{
+    DeployOptions, Deployment, Provider, ResolvedSecret, ResolvedSpec, SecretValue, dispatch,
+};
 use sindri_providers::conformance::Recorder;
 use sindri_providers::kubernetes::{KubernetesProvider, Timeouts};
 use sindri_spec::{KubernetesSettings, Spec};
@@ -86,9 +88,14 @@ impl Env {
 
     /// Deploys, panicking on failure.
     pub async fn deploy(&self) -> Deployment {
-        dispatch::deploy(self.provider.as_ref(), &self.spec, DeployOptions::default(), &Recorder::new())
-            .await
-            .unwrap_or_else(|e| panic!("deploy failed: {e} (hint: {:?})", e.hint()))
+        dispatch::deploy(
+            self.provider.as_ref(),
+            &self.spec,
+            DeployOptions::default(),
+            &Recorder::new(),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("deploy failed: {e} (hint: {:?})", e.hint()))
     }
 
     /// The bodies of every (non dry-run) server-side apply the server received.
@@ -104,10 +111,19 @@ impl Env {
 
 /// The provider with the spec's `providers.kubernetes`, reading a kubeconfig for
 /// `server` written into `dir`.
-pub fn provider_for(server: &KubeServer, dir: &Path, spec: &ResolvedSpec, timeouts: Timeouts) -> Arc<dyn Provider> {
+pub fn provider_for(
+    server: &KubeServer,
+    dir: &Path,
+    spec: &ResolvedSpec,
+    timeouts: Timeouts,
+) -> Arc<dyn Provider> {
     let settings: KubernetesSettings = spec.spec.providers.kubernetes.clone().unwrap_or_default();
     let kubeconfig = server.kubeconfig(dir, None);
-    Arc::new(KubernetesProvider::new(settings).with_kubeconfig(kubeconfig).with_timeouts(timeouts))
+    Arc::new(
+        KubernetesProvider::new(settings)
+            .with_kubeconfig(kubeconfig)
+            .with_timeouts(timeouts),
+    )
 }
 
 /// A resolved spec in `dir` (which becomes the project directory).
@@ -138,7 +154,9 @@ pub fn newest_kubernetes_version() -> String {
         .windows(3)
         .find(|w| w[0] == "Defaults" && w[1] == "to")
         .map(|w| w[2].trim_end_matches('.').to_string())
-        .unwrap_or_else(|| panic!("kubernetes-validate --help does not name its default version:\n{help}"))
+        .unwrap_or_else(|| {
+            panic!("kubernetes-validate --help does not name its default version:\n{help}")
+        })
 }
 
 /// Runs `kubernetes-validate --strict` for 1.30.0 and the newest version it knows on
@@ -166,9 +184,17 @@ pub fn kubernetes_validate(docs: &[Value]) {
         });
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "kubernetes-validate failed ({}):\n{stdout}{stderr}\n--- manifests:\n{text}", out.status);
+    assert!(
+        out.status.success(),
+        "kubernetes-validate failed ({}):\n{stdout}{stderr}\n--- manifests:\n{text}",
+        out.status
+    );
     let bad: Vec<&str> = stdout.lines().filter(|l| !l.starts_with("INFO ")).collect();
-    assert!(bad.is_empty(), "kubernetes-validate reported problems:\n{}\n--- manifests:\n{text}", bad.join("\n"));
+    assert!(
+        bad.is_empty(),
+        "kubernetes-validate reported problems:\n{}\n--- manifests:\n{text}",
+        bad.join("\n")
+    );
     let minor = |v: &str| v.split('.').take(2).collect::<Vec<_>>().join(".");
     for doc in docs {
         let resource = format!(

@@ -66,7 +66,13 @@ pub struct Fault {
 impl Fault {
     /// A failure `code` with `reason` and `message` for requests matching `method` and
     /// `path_contains`.
-    pub fn new(method: &'static str, path_contains: &str, code: u16, reason: &str, message: &str) -> Fault {
+    pub fn new(
+        method: &'static str,
+        path_contains: &str,
+        code: u16,
+        reason: &str,
+        message: &str,
+    ) -> Fault {
         Fault {
             method: Some(method),
             path_contains: path_contains.to_string(),
@@ -312,7 +318,11 @@ impl KubeServer {
 
     /// A stored object.
     pub fn object(&self, plural: &str, ns: &str, name: &str) -> Option<Value> {
-        self.state.lock().objects.get(&Key::new(plural, ns, name)).cloned()
+        self.state
+            .lock()
+            .objects
+            .get(&Key::new(plural, ns, name))
+            .cloned()
     }
 
     /// Stored objects of a resource in a namespace.
@@ -328,7 +338,10 @@ impl KubeServer {
 
     /// Stores an object as another client (field manager `kubectl-create`) would.
     pub fn insert(&self, plural: &str, ns: &str, mut obj: Value) {
-        let name = obj["metadata"]["name"].as_str().expect("object name").to_string();
+        let name = obj["metadata"]["name"]
+            .as_str()
+            .expect("object name")
+            .to_string();
         let mut g = self.state.lock();
         let (group, version, kind) = resource_info(plural).expect("known resource");
         g.rv += 1;
@@ -339,8 +352,7 @@ impl KubeServer {
         obj["metadata"]["uid"] = json!(format!("00000000-0000-4000-8000-{:012}", g.uid));
         obj["metadata"]["resourceVersion"] = json!(g.rv.to_string());
         obj["metadata"]["creationTimestamp"] = json!(now());
-        obj["metadata"]["managedFields"] =
-            json!([{"manager": "kubectl-create", "operation": "Update", "apiVersion": api_version(group, version), "fieldsType": "FieldsV1", "fieldsV1": {}}]);
+        obj["metadata"]["managedFields"] = json!([{"manager": "kubectl-create", "operation": "Update", "apiVersion": api_version(group, version), "fieldsType": "FieldsV1", "fieldsV1": {}}]);
         g.objects.insert(Key::new(plural, ns, &name), obj);
     }
 
@@ -378,7 +390,9 @@ impl KubeServer {
 
 /// Writes a kubeconfig for `server` with context `test`.
 pub fn write_kubeconfig(dir: &Path, server: &str, namespace: Option<&str>) -> PathBuf {
-    let ns = namespace.map(|n| format!("\n    namespace: {n}")).unwrap_or_default();
+    let ns = namespace
+        .map(|n| format!("\n    namespace: {n}"))
+        .unwrap_or_default();
     let text = format!(
         "apiVersion: v1\nkind: Config\ncurrent-context: test\nclusters:\n- name: test\n  cluster:\n    server: {server}\n\
 contexts:\n- name: test\n  context:\n    cluster: test\n    user: test{ns}\n- name: other\n  context:\n    cluster: test\n    user: test\n\
@@ -425,11 +439,20 @@ pub(crate) fn full(code: StatusCode, content_type: &str, body: impl Into<Bytes>)
 }
 
 pub(crate) fn json_response(code: StatusCode, v: &Value) -> Response<Body> {
-    full(code, "application/json", serde_json::to_vec(v).unwrap_or_default())
+    full(
+        code,
+        "application/json",
+        serde_json::to_vec(v).unwrap_or_default(),
+    )
 }
 
 /// A `Status` failure as the API sends it.
-pub(crate) fn status_error(code: u16, reason: &str, message: &str, details: Option<Value>) -> Response<Body> {
+pub(crate) fn status_error(
+    code: u16,
+    reason: &str,
+    message: &str,
+    details: Option<Value>,
+) -> Response<Body> {
     let mut v = json!({
         "kind": "Status",
         "apiVersion": "v1",
@@ -442,7 +465,10 @@ pub(crate) fn status_error(code: u16, reason: &str, message: &str, details: Opti
     if let Some(d) = details {
         v["details"] = d;
     }
-    json_response(StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR), &v)
+    json_response(
+        StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+        &v,
+    )
 }
 
 fn not_found(plural: &str, group: &str, name: &str) -> Response<Body> {
@@ -503,15 +529,23 @@ fn percent_decode(s: &str) -> String {
 }
 
 pub(crate) fn param<'a>(params: &'a [(String, String)], key: &str) -> Option<&'a str> {
-    params.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+    params
+        .iter()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.as_str())
 }
 
 /// True when `labels` match an equality-based selector `k=v,k2=v2` (or `k`).
 pub(crate) fn matches_selector(labels: &Value, selector: &str) -> bool {
-    selector.split(',').filter(|s| !s.is_empty()).all(|term| match term.split_once('=') {
-        Some((k, v)) => labels.get(k).and_then(Value::as_str) == Some(v.trim_start_matches('=')),
-        None => labels.get(term).is_some(),
-    })
+    selector
+        .split(',')
+        .filter(|s| !s.is_empty())
+        .all(|term| match term.split_once('=') {
+            Some((k, v)) => {
+                labels.get(k).and_then(Value::as_str) == Some(v.trim_start_matches('='))
+            }
+            None => labels.get(term).is_some(),
+        })
 }
 
 fn matches_fields(obj: &Value, selector: &str) -> bool {
@@ -565,7 +599,9 @@ async fn handle(st: Arc<State>, req: Request<Incoming>) -> Response<Body> {
         let idx = g.faults.iter().position(|f| {
             f.method.is_none_or(|m| m == method.as_str())
                 && path.contains(&f.path_contains)
-                && f.query_contains.as_ref().is_none_or(|q| query.contains(q.as_str()))
+                && f.query_contains
+                    .as_ref()
+                    .is_none_or(|q| query.contains(q.as_str()))
         });
         idx.map(|i| {
             let f = g.faults[i].clone();
@@ -595,7 +631,12 @@ async fn handle(st: Arc<State>, req: Request<Incoming>) -> Response<Body> {
         );
     }
     let Some(r) = route(&path) else {
-        return status_error(404, "NotFound", &format!("the server could not find the requested resource ({path})"), None);
+        return status_error(
+            404,
+            "NotFound",
+            &format!("the server could not find the requested resource ({path})"),
+            None,
+        );
     };
     let params = query_params(&query);
     if r.plural == "pods" && r.sub.as_deref() == Some("exec") {
@@ -605,7 +646,12 @@ async fn handle(st: Arc<State>, req: Request<Incoming>) -> Response<Body> {
         return logs(st, &r.ns, r.name.as_deref().unwrap_or(""), &params).await;
     }
     let Some((group, version, kind)) = resource_info(&r.plural) else {
-        return status_error(404, "NotFound", &format!("the server could not find the requested resource ({path})"), None);
+        return status_error(
+            404,
+            "NotFound",
+            &format!("the server could not find the requested resource ({path})"),
+            None,
+        );
     };
     let content_type = req
         .headers()
@@ -635,7 +681,9 @@ async fn handle(st: Arc<State>, req: Request<Incoming>) -> Response<Body> {
     }
     let av = api_version(group, version);
     match (&method, r.name.as_deref(), r.sub.as_deref()) {
-        (&Method::GET, None, _) if param(&params, "watch").is_some_and(|w| w == "true" || w == "1") => {
+        (&Method::GET, None, _)
+            if param(&params, "watch").is_some_and(|w| w == "true" || w == "1") =>
+        {
             watch(st, &r.ns, &params)
         }
         (&Method::GET, None, _) => {
@@ -671,14 +719,18 @@ async fn handle(st: Arc<State>, req: Request<Incoming>) -> Response<Body> {
                 &json!({"apiVersion": av, "kind": format!("{kind}List"), "metadata": {"resourceVersion": g.rv.to_string()}, "items": items}),
             )
         }
-        (&Method::GET, Some(name), None) => match st.lock().objects.get(&Key::new(&r.plural, &r.ns, name)) {
-            Some(v) => json_response(StatusCode::OK, v),
-            None => not_found(&r.plural, group, name),
-        },
+        (&Method::GET, Some(name), None) => {
+            match st.lock().objects.get(&Key::new(&r.plural, &r.ns, name)) {
+                Some(v) => json_response(StatusCode::OK, v),
+                None => not_found(&r.plural, group, name),
+            }
+        }
         (&Method::PATCH, Some(name), None) if content_type == "application/apply-patch+yaml" => {
             apply(st, &r.plural, &r.ns, name, &params, &body_bytes)
         }
-        (&Method::PATCH, Some(name), Some("scale")) => scale(st, &r.plural, &r.ns, name, &body_bytes),
+        (&Method::PATCH, Some(name), Some("scale")) => {
+            scale(st, &r.plural, &r.ns, name, &body_bytes)
+        }
         (&Method::DELETE, Some(name), None) => {
             let removed = st.lock().objects.remove(&Key::new(&r.plural, &r.ns, name));
             match removed {
@@ -692,35 +744,81 @@ async fn handle(st: Arc<State>, req: Request<Incoming>) -> Response<Body> {
                 }
             }
         }
-        _ => status_error(405, "MethodNotAllowed", &format!("{method} is not supported on {path} by the test server"), None),
+        _ => status_error(
+            405,
+            "MethodNotAllowed",
+            &format!("{method} is not supported on {path} by the test server"),
+            None,
+        ),
     }
 }
 
 /// Fields the server keeps, which an apply does not replace.
-const SERVER_METADATA: [&str; 6] = ["uid", "resourceVersion", "creationTimestamp", "generation", "managedFields", "namespace"];
+const SERVER_METADATA: [&str; 6] = [
+    "uid",
+    "resourceVersion",
+    "creationTimestamp",
+    "generation",
+    "managedFields",
+    "namespace",
+];
 
-fn apply(st: Arc<State>, plural: &str, ns: &str, name: &str, params: &[(String, String)], body: &[u8]) -> Response<Body> {
+fn apply(
+    st: Arc<State>,
+    plural: &str,
+    ns: &str,
+    name: &str,
+    params: &[(String, String)],
+    body: &[u8],
+) -> Response<Body> {
     let (group, version, kind) = resource_info(plural).expect("known resource");
     let av = api_version(group, version);
     let Some(manager) = param(params, "fieldManager").filter(|m| !m.is_empty()) else {
-        return status_error(400, "BadRequest", "PATCH requests with an apply patch must set fieldManager", None);
+        return status_error(
+            400,
+            "BadRequest",
+            "PATCH requests with an apply patch must set fieldManager",
+            None,
+        );
     };
     let force = param(params, "force") == Some("true");
     let dry_run = param(params, "dryRun") == Some("All");
     let mut obj: Value = match serde_yaml::from_slice::<Value>(body) {
         Ok(v) if v.is_object() => v,
-        _ => return status_error(400, "BadRequest", "the apply patch is not a YAML or JSON object", None),
+        _ => {
+            return status_error(
+                400,
+                "BadRequest",
+                "the apply patch is not a YAML or JSON object",
+                None,
+            );
+        }
     };
     if obj["apiVersion"].as_str() != Some(av.as_str()) || obj["kind"].as_str() != Some(kind) {
-        return status_error(400, "BadRequest", &format!("the apply patch's apiVersion/kind must be {av}/{kind}"), None);
+        return status_error(
+            400,
+            "BadRequest",
+            &format!("the apply patch's apiVersion/kind must be {av}/{kind}"),
+            None,
+        );
     }
     if obj["metadata"]["name"].as_str() != Some(name) {
-        return status_error(400, "BadRequest", "the name of the object does not match the name in the URL", None);
+        return status_error(
+            400,
+            "BadRequest",
+            "the name of the object does not match the name in the URL",
+            None,
+        );
     }
     if let Some(n) = obj["metadata"]["namespace"].as_str()
         && n != ns
     {
-        return status_error(400, "BadRequest", "the namespace of the object does not match the namespace in the URL", None);
+        return status_error(
+            400,
+            "BadRequest",
+            "the namespace of the object does not match the namespace in the URL",
+            None,
+        );
     }
     let mut g = st.lock();
     let key = Key::new(plural, ns, name);
@@ -728,13 +826,26 @@ fn apply(st: Arc<State>, plural: &str, ns: &str, name: &str, params: &[(String, 
     if let Some(e) = &existing {
         let owners: Vec<String> = e["metadata"]["managedFields"]
             .as_array()
-            .map(|a| a.iter().filter_map(|m| m["manager"].as_str().map(str::to_string)).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|m| m["manager"].as_str().map(str::to_string))
+                    .collect()
+            })
             .unwrap_or_default();
         if let Some(other) = owners.iter().find(|o| o.as_str() != manager)
             && !force
         {
-            let msg = format!("Apply failed with 1 conflict: conflict with \"{other}\": .metadata.labels");
-            return status_error(409, "Conflict", &msg, Some(json!({"causes": [{"reason": "FieldManagerConflict", "message": format!("conflict with \"{other}\""), "field": ".metadata.labels"}]})));
+            let msg = format!(
+                "Apply failed with 1 conflict: conflict with \"{other}\": .metadata.labels"
+            );
+            return status_error(
+                409,
+                "Conflict",
+                &msg,
+                Some(
+                    json!({"causes": [{"reason": "FieldManagerConflict", "message": format!("conflict with \"{other}\""), "field": ".metadata.labels"}]}),
+                ),
+            );
         }
     }
     controller::defaults(plural, &mut obj);
@@ -804,14 +915,25 @@ fn apply(st: Arc<State>, plural: &str, ns: &str, name: &str, params: &[(String, 
     if !dry_run && changed && plural == "statefulsets" {
         controller::reconcile_later(st.clone(), ns.to_string(), name.to_string());
     }
-    let code = if existing.is_none() { StatusCode::CREATED } else { StatusCode::OK };
+    let code = if existing.is_none() {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
     json_response(code, &result)
 }
 
 fn scale(st: Arc<State>, plural: &str, ns: &str, name: &str, body: &[u8]) -> Response<Body> {
     let patch: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
     let Some(replicas) = patch["spec"]["replicas"].as_i64() else {
-        return status_error(422, "Invalid", "spec.replicas is required", Some(json!({"causes": [{"reason": "FieldValueRequired", "message": "Required value", "field": "spec.replicas"}]})));
+        return status_error(
+            422,
+            "Invalid",
+            "spec.replicas is required",
+            Some(
+                json!({"causes": [{"reason": "FieldValueRequired", "message": "Required value", "field": "spec.replicas"}]}),
+            ),
+        );
     };
     let mut g = st.lock();
     let key = Key::new(plural, ns, name);
@@ -832,7 +954,12 @@ fn scale(st: Arc<State>, plural: &str, ns: &str, name: &str, body: &[u8]) -> Res
     controller::reconcile_later(st.clone(), ns.to_string(), name.to_string());
     let selector = obj["spec"]["selector"]["matchLabels"]
         .as_object()
-        .map(|m| m.iter().map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or(""))).collect::<Vec<_>>().join(","))
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
+                .collect::<Vec<_>>()
+                .join(",")
+        })
         .unwrap_or_default();
     json_response(
         StatusCode::OK,
@@ -863,8 +990,12 @@ fn tokio_stream_from(mut rx: mpsc::Receiver<Bytes>) -> impl futures_util::Stream
 /// until `timeoutSeconds`.
 fn watch(st: Arc<State>, ns: &str, params: &[(String, String)]) -> Response<Body> {
     let selector = param(params, "labelSelector").unwrap_or("").to_string();
-    let since: u64 = param(params, "resourceVersion").and_then(|v| v.parse().ok()).unwrap_or(0);
-    let timeout: u64 = param(params, "timeoutSeconds").and_then(|v| v.parse().ok()).unwrap_or(300);
+    let since: u64 = param(params, "resourceVersion")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let timeout: u64 = param(params, "timeoutSeconds")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(300);
     let ns = ns.to_string();
     let mut events = st.pod_events.subscribe();
     let (tx, rx) = mpsc::channel::<Bytes>(64);
@@ -906,9 +1037,18 @@ async fn logs(st: Arc<State>, ns: &str, pod: &str, params: &[(String, String)]) 
     let follow = param(params, "follow") == Some("true");
     let tail: Option<usize> = param(params, "tailLines").and_then(|v| v.parse().ok());
     let previous = param(params, "previous") == Some("true");
-    let key = if previous { format!("{pod}#previous") } else { pod.to_string() };
+    let key = if previous {
+        format!("{pod}#previous")
+    } else {
+        pod.to_string()
+    };
     if previous && !st.lock().logs.contains_key(&key) {
-        return status_error(400, "BadRequest", &format!("previous terminated container \"{pod}\" in pod \"{pod}\" not found"), None);
+        return status_error(
+            400,
+            "BadRequest",
+            &format!("previous terminated container \"{pod}\" in pod \"{pod}\" not found"),
+            None,
+        );
     }
     let lines = st.lock().logs.get(&key).cloned().unwrap_or_default();
     let start = tail.map(|t| lines.len().saturating_sub(t)).unwrap_or(0);
@@ -935,7 +1075,10 @@ async fn logs(st: Arc<State>, ns: &str, pod: &str, params: &[(String, String)]) 
                 let g = st.lock();
                 let all = g.logs.get(&pod).cloned().unwrap_or_default();
                 let gone = !g.objects.contains_key(&Key::new("pods", &ns, &pod));
-                (all.get(sent..).map(<[String]>::to_vec).unwrap_or_default(), gone)
+                (
+                    all.get(sent..).map(<[String]>::to_vec).unwrap_or_default(),
+                    gone,
+                )
             };
             sent += new.len();
             let chunk: String = new.iter().map(|l| format!("{l}\n")).collect();
