@@ -7,6 +7,8 @@
 pub mod aws;
 #[cfg(feature = "conformance")]
 pub mod conformance;
+#[cfg(feature = "devpod")]
+pub mod devpod;
 #[cfg(feature = "docker")]
 pub mod docker;
 #[cfg(feature = "e2b")]
@@ -19,6 +21,10 @@ pub mod http;
 pub mod kubernetes;
 #[cfg(feature = "local")]
 pub mod local;
+#[cfg(feature = "lyceum")]
+pub mod lyceum;
+#[cfg(feature = "runpod")]
+pub mod runpod;
 #[cfg(feature = "ssh")]
 pub mod ssh;
 
@@ -52,11 +58,29 @@ pub fn registry() -> Registry {
         "E2B sandboxes, through E2B's API and envd (E2B_API_KEY)",
         e2b::factory,
     );
+    #[cfg(feature = "devpod")]
+    r.register(
+        sindri_spec::ProviderKind::Devpod,
+        "any cloud through the DevPod CLI (`devpod` on PATH or SINDRI_DEVPOD_BIN; its providers and options)",
+        devpod::factory,
+    );
     #[cfg(feature = "aws")]
     r.register(
         sindri_spec::ProviderKind::Aws,
         "AWS EC2 instances, on-demand or spot, over SSH (AWS credential chain: env, ~/.aws, IMDS)",
         aws::factory,
+    );
+    #[cfg(feature = "runpod")]
+    r.register(
+        sindri_spec::ProviderKind::Runpod,
+        "RunPod GPU (or CPU) pods over SSH, through RunPod's REST API (RUNPOD_API_KEY)",
+        runpod::factory,
+    );
+    #[cfg(feature = "lyceum")]
+    r.register(
+        sindri_spec::ProviderKind::Lyceum,
+        "Lyceum GPU VMs over SSH, through Lyceum's VM API (LYCEUM_API_KEY); no stop: destroy ends billing",
+        lyceum::factory,
     );
     #[cfg(feature = "local")]
     r.register(

@@ -861,3 +861,76 @@ async fn deploy_without_wait_and_status_from_the_engine() {
         .await
         .unwrap();
 }
+
+#[tokio::test]
+async fn a_tag_moved_to_another_image_is_a_change_to_deploy() {
+    let mut env = TestEnv::new("retag", serde_json::json!({}));
+    let repo = format!("sindri-test/retag-{}", env.name);
+    let tag = format!("{repo}:1");
+    env.extra_tags.push(tag.clone());
+    let docker = support::docker().await;
+    let retag = |image: &'static str| {
+        let docker = docker.clone();
+        let repo = repo.clone();
+        async move {
+            let opts = bollard::query_parameters::TagImageOptionsBuilder::new()
+                .repo(&repo)
+                .tag("1")
+                .build();
+            docker.tag_image(image, Some(opts)).await.expect("tag");
+        }
+    };
+    retag(support::IMAGE).await;
+    env.respec(serde_json::json!({"image": tag}), serde_json::Value::Null);
+    let p = support::provider();
+    let d = dispatch::deploy(
+        p.as_ref(),
+        &env.spec,
+        DeployOptions::default(),
+        &Recorder::new(),
+    )
+    .await
+    .unwrap();
+    let bash = ExecCommand::shell("command -v bash >/dev/null && echo bash || echo none");
+    let before = exec_capture(p.as_ref(), &d, &bash, None).await.unwrap();
+    assert_eq!(before.out(), "bash\n");
+
+    retag(support::IMAGE_NOBASH).await;
+    let plan = dispatch::plan(p.as_ref(), &env.spec, Some(&d))
+        .await
+        .unwrap();
+    let step = plan
+        .steps
+        .iter()
+        .find(|s| s.resource.starts_with("container "))
+        .unwrap();
+    assert_eq!(step.action, PlanAction::Replace, "{plan:?}");
+    assert!(
+        step.reason.as_deref().unwrap().contains("another image"),
+        "{step:?}"
+    );
+    let d2 = dispatch::deploy(
+        p.as_ref(),
+        &env.spec,
+        DeployOptions::default(),
+        &Recorder::new(),
+    )
+    .await
+    .unwrap();
+    assert_ne!(d2.resource_id, d.resource_id);
+    let after = exec_capture(p.as_ref(), &d2, &bash, None).await.unwrap();
+    assert_eq!(after.out(), "none\n", "the new image runs");
+    let same = dispatch::deploy(
+        p.as_ref(),
+        &env.spec,
+        DeployOptions::default(),
+        &Recorder::new(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(same.resource_id, d2.resource_id, "and then nothing changes");
+    dispatch::destroy(p.as_ref(), &d2, DestroyOptions { volumes: true })
+        .await
+        .unwrap();
+    assert!(support::leftovers(&env.name).await.is_empty());
+}

@@ -29,7 +29,10 @@ async fn a_missing_socket_is_unavailable_and_says_how_to_start_docker() {
     let e = dispatch::status(&p, &d).await.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Unavailable, "{e}");
     assert!(e.message().contains(&host), "names the socket tried: {e}");
-    assert!(e.message().contains("providers.docker.host"), "names where it came from: {e}");
+    assert!(
+        e.message().contains("providers.docker.host"),
+        "names where it came from: {e}"
+    );
     assert!(e.hint().unwrap().contains("sudo systemctl start docker"));
     assert!(e.hint().unwrap().contains("Docker Desktop"));
     let e = dispatch::deploy(&p, &env.spec, DeployOptions::default(), &Recorder::new())
@@ -87,7 +90,10 @@ async fn check_reports_the_engine_its_runtimes_and_disk_space() {
     };
     let engine = by_name("docker engine");
     assert_eq!(engine.status, CheckStatus::Ok, "{engine:?}");
-    assert!(engine.detail.contains("Docker Engine") && engine.detail.contains("API"), "{engine:?}");
+    assert!(
+        engine.detail.contains("Docker Engine") && engine.detail.contains("API"),
+        "{engine:?}"
+    );
     let runtimes = by_name("docker runtimes");
     assert_eq!(runtimes.status, CheckStatus::Ok);
     assert!(runtimes.detail.contains("runc"), "{runtimes:?}");
@@ -101,10 +107,18 @@ async fn check_reports_the_engine_its_runtimes_and_disk_space() {
     let checks = sysbox.check().await;
     let rt = checks.iter().find(|c| c.name == "docker runtimes").unwrap();
     let info = support::docker().await.info().await.unwrap();
-    if info.runtimes.unwrap_or_default().contains_key("sysbox-runc") {
+    if info
+        .runtimes
+        .unwrap_or_default()
+        .contains_key("sysbox-runc")
+    {
         assert_eq!(rt.status, CheckStatus::Ok, "{rt:?}");
     } else {
-        assert_eq!(rt.status, CheckStatus::Fail, "this engine has no sysbox: {rt:?}");
+        assert_eq!(
+            rt.status,
+            CheckStatus::Fail,
+            "this engine has no sysbox: {rt:?}"
+        );
         assert!(rt.detail.contains("sysbox-runc"));
         assert!(rt.hint.as_deref().unwrap().contains("Sysbox"));
     }

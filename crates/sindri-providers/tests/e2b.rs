@@ -67,7 +67,12 @@ async fn setup_with(name: &str, deployment: &str, e2b: &str) -> Env {
     let spec = load(dir.path(), &yaml);
     let settings = spec.spec.providers.e2b.clone().unwrap_or_default();
     let provider: Arc<dyn Provider> = Arc::new(E2bProvider::new(settings, config(&fake, API_KEY)));
-    Env { e2b: fake, provider, spec, dir }
+    Env {
+        e2b: fake,
+        provider,
+        spec,
+        dir,
+    }
 }
 
 async fn setup(name: &str) -> Env {
@@ -75,9 +80,14 @@ async fn setup(name: &str) -> Env {
 }
 
 async fn deploy(env: &Env) -> sindri_core::Deployment {
-    dispatch::deploy(env.provider.as_ref(), &env.spec, DeployOptions::default(), &Recorder::new())
-        .await
-        .unwrap_or_else(|e| panic!("deploy failed: {e} (hint: {:?})", e.hint()))
+    dispatch::deploy(
+        env.provider.as_ref(),
+        &env.spec,
+        DeployOptions::default(),
+        &Recorder::new(),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("deploy failed: {e} (hint: {:?})", e.hint()))
 }
 
 #[tokio::test]
@@ -92,7 +102,11 @@ async fn conformance_lifecycle() {
 async fn conformance_idempotent_deploy() {
     let env = setup("e2b-idem").await;
     conformance::idempotent_deploy(env.provider.as_ref(), &env.spec).await;
-    assert_eq!(env.e2b.state().creates.len(), 1, "the second deploy created nothing");
+    assert_eq!(
+        env.e2b.state().creates.len(),
+        1,
+        "the second deploy created nothing"
+    );
     env.e2b.assert_clean();
 }
 
@@ -134,12 +148,24 @@ async fn conformance_plan_changes_nothing() {
 
 #[tokio::test]
 async fn a_gpu_request_is_refused_before_anything_is_sent() {
-    let env = setup_with("e2b-gpu", "  resources: {gpu: {count: 1, type: a100}}\n", "").await;
+    let env = setup_with(
+        "e2b-gpu",
+        "  resources: {gpu: {count: 1, type: a100}}\n",
+        "",
+    )
+    .await;
     for r in [
-        dispatch::plan(env.provider.as_ref(), &env.spec, None).await.map(|_| ()),
-        dispatch::deploy(env.provider.as_ref(), &env.spec, DeployOptions::default(), &Recorder::new())
+        dispatch::plan(env.provider.as_ref(), &env.spec, None)
             .await
             .map(|_| ()),
+        dispatch::deploy(
+            env.provider.as_ref(),
+            &env.spec,
+            DeployOptions::default(),
+            &Recorder::new(),
+        )
+        .await
+        .map(|_| ()),
     ] {
         let e = r.expect_err("refused");
         assert_eq!(e.kind(), ErrorKind::Invalid);
@@ -154,10 +180,20 @@ async fn stop_is_refused_with_advice_to_suspend() {
     let env = setup("e2b-stop").await;
     let d = deploy(&env).await;
     let before = env.e2b.api.requests().len();
-    let e = dispatch::stop(env.provider.as_ref(), &d).await.expect_err("refused");
+    let e = dispatch::stop(env.provider.as_ref(), &d)
+        .await
+        .expect_err("refused");
     assert_eq!(e.kind(), ErrorKind::Unsupported(Operation::Stop));
-    assert!(e.hint().unwrap().contains("sindri suspend"), "{:?}", e.hint());
-    assert_eq!(env.e2b.api.requests().len(), before, "refused before any request");
+    assert!(
+        e.hint().unwrap().contains("sindri suspend"),
+        "{:?}",
+        e.hint()
+    );
+    assert_eq!(
+        env.e2b.api.requests().len(),
+        before,
+        "refused before any request"
+    );
 }
 
 #[tokio::test]
@@ -171,12 +207,25 @@ async fn the_sandbox_carries_template_timeout_metadata_env_and_secrets() {
     let mount = env.dir.path().join("home/.config/token");
     let mut spec = env.spec.clone();
     spec.secrets = vec![
-        ResolvedSecret { name: "API_TOKEN".into(), value: SecretValue::new("tok-123"), mount: None },
-        ResolvedSecret { name: "FILE_SECRET".into(), value: SecretValue::new("file-456"), mount: Some(mount.display().to_string()) },
+        ResolvedSecret {
+            name: "API_TOKEN".into(),
+            value: SecretValue::new("tok-123"),
+            mount: None,
+        },
+        ResolvedSecret {
+            name: "FILE_SECRET".into(),
+            value: SecretValue::new("file-456"),
+            mount: Some(mount.display().to_string()),
+        },
     ];
-    let d = dispatch::deploy(env.provider.as_ref(), &spec, DeployOptions::default(), &Recorder::new())
-        .await
-        .expect("deploy");
+    let d = dispatch::deploy(
+        env.provider.as_ref(),
+        &spec,
+        DeployOptions::default(),
+        &Recorder::new(),
+    )
+    .await
+    .expect("deploy");
     let create = env.e2b.state().creates[0].clone();
     assert_eq!(create["templateID"], json!("base"));
     assert_eq!(create["timeout"], json!(7200));
@@ -184,16 +233,39 @@ async fn the_sandbox_carries_template_timeout_metadata_env_and_secrets() {
     assert_eq!(create["metadata"]["sindri.managed"], json!("true"));
     assert_eq!(create["metadata"]["sindri.environment"], json!("e2b-shape"));
     assert_eq!(create["metadata"]["sindri.project"], json!(spec.project));
-    assert_eq!(create["metadata"]["sindri.spec-hash"], json!(spec.spec_hash()));
-    assert_eq!(create["envVars"], json!({"MODE": "dev", "API_TOKEN": "tok-123"}));
-    assert!(!create.to_string().contains("file-456"), "file secrets are not in the environment");
+    assert_eq!(
+        create["metadata"]["sindri.spec-hash"],
+        json!(spec.spec_hash())
+    );
+    assert_eq!(
+        create["envVars"],
+        json!({"MODE": "dev", "API_TOKEN": "tok-123"})
+    );
+    assert!(
+        !create.to_string().contains("file-456"),
+        "file secrets are not in the environment"
+    );
 
     use std::os::unix::fs::PermissionsExt;
     assert_eq!(std::fs::read_to_string(&mount).unwrap(), "file-456");
-    assert_eq!(std::fs::metadata(&mount).unwrap().permissions().mode() & 0o777, 0o600);
+    assert_eq!(
+        std::fs::metadata(&mount).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
 
-    let out = exec_capture(env.provider.as_ref(), &d, &ExecCommand::shell("echo $MODE $API_TOKEN"), None).await.unwrap();
-    assert_eq!(out.out(), "dev tok-123\n", "the sandbox's environment reaches commands");
+    let out = exec_capture(
+        env.provider.as_ref(),
+        &d,
+        &ExecCommand::shell("echo $MODE $API_TOKEN"),
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        out.out(),
+        "dev tok-123\n",
+        "the sandbox's environment reaches commands"
+    );
 
     let s = dispatch::status(env.provider.as_ref(), &d).await.unwrap();
     let id = d.resource_id.clone().unwrap();
@@ -239,7 +311,10 @@ async fn connect_opens_a_pty_passes_input_and_resizes() {
     assert_eq!(code, 5, "the shell's exit code");
     assert!(out.text().contains("typed-in"), "{}", out.text());
     let resizes = env.e2b.state().resizes.clone();
-    assert_eq!(resizes.iter().map(|r| (r.1, r.2)).collect::<Vec<_>>(), vec![(132, 43)]);
+    assert_eq!(
+        resizes.iter().map(|r| (r.1, r.2)).collect::<Vec<_>>(),
+        vec![(132, 43)]
+    );
     let start = env
         .e2b
         .envd
@@ -248,7 +323,11 @@ async fn connect_opens_a_pty_passes_input_and_resizes() {
         .find(|r| r.op == "/process.Process/Start")
         .expect("a Start");
     let msg: serde_json::Value = serde_json::from_slice(&start.body[5..]).unwrap();
-    assert_eq!(msg["pty"], json!({"size": {"cols": 100, "rows": 30}}), "the PTY starts at the terminal's size");
+    assert_eq!(
+        msg["pty"],
+        json!({"size": {"cols": 100, "rows": 30}}),
+        "the PTY starts at the terminal's size"
+    );
     env.e2b.assert_clean();
 }
 
@@ -257,7 +336,14 @@ async fn large_input_streams_through_in_pieces_and_comes_back_intact() {
     let env = setup("e2b-stdin").await;
     let d = deploy(&env).await;
     let input: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
-    let out = exec_capture(env.provider.as_ref(), &d, &ExecCommand::new(["cat"]), Some(&input)).await.unwrap();
+    let out = exec_capture(
+        env.provider.as_ref(),
+        &d,
+        &ExecCommand::new(["cat"]),
+        Some(&input),
+    )
+    .await
+    .unwrap();
     assert_eq!(out.code, 0);
     assert!(out.stdout == input, "binary input survives the round trip");
     assert!(env.e2b.state().inputs >= 7, "sent in 32 KiB pieces");
@@ -274,15 +360,38 @@ async fn copies_keep_the_executable_bit_and_missing_paths_are_not_found() {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(src.join("run.sh"), std::fs::Permissions::from_mode(0o755)).unwrap();
     let remote = format!("{}/proj", env.spec.spec.deployment.home);
-    let stats = dispatch::copy_in(env.provider.as_ref(), &d, &src, &remote).await.unwrap();
+    let stats = dispatch::copy_in(env.provider.as_ref(), &d, &src, &remote)
+        .await
+        .unwrap();
     assert_eq!((stats.files, stats.bytes), (1, 19));
-    assert!(Path::new(&remote).join("empty-dir").is_dir(), "empty directories are created");
-    let out = exec_capture(env.provider.as_ref(), &d, &ExecCommand::new([format!("{remote}/run.sh")]), None).await.unwrap();
+    assert!(
+        Path::new(&remote).join("empty-dir").is_dir(),
+        "empty directories are created"
+    );
+    let out = exec_capture(
+        env.provider.as_ref(),
+        &d,
+        &ExecCommand::new([format!("{remote}/run.sh")]),
+        None,
+    )
+    .await
+    .unwrap();
     assert_eq!(out.out(), "ran\n", "the copied script is executable");
     let back = env.dir.path().join("back");
-    dispatch::copy_out(env.provider.as_ref(), &d, &remote, &back).await.unwrap();
-    assert_eq!(std::fs::metadata(back.join("run.sh")).unwrap().permissions().mode() & 0o777, 0o755);
-    let e = dispatch::copy_out(env.provider.as_ref(), &d, "/nonexistent/x", &back.join("x")).await.expect_err("missing");
+    dispatch::copy_out(env.provider.as_ref(), &d, &remote, &back)
+        .await
+        .unwrap();
+    assert_eq!(
+        std::fs::metadata(back.join("run.sh"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777,
+        0o755
+    );
+    let e = dispatch::copy_out(env.provider.as_ref(), &d, "/nonexistent/x", &back.join("x"))
+        .await
+        .expect_err("missing");
     assert_eq!(e.kind(), ErrorKind::NotFound);
     env.e2b.assert_clean();
 }
@@ -293,22 +402,53 @@ async fn suspend_pauses_and_start_resumes() {
     let d = deploy(&env).await;
     dispatch::suspend(env.provider.as_ref(), &d).await.unwrap();
     conformance::wait_for_state(env.provider.as_ref(), &d, StatusState::Suspended).await;
-    dispatch::suspend(env.provider.as_ref(), &d).await.expect("pausing a paused sandbox is fine");
-    let e = exec_capture(env.provider.as_ref(), &d, &ExecCommand::new(["true"]), None).await.expect_err("paused");
+    dispatch::suspend(env.provider.as_ref(), &d)
+        .await
+        .expect("pausing a paused sandbox is fine");
+    let e = exec_capture(env.provider.as_ref(), &d, &ExecCommand::new(["true"]), None)
+        .await
+        .expect_err("paused");
     assert!(e.hint().unwrap().contains("sindri start"), "{:?}", e.hint());
-    let plan = dispatch::plan(env.provider.as_ref(), &env.spec, Some(&d)).await.unwrap();
-    assert!(plan.steps.iter().any(|s| s.action == PlanAction::Update), "deploy would resume it: {:?}", plan.steps);
-    dispatch::start(env.provider.as_ref(), &d).await.unwrap();
-    conformance::wait_for_state(env.provider.as_ref(), &d, StatusState::Running).await;
-    let connect = env.e2b.api.requests().into_iter().find(|r| r.op == "POST /sandboxes/{sandboxID}/connect").unwrap();
-    let body: serde_json::Value = serde_json::from_slice(&connect.body).unwrap();
-    assert_eq!(body, json!({"timeout": 3600}), "resumed with the deployed lifetime");
-    let mut logs = SharedBuffer::default();
-    dispatch::logs(env.provider.as_ref(), &d, sindri_core::LogOptions { follow: false, tail: Some(10) }, &mut logs)
+    let plan = dispatch::plan(env.provider.as_ref(), &env.spec, Some(&d))
         .await
         .unwrap();
+    assert!(
+        plan.steps.iter().any(|s| s.action == PlanAction::Update),
+        "deploy would resume it: {:?}",
+        plan.steps
+    );
+    dispatch::start(env.provider.as_ref(), &d).await.unwrap();
+    conformance::wait_for_state(env.provider.as_ref(), &d, StatusState::Running).await;
+    let connect = env
+        .e2b
+        .api
+        .requests()
+        .into_iter()
+        .find(|r| r.op == "POST /sandboxes/{sandboxID}/connect")
+        .unwrap();
+    let body: serde_json::Value = serde_json::from_slice(&connect.body).unwrap();
+    assert_eq!(
+        body,
+        json!({"timeout": 3600}),
+        "resumed with the deployed lifetime"
+    );
+    let mut logs = SharedBuffer::default();
+    dispatch::logs(
+        env.provider.as_ref(),
+        &d,
+        sindri_core::LogOptions {
+            follow: false,
+            tail: Some(10),
+        },
+        &mut logs,
+    )
+    .await
+    .unwrap();
     let text = logs.text();
-    let (created, resumed) = (text.find("sandbox created").unwrap(), text.find("sandbox resumed").unwrap());
+    let (created, resumed) = (
+        text.find("sandbox created").unwrap(),
+        text.find("sandbox resumed").unwrap(),
+    );
     assert!(created < resumed, "logs are in time order: {text}");
     env.e2b.assert_clean();
 }
@@ -324,13 +464,32 @@ async fn a_changed_spec_replaces_the_sandbox_and_says_so() {
             env.spec.spec.deployment.home
         ),
     );
-    let plan = dispatch::plan(env.provider.as_ref(), &changed, Some(&first)).await.unwrap();
+    let plan = dispatch::plan(env.provider.as_ref(), &changed, Some(&first))
+        .await
+        .unwrap();
     assert_eq!(plan.steps[0].action, PlanAction::Replace);
     let rec = Recorder::new();
-    let second = dispatch::deploy(env.provider.as_ref(), &changed, DeployOptions::default(), &rec).await.unwrap();
+    let second = dispatch::deploy(
+        env.provider.as_ref(),
+        &changed,
+        DeployOptions::default(),
+        &rec,
+    )
+    .await
+    .unwrap();
     assert_ne!(first.resource_id, second.resource_id);
-    assert!(rec.warnings().iter().any(|w| w.contains("its files are lost")), "{:?}", rec.warnings());
-    assert_eq!(env.e2b.state().sandboxes.len(), 1, "the old sandbox was killed");
+    assert!(
+        rec.warnings()
+            .iter()
+            .any(|w| w.contains("its files are lost")),
+        "{:?}",
+        rec.warnings()
+    );
+    assert_eq!(
+        env.e2b.state().sandboxes.len(),
+        1,
+        "the old sandbox was killed"
+    );
     env.e2b.assert_clean();
 }
 
@@ -342,9 +501,21 @@ async fn list_owned_follows_pagination() {
     for name in ["e2b-page-a", "e2b-page-b", "e2b-page-c"] {
         let spec = load(
             env.dir.path(),
-            &format!("name: {name}\ndeployment:\n  provider: e2b\nproviders:\n  e2b:\n    template: base\n"),
+            &format!(
+                "name: {name}\ndeployment:\n  provider: e2b\nproviders:\n  e2b:\n    template: base\n"
+            ),
         );
-        ids.push(dispatch::deploy(env.provider.as_ref(), &spec, DeployOptions::default(), &Recorder::new()).await.unwrap().resource_id);
+        ids.push(
+            dispatch::deploy(
+                env.provider.as_ref(),
+                &spec,
+                DeployOptions::default(),
+                &Recorder::new(),
+            )
+            .await
+            .unwrap()
+            .resource_id,
+        );
     }
     let owned = dispatch::list_owned(env.provider.as_ref()).await.unwrap();
     assert_eq!(owned.len(), 3, "{owned:?}");
@@ -358,27 +529,65 @@ async fn list_owned_follows_pagination() {
 #[tokio::test]
 async fn faults_are_retried_or_reported_cleanly() {
     let env = setup("e2b-faults").await;
-    env.e2b.api.inject("GET /v2/sandboxes", 1, Fault::Status(429, json!({"code": 429, "message": "rate limited"}), vec![("Retry-After".into(), "1".into())]));
-    env.e2b.api.inject("GET /sandboxes/{sandboxID}", 1, Fault::Drop);
-    env.e2b.api.inject("GET /sandboxes/{sandboxID}", 1, Fault::Status(502, json!({"code": 502, "message": "bad gateway"}), vec![]));
+    env.e2b.api.inject(
+        "GET /v2/sandboxes",
+        1,
+        Fault::Status(
+            429,
+            json!({"code": 429, "message": "rate limited"}),
+            vec![("Retry-After".into(), "1".into())],
+        ),
+    );
+    env.e2b
+        .api
+        .inject("GET /sandboxes/{sandboxID}", 1, Fault::Drop);
+    env.e2b.api.inject(
+        "GET /sandboxes/{sandboxID}",
+        1,
+        Fault::Status(502, json!({"code": 502, "message": "bad gateway"}), vec![]),
+    );
     let d = deploy(&env).await;
     assert!(d.resource_id.is_some());
 
     env.e2b.state().no_capacity = true;
-    let other = load(env.dir.path(), "name: e2b-full\ndeployment:\n  provider: e2b\nproviders:\n  e2b:\n    template: base\n");
-    let e = dispatch::deploy(env.provider.as_ref(), &other, DeployOptions::default(), &Recorder::new())
-        .await
-        .expect_err("no capacity");
+    let other = load(
+        env.dir.path(),
+        "name: e2b-full\ndeployment:\n  provider: e2b\nproviders:\n  e2b:\n    template: base\n",
+    );
+    let e = dispatch::deploy(
+        env.provider.as_ref(),
+        &other,
+        DeployOptions::default(),
+        &Recorder::new(),
+    )
+    .await
+    .expect_err("no capacity");
     assert_eq!(e.kind(), ErrorKind::Capacity);
-    assert_eq!(env.e2b.api.count("POST /sandboxes"), 2, "a create is not repeated");
+    assert_eq!(
+        env.e2b.api.count("POST /sandboxes"),
+        2,
+        "a create is not repeated"
+    );
 
     env.e2b.state().no_capacity = false;
-    let missing = load(env.dir.path(), "name: e2b-tpl\ndeployment:\n  provider: e2b\nproviders:\n  e2b:\n    template: no-such-template\n");
-    let e = dispatch::deploy(env.provider.as_ref(), &missing, DeployOptions::default(), &Recorder::new())
-        .await
-        .expect_err("unknown template");
+    let missing = load(
+        env.dir.path(),
+        "name: e2b-tpl\ndeployment:\n  provider: e2b\nproviders:\n  e2b:\n    template: no-such-template\n",
+    );
+    let e = dispatch::deploy(
+        env.provider.as_ref(),
+        &missing,
+        DeployOptions::default(),
+        &Recorder::new(),
+    )
+    .await
+    .expect_err("unknown template");
     assert_eq!(e.kind(), ErrorKind::NotFound);
-    assert!(e.hint().unwrap().contains("e2b template build"), "{:?}", e.hint());
+    assert!(
+        e.hint().unwrap().contains("e2b template build"),
+        "{:?}",
+        e.hint()
+    );
     env.e2b.assert_clean();
 }
 
@@ -388,10 +597,15 @@ async fn a_wrong_key_is_an_auth_error_that_does_not_show_it() {
     let dir = tempfile::tempdir().unwrap();
     let spec = load(dir.path(), "name: e2b-auth\ndeployment:\n  provider: e2b\n");
     let p = E2bProvider::new(Default::default(), config(&fake, "e2b_wrong_key_0001"));
-    let e = dispatch::deploy(&p, &spec, DeployOptions::default(), &Recorder::new()).await.expect_err("401");
+    let e = dispatch::deploy(&p, &spec, DeployOptions::default(), &Recorder::new())
+        .await
+        .expect_err("401");
     assert_eq!(e.kind(), ErrorKind::Auth);
     let text = format!("{e} {:?} {e:?}", e.hint());
-    assert!(text.contains("Invalid API key: ***"), "the server's echo is redacted: {text}");
+    assert!(
+        text.contains("Invalid API key: ***"),
+        "the server's echo is redacted: {text}"
+    );
     assert!(!text.contains("e2b_wrong_key_0001"), "{text}");
     assert!(text.contains("E2B_API_KEY"));
 }
@@ -400,12 +614,30 @@ async fn a_wrong_key_is_an_auth_error_that_does_not_show_it() {
 async fn destroy_kills_every_sandbox_of_the_environment_and_only_those() {
     let env = setup("e2b-kill").await;
     let d = deploy(&env).await;
-    let other = load(env.dir.path(), "name: e2b-other\ndeployment:\n  provider: e2b\nproviders:\n  e2b:\n    template: base\n");
-    let o = dispatch::deploy(env.provider.as_ref(), &other, DeployOptions::default(), &Recorder::new()).await.unwrap();
-    let r = dispatch::destroy(env.provider.as_ref(), &d, DestroyOptions::default()).await.unwrap();
-    assert_eq!(r.removed, vec![format!("sandbox {}", d.resource_id.clone().unwrap())]);
+    let other = load(
+        env.dir.path(),
+        "name: e2b-other\ndeployment:\n  provider: e2b\nproviders:\n  e2b:\n    template: base\n",
+    );
+    let o = dispatch::deploy(
+        env.provider.as_ref(),
+        &other,
+        DeployOptions::default(),
+        &Recorder::new(),
+    )
+    .await
+    .unwrap();
+    let r = dispatch::destroy(env.provider.as_ref(), &d, DestroyOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        r.removed,
+        vec![format!("sandbox {}", d.resource_id.clone().unwrap())]
+    );
     let st = env.e2b.state();
-    assert!(st.sandboxes.contains_key(o.resource_id.as_deref().unwrap()), "another environment's sandbox survives");
+    assert!(
+        st.sandboxes.contains_key(o.resource_id.as_deref().unwrap()),
+        "another environment's sandbox survives"
+    );
     drop(st);
     env.e2b.assert_clean();
 }
@@ -414,29 +646,98 @@ async fn destroy_kills_every_sandbox_of_the_environment_and_only_those() {
 async fn the_fakes_reject_what_the_published_descriptions_reject() {
     let fake = E2b::start().await;
     let api = &fake.api.url;
-    let (s, _) = raw(api, "POST", "/sandboxes", &[("X-API-Key", API_KEY)], "application/json", br#"{"timeout": 10}"#.to_vec()).await;
+    let (s, _) = raw(
+        api,
+        "POST",
+        "/sandboxes",
+        &[("X-API-Key", API_KEY)],
+        "application/json",
+        br#"{"timeout": 10}"#.to_vec(),
+    )
+    .await;
     assert_eq!(s, 400, "templateID is required");
-    let (s, _) = raw(api, "POST", "/sandboxes", &[], "application/json", br#"{"templateID": "base"}"#.to_vec()).await;
+    let (s, _) = raw(
+        api,
+        "POST",
+        "/sandboxes",
+        &[],
+        "application/json",
+        br#"{"templateID": "base"}"#.to_vec(),
+    )
+    .await;
     assert_eq!(s, 401, "no API key");
-    let (s, _) = raw(api, "GET", "/v2/sandboxes?state=sleeping", &[("X-API-Key", API_KEY)], "", Vec::new()).await;
+    let (s, _) = raw(
+        api,
+        "GET",
+        "/v2/sandboxes?state=sleeping",
+        &[("X-API-Key", API_KEY)],
+        "",
+        Vec::new(),
+    )
+    .await;
     assert_eq!(s, 400, "state is an enum");
     let envd = &fake.envd.url;
-    let (s, _) = raw(envd, "POST", "/process.Process/SendInput", &[("Connect-Protocol-Version", "1")], "application/json", br#"{"process": {"pid": "seven"}}"#.to_vec()).await;
+    let (s, _) = raw(
+        envd,
+        "POST",
+        "/process.Process/SendInput",
+        &[("Connect-Protocol-Version", "1")],
+        "application/json",
+        br#"{"process": {"pid": "seven"}}"#.to_vec(),
+    )
+    .await;
     assert_eq!(s, 400, "pid is a uint32");
-    let (s, _) = raw(envd, "POST", "/process.Process/SendInput", &[("Connect-Protocol-Version", "1")], "application/json", br#"{"process": {"pid": 1, "tag": "x"}}"#.to_vec()).await;
+    let (s, _) = raw(
+        envd,
+        "POST",
+        "/process.Process/SendInput",
+        &[("Connect-Protocol-Version", "1")],
+        "application/json",
+        br#"{"process": {"pid": 1, "tag": "x"}}"#.to_vec(),
+    )
+    .await;
     assert_eq!(s, 400, "a oneof takes one field");
-    let (s, _) = raw(envd, "POST", "/process.Process/Start", &[], "application/json", b"{}".to_vec()).await;
+    let (s, _) = raw(
+        envd,
+        "POST",
+        "/process.Process/Start",
+        &[],
+        "application/json",
+        b"{}".to_vec(),
+    )
+    .await;
     assert_eq!(s, 415, "streaming calls are enveloped");
-    let (s, _) = raw(envd, "POST", "/process.Process/Nope", &[], "application/json", b"{}".to_vec()).await;
+    let (s, _) = raw(
+        envd,
+        "POST",
+        "/process.Process/Nope",
+        &[],
+        "application/json",
+        b"{}".to_vec(),
+    )
+    .await;
     assert_eq!(s, 404, "unknown RPC");
-    assert_eq!(fake.api.violations().len() + fake.envd.violations().len(), 7);
+    assert_eq!(
+        fake.api.violations().len() + fake.envd.violations().len(),
+        7
+    );
 }
 
-async fn raw(base: &str, method: &str, path: &str, headers: &[(&str, &str)], ct: &str, body: Vec<u8>) -> (u16, Vec<u8>) {
+async fn raw(
+    base: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    ct: &str,
+    body: Vec<u8>,
+) -> (u16, Vec<u8>) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let addr = base.trim_start_matches("http://");
     let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: {}\r\nConnection: close\r\n", body.len());
+    let mut req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: {}\r\nConnection: close\r\n",
+        body.len()
+    );
     if !ct.is_empty() {
         req.push_str(&format!("Content-Type: {ct}\r\n"));
     }
@@ -449,6 +750,42 @@ async fn raw(base: &str, method: &str, path: &str, headers: &[(&str, &str)], ct:
     let mut out = Vec::new();
     s.read_to_end(&mut out).await.unwrap();
     let text = String::from_utf8_lossy(&out).into_owned();
-    let status = text.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
     (status, out)
+}
+
+#[tokio::test]
+async fn a_failed_create_never_echoes_secret_values() {
+    let env = setup("e2b-echo").await;
+    let mut spec = env.spec.clone();
+    spec.secrets = vec![ResolvedSecret {
+        name: "API_TOKEN".into(),
+        value: SecretValue::new("tok-echoed-back"),
+        mount: None,
+    }];
+    env.e2b.api.inject(
+        "POST /sandboxes",
+        1,
+        Fault::Status(
+            400,
+            json!({"code": 400, "message": "invalid envVars: API_TOKEN=tok-echoed-back"}),
+            vec![],
+        ),
+    );
+    let e = dispatch::deploy(
+        env.provider.as_ref(),
+        &spec,
+        DeployOptions::default(),
+        &Recorder::new(),
+    )
+    .await
+    .expect_err("rejected");
+    assert_eq!(e.kind(), ErrorKind::Invalid);
+    let text = format!("{e} {:?}", e.hint());
+    assert!(text.contains("API_TOKEN=***"), "{text}");
+    assert!(!text.contains("tok-echoed-back"), "{text}");
 }

@@ -72,8 +72,16 @@ async fn setup_with(name: &str, deployment: &str, fly: &str) -> Env {
     );
     let spec = load(dir.path(), &yaml);
     let settings = spec.spec.providers.fly.clone().unwrap_or_default();
-    let provider: Arc<dyn Provider> = Arc::new(FlyProvider::new(settings, config(&fly_server.server.url, None)));
-    Env { fly: fly_server, provider, spec, dir }
+    let provider: Arc<dyn Provider> = Arc::new(FlyProvider::new(
+        settings,
+        config(&fly_server.server.url, None),
+    ));
+    Env {
+        fly: fly_server,
+        provider,
+        spec,
+        dir,
+    }
 }
 
 async fn setup(name: &str) -> Env {
@@ -81,9 +89,14 @@ async fn setup(name: &str) -> Env {
 }
 
 async fn deploy(env: &Env) -> sindri_core::Deployment {
-    dispatch::deploy(env.provider.as_ref(), &env.spec, DeployOptions::default(), &Recorder::new())
-        .await
-        .unwrap_or_else(|e| panic!("deploy failed: {e} (hint: {:?})", e.hint()))
+    dispatch::deploy(
+        env.provider.as_ref(),
+        &env.spec,
+        DeployOptions::default(),
+        &Recorder::new(),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("deploy failed: {e} (hint: {:?})", e.hint()))
 }
 
 #[tokio::test]
@@ -91,7 +104,10 @@ async fn conformance_lifecycle() {
     let env = setup("fly-life").await;
     conformance::lifecycle(env.provider.as_ref(), &env.spec).await;
     env.fly.server.assert_clean();
-    assert!(env.fly.state().apps.is_empty(), "destroy --volumes removed the app sindri created");
+    assert!(
+        env.fly.state().apps.is_empty(),
+        "destroy --volumes removed the app sindri created"
+    );
 }
 
 #[tokio::test]
@@ -153,17 +169,27 @@ async fn the_machine_matches_the_spec_and_the_exported_fly_toml() {
     let app = st.apps.get("shape-app").expect("the app was created");
     assert_eq!(app.org, "my-org");
     let vol = app.volumes.values().next().expect("a home volume");
-    assert_eq!((vol.name.as_str(), vol.region.as_str(), vol.size_gb), ("home", "ord", 5));
+    assert_eq!(
+        (vol.name.as_str(), vol.region.as_str(), vol.size_gb),
+        ("home", "ord", 5)
+    );
     let m = app.machines.values().next().expect("a machine");
     let c = &m.config;
     let want_guest = sindri_render::fly::guest(&env.spec.spec);
     assert_eq!(c["guest"]["cpu_kind"], json!(want_guest.cpu_kind));
     assert_eq!(c["guest"]["cpus"], json!(2));
-    assert_eq!(c["guest"]["memory_mb"], json!(3072), "rounded up to 256 MiB as fly.toml says");
+    assert_eq!(
+        c["guest"]["memory_mb"],
+        json!(3072),
+        "rounded up to 256 MiB as fly.toml says"
+    );
     assert_eq!(c["guest"]["gpu_kind"], json!("a100-pcie-40gb"));
     assert_eq!(c["guest"]["gpus"], json!(1));
     assert_eq!(c["env"], json!({"GREETING": "hello"}));
-    assert_eq!(c["mounts"], json!([{"volume": vol.id, "path": env.spec.spec.deployment.home}]));
+    assert_eq!(
+        c["mounts"],
+        json!([{"volume": vol.id, "path": env.spec.spec.deployment.home}])
+    );
     assert_eq!(
         c["services"],
         json!([{"protocol": "tcp", "internal_port": 80, "ports": [{"port": 8080}],
@@ -172,7 +198,10 @@ async fn the_machine_matches_the_spec_and_the_exported_fly_toml() {
     assert_eq!(c["metadata"]["sindri.managed"], json!("true"));
     assert_eq!(c["metadata"]["sindri.environment"], json!("fly-shape"));
     assert_eq!(c["metadata"]["sindri.project"], json!(env.spec.project));
-    assert_eq!(c["metadata"]["sindri.spec-hash"], json!(env.spec.spec_hash()));
+    assert_eq!(
+        c["metadata"]["sindri.spec-hash"],
+        json!(env.spec.spec_hash())
+    );
 
     // The same numbers are in the fly.toml that `sindri export fly` writes.
     let toml = sindri_render::Renderer::new(None)
@@ -185,7 +214,10 @@ async fn the_machine_matches_the_spec_and_the_exported_fly_toml() {
     assert_eq!(t["app"].as_str(), Some("shape-app"));
     assert_eq!(t["vm"][0]["memory_mb"].as_integer(), Some(3072));
     assert_eq!(t["vm"][0]["gpu_kind"].as_str(), Some("a100-pcie-40gb"));
-    assert_eq!(t["services"][0]["auto_stop_machines"].as_str(), Some("suspend"));
+    assert_eq!(
+        t["services"][0]["auto_stop_machines"].as_str(),
+        Some("suspend")
+    );
     drop(st);
     env.fly.server.assert_clean();
 }
@@ -206,10 +238,24 @@ async fn a_full_region_is_skipped_with_a_warning_and_its_volume_removed() {
     assert_eq!(d.detail("region"), Some("sjc"));
     let w = rec.warnings();
     assert_eq!(w.len(), 2, "{w:?}");
-    assert!(w[0].contains("region ord has no capacity") && w[0].contains("insufficient resources") && w[0].contains("trying iad"), "{w:?}");
-    assert!(w[1].contains("region iad has no capacity") && w[1].contains("no capacity") && w[1].contains("trying sjc"), "{w:?}");
+    assert!(
+        w[0].contains("region ord has no capacity")
+            && w[0].contains("insufficient resources")
+            && w[0].contains("trying iad"),
+        "{w:?}"
+    );
+    assert!(
+        w[1].contains("region iad has no capacity")
+            && w[1].contains("no capacity")
+            && w[1].contains("trying sjc"),
+        "{w:?}"
+    );
     let st = env.fly.state();
-    let vols: Vec<_> = st.apps["fly-failover"].volumes.values().map(|v| v.region.clone()).collect();
+    let vols: Vec<_> = st.apps["fly-failover"]
+        .volumes
+        .values()
+        .map(|v| v.region.clone())
+        .collect();
     assert_eq!(vols, vec!["sjc"], "the volume made in ord was removed");
     drop(st);
     env.fly.server.assert_clean();
@@ -219,23 +265,39 @@ async fn a_full_region_is_skipped_with_a_warning_and_its_volume_removed() {
 async fn when_every_region_is_full_the_error_names_each() {
     let env = setup_with("fly-full", "", "").await;
     env.fly.state().full_regions.insert("ord".into());
-    let e = dispatch::deploy(env.provider.as_ref(), &env.spec, DeployOptions::default(), &Recorder::new())
-        .await
-        .expect_err("no capacity anywhere");
+    let e = dispatch::deploy(
+        env.provider.as_ref(),
+        &env.spec,
+        DeployOptions::default(),
+        &Recorder::new(),
+    )
+    .await
+    .expect_err("no capacity anywhere");
     assert_eq!(e.kind(), ErrorKind::Capacity);
     assert!(e.message().contains("ord: "), "{e}");
     assert!(e.hint().unwrap().contains("providers.fly.regions"));
-    assert!(env.fly.state().apps["fly-full"].volumes.is_empty(), "no volume is left behind");
+    assert!(
+        env.fly.state().apps["fly-full"].volumes.is_empty(),
+        "no volume is left behind"
+    );
     env.fly.server.assert_clean();
 }
 
 #[tokio::test]
 async fn wait_is_asked_again_after_408_until_the_machine_starts() {
     let env = setup("fly-wait").await;
-    env.fly.server.inject("Machines_wait", 2, Fault::Status(408, json!({"error": "deadline exceeded"}), vec![]));
+    env.fly.server.inject(
+        "Machines_wait",
+        2,
+        Fault::Status(408, json!({"error": "deadline exceeded"}), vec![]),
+    );
     let d = deploy(&env).await;
     assert!(d.resource_id.is_some());
-    assert_eq!(env.fly.server.count("Machines_wait"), 3, "two 408s, then success");
+    assert_eq!(
+        env.fly.server.count("Machines_wait"),
+        3,
+        "two 408s, then success"
+    );
     env.fly.server.assert_clean();
 }
 
@@ -243,11 +305,18 @@ async fn wait_is_asked_again_after_408_until_the_machine_starts() {
 async fn a_machine_that_never_starts_fails_the_deploy_once_the_wait_is_used_up() {
     let fly = Fly::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let spec = load(dir.path(), "name: fly-slow\ndeployment:\n  provider: fly\n  image: img:1\nproviders:\n  fly:\n    regions: [ord]\n");
+    let spec = load(
+        dir.path(),
+        "name: fly-slow\ndeployment:\n  provider: fly\n  image: img:1\nproviders:\n  fly:\n    regions: [ord]\n",
+    );
     let mut cfg = config(&fly.server.url, None);
     cfg.wait = Duration::from_millis(600);
     let p = FlyProvider::new(spec.spec.providers.fly.clone().unwrap(), cfg);
-    fly.server.inject("Machines_wait", 1000, Fault::Status(408, json!({"error": "deadline exceeded"}), vec![]));
+    fly.server.inject(
+        "Machines_wait",
+        1000,
+        Fault::Status(408, json!({"error": "deadline exceeded"}), vec![]),
+    );
     let e = dispatch::deploy(&p, &spec, DeployOptions::default(), &Recorder::new())
         .await
         .expect_err("never started");
@@ -259,12 +328,28 @@ async fn a_machine_that_never_starts_fails_the_deploy_once_the_wait_is_used_up()
 #[tokio::test]
 async fn rate_limits_server_errors_and_dropped_reads_are_retried() {
     let env = setup("fly-retry").await;
-    env.fly.server.inject("Apps_show", 1, Fault::Status(429, json!({"error": "rate limited"}), vec![("Retry-After".into(), "1".into())]));
-    env.fly.server.inject("Machines_list", 2, Fault::Status(500, json!({"error": "flaps hiccup"}), vec![]));
+    env.fly.server.inject(
+        "Apps_show",
+        1,
+        Fault::Status(
+            429,
+            json!({"error": "rate limited"}),
+            vec![("Retry-After".into(), "1".into())],
+        ),
+    );
+    env.fly.server.inject(
+        "Machines_list",
+        2,
+        Fault::Status(500, json!({"error": "flaps hiccup"}), vec![]),
+    );
     env.fly.server.inject("Volumes_list", 1, Fault::Drop);
     let d = deploy(&env).await;
     assert!(d.resource_id.is_some());
-    assert_eq!(env.fly.server.count("Apps_show"), 2, "the 429 was retried once");
+    assert_eq!(
+        env.fly.server.count("Apps_show"),
+        2,
+        "the 429 was retried once"
+    );
     assert_eq!(env.fly.server.count("Machines_list"), 3);
     assert_eq!(env.fly.server.count("Volumes_list"), 2);
     env.fly.server.assert_clean();
@@ -274,18 +359,34 @@ async fn rate_limits_server_errors_and_dropped_reads_are_retried() {
 async fn a_create_that_fails_is_not_repeated_and_the_next_deploy_adopts_the_volume() {
     let env = setup("fly-create-fail").await;
     env.fly.server.inject("Machines_create", 1, Fault::Drop);
-    let e = dispatch::deploy(env.provider.as_ref(), &env.spec, DeployOptions::default(), &Recorder::new())
-        .await
-        .expect_err("the connection dropped");
+    let e = dispatch::deploy(
+        env.provider.as_ref(),
+        &env.spec,
+        DeployOptions::default(),
+        &Recorder::new(),
+    )
+    .await
+    .expect_err("the connection dropped");
     assert_eq!(e.kind(), ErrorKind::Transient);
-    assert_eq!(env.fly.server.count("Machines_create"), 1, "a create is never sent twice");
+    assert_eq!(
+        env.fly.server.count("Machines_create"),
+        1,
+        "a create is never sent twice"
+    );
     assert!(e.hint().unwrap().contains("run the command again"));
     let d = deploy(&env).await;
     let st = env.fly.state();
     let app = &st.apps["fly-create-fail"];
-    assert_eq!(app.volumes.len(), 1, "the volume of the failed attempt was reused");
+    assert_eq!(
+        app.volumes.len(),
+        1,
+        "the volume of the failed attempt was reused"
+    );
     assert_eq!(app.machines.len(), 1);
-    assert_eq!(app.volumes.values().next().unwrap().attached.as_deref(), d.resource_id.as_deref());
+    assert_eq!(
+        app.volumes.values().next().unwrap().attached.as_deref(),
+        d.resource_id.as_deref()
+    );
     drop(st);
     env.fly.server.assert_clean();
 }
@@ -294,7 +395,10 @@ async fn a_create_that_fails_is_not_repeated_and_the_next_deploy_adopts_the_volu
 async fn a_bad_token_is_an_auth_error_that_does_not_show_it() {
     let fly = Fly::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let spec = load(dir.path(), "name: fly-auth\ndeployment:\n  provider: fly\n  image: img:1\n");
+    let spec = load(
+        dir.path(),
+        "name: fly-auth\ndeployment:\n  provider: fly\n  image: img:1\n",
+    );
     let cfg = FlyConfig::from_lookup(|k| match k {
         "FLY_API_HOSTNAME" => Some(fly.server.url.clone()),
         "FLY_API_TOKEN" => Some("FlyV1 fm2_wrong_secret_token".into()),
@@ -311,7 +415,10 @@ async fn a_bad_token_is_an_auth_error_that_does_not_show_it() {
     assert!(text.contains("fly auth login"), "{text}");
     let sent = fly.server.requests();
     assert_eq!(
-        sent[0].headers.get("authorization").and_then(|v| v.to_str().ok()),
+        sent[0]
+            .headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok()),
         Some("FlyV1 fm2_wrong_secret_token"),
         "macaroon tokens are sent with their own scheme"
     );
@@ -328,19 +435,39 @@ async fn a_changed_spec_updates_the_same_machine_in_place() {
             env.spec.spec.deployment.home
         ),
     );
-    let plan = dispatch::plan(env.provider.as_ref(), &changed, Some(&first)).await.unwrap();
-    assert!(plan.steps.iter().any(|s| s.action == PlanAction::Update && s.reason.as_deref() == Some("spec changed")), "{:?}", plan.steps);
-    let second = dispatch::deploy(env.provider.as_ref(), &changed, DeployOptions::default(), &Recorder::new())
+    let plan = dispatch::plan(env.provider.as_ref(), &changed, Some(&first))
         .await
-        .expect("update");
+        .unwrap();
+    assert!(
+        plan.steps
+            .iter()
+            .any(|s| s.action == PlanAction::Update && s.reason.as_deref() == Some("spec changed")),
+        "{:?}",
+        plan.steps
+    );
+    let second = dispatch::deploy(
+        env.provider.as_ref(),
+        &changed,
+        DeployOptions::default(),
+        &Recorder::new(),
+    )
+    .await
+    .expect("update");
     assert_eq!(first.resource_id, second.resource_id, "updated in place");
     assert_eq!(second.spec_hash, changed.spec_hash());
     let st = env.fly.state();
     let m = st.apps["fly-update"].machines.values().next().unwrap();
     assert_eq!(m.config["image"], json!("registry.fly.io/sindri-test:2"));
     assert_eq!(m.config["env"], json!({"MODE": "two"}));
-    assert_eq!(m.config["metadata"]["sindri.spec-hash"], json!(changed.spec_hash()));
-    assert_eq!(st.apps["fly-update"].volumes.len(), 1, "the home volume is kept");
+    assert_eq!(
+        m.config["metadata"]["sindri.spec-hash"],
+        json!(changed.spec_hash())
+    );
+    assert_eq!(
+        st.apps["fly-update"].volumes.len(),
+        1,
+        "the home volume is kept"
+    );
     drop(st);
     env.fly.server.assert_clean();
 }
@@ -349,15 +476,27 @@ async fn a_changed_spec_updates_the_same_machine_in_place() {
 async fn suspend_and_start_resume() {
     let env = setup("fly-suspend").await;
     let d = deploy(&env).await;
-    dispatch::suspend(env.provider.as_ref(), &d).await.expect("suspend");
+    dispatch::suspend(env.provider.as_ref(), &d)
+        .await
+        .expect("suspend");
     conformance::wait_for_state(env.provider.as_ref(), &d, StatusState::Suspended).await;
-    dispatch::suspend(env.provider.as_ref(), &d).await.expect("suspending a suspended machine is fine");
-    dispatch::start(env.provider.as_ref(), &d).await.expect("start resumes");
+    dispatch::suspend(env.provider.as_ref(), &d)
+        .await
+        .expect("suspending a suspended machine is fine");
+    dispatch::start(env.provider.as_ref(), &d)
+        .await
+        .expect("start resumes");
     conformance::wait_for_state(env.provider.as_ref(), &d, StatusState::Running).await;
     assert_eq!(env.fly.server.count("Machines_suspend"), 1);
     let s = dispatch::status(env.provider.as_ref(), &d).await.unwrap();
     assert_eq!(s.details.get("region").map(String::as_str), Some("ord"));
-    assert!(s.endpoints.iter().any(|e| e.name == "private (6PN)" && e.address.starts_with("[fdaa:")), "{:?}", s.endpoints);
+    assert!(
+        s.endpoints
+            .iter()
+            .any(|e| e.name == "private (6PN)" && e.address.starts_with("[fdaa:")),
+        "{:?}",
+        s.endpoints
+    );
     env.fly.server.assert_clean();
 }
 
@@ -365,13 +504,17 @@ async fn suspend_and_start_resume() {
 async fn destroy_keeps_the_home_volume_and_app_unless_asked() {
     let env = setup("fly-keep").await;
     let d = deploy(&env).await;
-    let r = dispatch::destroy(env.provider.as_ref(), &d, DestroyOptions { volumes: false }).await.unwrap();
+    let r = dispatch::destroy(env.provider.as_ref(), &d, DestroyOptions { volumes: false })
+        .await
+        .unwrap();
     assert_eq!(r.removed.len(), 1, "{r:?}");
     assert!(r.kept[0].contains("sindri destroy --volumes"), "{r:?}");
     assert_eq!(env.fly.state().apps["fly-keep"].volumes.len(), 1);
     let s = dispatch::status(env.provider.as_ref(), &d).await.unwrap();
     assert_eq!(s.state, StatusState::Missing);
-    let r = dispatch::destroy(env.provider.as_ref(), &d, DestroyOptions { volumes: true }).await.unwrap();
+    let r = dispatch::destroy(env.provider.as_ref(), &d, DestroyOptions { volumes: true })
+        .await
+        .unwrap();
     assert_eq!(r.removed.len(), 2, "the volume and the app: {r:?}");
     assert!(env.fly.state().apps.is_empty());
     env.fly.server.assert_clean();
@@ -391,12 +534,25 @@ async fn destroy_leaves_machines_without_the_labels_and_their_app_alone() {
         other.config["mounts"] = json!([]);
         app.machines.insert(other.id.clone(), other);
     }
-    let r = dispatch::destroy(env.provider.as_ref(), &d, DestroyOptions { volumes: true }).await.unwrap();
-    assert!(!r.removed.iter().any(|x| x.contains("foreign0000001")), "{r:?}");
-    assert!(!r.removed.iter().any(|x| x.starts_with("app ")), "an app that is not empty stays: {r:?}");
+    let r = dispatch::destroy(env.provider.as_ref(), &d, DestroyOptions { volumes: true })
+        .await
+        .unwrap();
+    assert!(
+        !r.removed.iter().any(|x| x.contains("foreign0000001")),
+        "{r:?}"
+    );
+    assert!(
+        !r.removed.iter().any(|x| x.starts_with("app ")),
+        "an app that is not empty stays: {r:?}"
+    );
     assert_eq!(r.removed.len(), 2, "sindri's machine and volume: {r:?}");
     let st = env.fly.state();
-    assert!(st.apps["fly-foreign"].machines.contains_key("foreign0000001"), "the foreign machine survives");
+    assert!(
+        st.apps["fly-foreign"]
+            .machines
+            .contains_key("foreign0000001"),
+        "the foreign machine survives"
+    );
     drop(st);
     env.fly.server.assert_clean();
 }
@@ -413,31 +569,67 @@ async fn secrets_reach_the_machine_only_through_exec_stdin() {
     let mut spec = env.spec.clone();
     let secret_value = "s3cr3t-value-'with-quote";
     spec.secrets = vec![
-        ResolvedSecret { name: "API_TOKEN".into(), value: SecretValue::new(secret_value), mount: None },
-        ResolvedSecret { name: "CERT".into(), value: SecretValue::new("cert-body-xyz"), mount: Some(mount.display().to_string()) },
+        ResolvedSecret {
+            name: "API_TOKEN".into(),
+            value: SecretValue::new(secret_value),
+            mount: None,
+        },
+        ResolvedSecret {
+            name: "CERT".into(),
+            value: SecretValue::new("cert-body-xyz"),
+            mount: Some(mount.display().to_string()),
+        },
     ];
-    let d = dispatch::deploy(&p, &spec, DeployOptions::default(), &Recorder::new()).await.expect("deploy with secrets");
+    let d = dispatch::deploy(&p, &spec, DeployOptions::default(), &Recorder::new())
+        .await
+        .expect("deploy with secrets");
     {
         let st = env.fly.state();
         for body in &st.creates {
             let text = body.to_string();
-            assert!(!text.contains(secret_value) && !text.contains("cert-body-xyz"), "a secret is in the machine config: {text}");
+            assert!(
+                !text.contains(secret_value) && !text.contains("cert-body-xyz"),
+                "a secret is in the machine config: {text}"
+            );
         }
         assert_eq!(st.execs.len(), 2, "one exec per secrets file");
         for call in &st.execs {
             let line = call.command.join(" ");
-            assert!(!line.contains(secret_value) && !line.contains("cert-body-xyz"), "a secret is on a command line: {line}");
+            assert!(
+                !line.contains(secret_value) && !line.contains("cert-body-xyz"),
+                "a secret is on a command line: {line}"
+            );
         }
-        assert_eq!(st.execs[0].stdin.as_deref(), Some("export API_TOKEN='s3cr3t-value-'\\''with-quote'\n"));
+        assert_eq!(
+            st.execs[0].stdin.as_deref(),
+            Some("export API_TOKEN='s3cr3t-value-'\\''with-quote'\n")
+        );
         assert_eq!(st.execs[1].stdin.as_deref(), Some("cert-body-xyz"));
     }
     use std::os::unix::fs::PermissionsExt;
     let env_file = secrets_dir.join("secrets.env");
-    assert_eq!(std::fs::metadata(&env_file).unwrap().permissions().mode() & 0o777, 0o600);
-    assert_eq!(std::fs::read_to_string(&mount).unwrap(), "cert-body-xyz", "the mount path links to the secret file");
-    assert_eq!(std::fs::read_link(&mount).unwrap(), secrets_dir.join("files/CERT"));
+    assert_eq!(
+        std::fs::metadata(&env_file).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    assert_eq!(
+        std::fs::read_to_string(&mount).unwrap(),
+        "cert-body-xyz",
+        "the mount path links to the secret file"
+    );
+    assert_eq!(
+        std::fs::read_link(&mount).unwrap(),
+        secrets_dir.join("files/CERT")
+    );
     // `sindri exec` sees env-style secrets.
-    let out = exec_capture(&p, &d, &ExecCommand::shell("printf %s \"$API_TOKEN\""), None).await.unwrap();
+    let out = exec_capture(
+        &p,
+        &d,
+        &ExecCommand::shell("printf %s \"$API_TOKEN\""),
+        None,
+    )
+    .await
+    .unwrap();
     assert_eq!(out.out(), secret_value);
     env.fly.server.assert_clean();
 }
@@ -448,7 +640,11 @@ async fn connect_runs_flyctl_ssh_console_on_the_machine() {
     let bin = tempfile::tempdir().unwrap();
     let flyctl = bin.path().join("flyctl");
     let args_file = bin.path().join("args");
-    std::fs::write(&flyctl, format!("#!/bin/sh\necho \"$@\" > {}\nexit 7\n", args_file.display())).unwrap();
+    std::fs::write(
+        &flyctl,
+        format!("#!/bin/sh\necho \"$@\" > {}\nexit 7\n", args_file.display()),
+    )
+    .unwrap();
     {
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&flyctl, std::fs::Permissions::from_mode(0o755)).unwrap();
@@ -457,19 +653,34 @@ async fn connect_runs_flyctl_ssh_console_on_the_machine() {
         env.spec.spec.providers.fly.clone().unwrap(),
         config(&env.fly.server.url, Some(&flyctl)),
     );
-    assert!(p.capabilities().connect, "with flyctl on PATH, connect is offered");
-    let d = dispatch::deploy(&p, &env.spec, DeployOptions::default(), &Recorder::new()).await.unwrap();
-    let code = dispatch::connect(&p, &d, ExecIo::null()).await.expect("connect");
+    assert!(
+        p.capabilities().connect,
+        "with flyctl on PATH, connect is offered"
+    );
+    let d = dispatch::deploy(&p, &env.spec, DeployOptions::default(), &Recorder::new())
+        .await
+        .unwrap();
+    let code = dispatch::connect(&p, &d, ExecIo::null())
+        .await
+        .expect("connect");
     assert_eq!(code, 7, "flyctl's exit code is returned");
     let args = std::fs::read_to_string(&args_file).unwrap();
-    assert_eq!(args.trim(), format!("ssh console --app fly-connect --machine {}", d.resource_id.unwrap()));
+    assert_eq!(
+        args.trim(),
+        format!(
+            "ssh console --app fly-connect --machine {}",
+            d.resource_id.unwrap()
+        )
+    );
 }
 
 #[tokio::test]
 async fn without_flyctl_connect_is_refused_before_any_request() {
     let env = setup("fly-noctl").await;
     let d = conformance::never_deployed(env.provider.as_ref(), &env.spec);
-    let e = dispatch::connect(env.provider.as_ref(), &d, ExecIo::null()).await.expect_err("refused");
+    let e = dispatch::connect(env.provider.as_ref(), &d, ExecIo::null())
+        .await
+        .expect_err("refused");
     assert_eq!(e.kind(), ErrorKind::Unsupported(Operation::Connect));
     assert!(e.hint().unwrap().contains("https://fly.io/install.sh"));
     assert!(env.fly.server.requests().is_empty(), "nothing was sent");
@@ -480,10 +691,19 @@ async fn exec_refuses_a_stopped_machine_and_binary_input() {
     let env = setup("fly-exec").await;
     let d = deploy(&env).await;
     let bin: Vec<u8> = vec![0xff, 0xfe, 0x00];
-    let e = exec_capture(env.provider.as_ref(), &d, &ExecCommand::new(["cat"]), Some(&bin)).await.expect_err("binary stdin");
+    let e = exec_capture(
+        env.provider.as_ref(),
+        &d,
+        &ExecCommand::new(["cat"]),
+        Some(&bin),
+    )
+    .await
+    .expect_err("binary stdin");
     assert_eq!(e.kind(), ErrorKind::Invalid);
     dispatch::stop(env.provider.as_ref(), &d).await.unwrap();
-    let e = exec_capture(env.provider.as_ref(), &d, &ExecCommand::new(["true"]), None).await.expect_err("stopped");
+    let e = exec_capture(env.provider.as_ref(), &d, &ExecCommand::new(["true"]), None)
+        .await
+        .expect_err("stopped");
     assert_eq!(e.kind(), ErrorKind::Invalid);
     assert!(e.hint().unwrap().contains("sindri start"));
     env.fly.server.assert_clean();
@@ -497,13 +717,26 @@ async fn list_owned_finds_environments_across_apps() {
         a.dir.path(),
         "name: fly-two\ndeployment:\n  provider: fly\n  image: img:1\nproviders:\n  fly:\n    app: app-two\n    regions: [iad]\n",
     );
-    let d2 = dispatch::deploy(a.provider.as_ref(), &other, DeployOptions::default(), &Recorder::new()).await.unwrap();
+    let d2 = dispatch::deploy(
+        a.provider.as_ref(),
+        &other,
+        DeployOptions::default(),
+        &Recorder::new(),
+    )
+    .await
+    .unwrap();
     let owned = dispatch::list_owned(a.provider.as_ref()).await.unwrap();
-    let mut names: Vec<(String, Option<String>)> = owned.iter().map(|o| (o.name.clone(), o.detail("app").map(str::to_string))).collect();
+    let mut names: Vec<(String, Option<String>)> = owned
+        .iter()
+        .map(|o| (o.name.clone(), o.detail("app").map(str::to_string)))
+        .collect();
     names.sort();
     assert_eq!(
         names,
-        vec![("fly-one".to_string(), Some("app-one".to_string())), ("fly-two".to_string(), Some("app-two".to_string()))]
+        vec![
+            ("fly-one".to_string(), Some("app-one".to_string())),
+            ("fly-two".to_string(), Some("app-two".to_string()))
+        ]
     );
     assert!(owned.iter().any(|o| o.resource_id == d1.resource_id));
     assert!(owned.iter().any(|o| o.resource_id == d2.resource_id));
@@ -517,10 +750,27 @@ async fn the_fake_rejects_what_the_published_api_rejects() {
     let fly = Fly::start().await;
     let (status, _) = get(&fly.server.url, "/v1/nope").await;
     assert_eq!(status, 404, "unknown path");
-    assert!(fly.server.violations().iter().any(|v| v.contains("no path")), "{:?}", fly.server.violations());
-    let (status, _) = post(&fly.server.url, "/v1/apps/x/machines", json!({"config": {"guest": {"cpus": "two"}}})).await;
+    assert!(
+        fly.server
+            .violations()
+            .iter()
+            .any(|v| v.contains("no path")),
+        "{:?}",
+        fly.server.violations()
+    );
+    let (status, _) = post(
+        &fly.server.url,
+        "/v1/apps/x/machines",
+        json!({"config": {"guest": {"cpus": "two"}}}),
+    )
+    .await;
     assert_eq!(status, 400, "wrong type");
-    let (status, _) = post(&fly.server.url, "/v1/apps/x/machines", json!({"config": {"imagee": "typo"}})).await;
+    let (status, _) = post(
+        &fly.server.url,
+        "/v1/apps/x/machines",
+        json!({"config": {"imagee": "typo"}}),
+    )
+    .await;
     assert_eq!(status, 400, "an undeclared property");
     let (status, _) = post(&fly.server.url, "/v1/apps/x/machines/y/wait", json!({})).await;
     assert_eq!(status, 405, "wrong method");
@@ -551,7 +801,47 @@ async fn raw(base: &str, method: &str, path: &str, body: Option<Value>) -> (u16,
     let mut out = Vec::new();
     s.read_to_end(&mut out).await.unwrap();
     let text = String::from_utf8_lossy(&out);
-    let status = text.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
-    let json = text.split("\r\n\r\n").nth(1).and_then(|b| serde_json::from_str(b).ok()).unwrap_or(Value::Null);
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let json = text
+        .split("\r\n\r\n")
+        .nth(1)
+        .and_then(|b| serde_json::from_str(b).ok())
+        .unwrap_or(Value::Null);
     (status, json)
+}
+
+#[tokio::test]
+async fn a_failed_secret_delivery_never_echoes_the_value() {
+    let env = setup("fly-echo").await;
+    let mut spec = env.spec.clone();
+    spec.secrets = vec![ResolvedSecret {
+        name: "API_TOKEN".into(),
+        value: SecretValue::new("echoed-value-42"),
+        mount: None,
+    }];
+    env.fly.server.inject(
+        "Machines_exec",
+        1,
+        Fault::Status(
+            400,
+            json!({"error": "cannot run with stdin export API_TOKEN='echoed-value-42'"}),
+            vec![],
+        ),
+    );
+    let e = dispatch::deploy(
+        env.provider.as_ref(),
+        &spec,
+        DeployOptions::default(),
+        &Recorder::new(),
+    )
+    .await
+    .expect_err("delivery failed");
+    let text = format!("{e} {:?}", e.hint());
+    assert!(text.contains("API_TOKEN='***'"), "{text}");
+    assert!(!text.contains("echoed-value-42"), "{text}");
+    env.fly.server.assert_clean();
 }

@@ -551,7 +551,7 @@ async fn connect_has_a_tty_and_forwards_resizes() {
         .await
         .unwrap();
     let mut seen = false;
-    for _ in 0..200 {
+    for _ in 0..1000 {
         if out.text().contains("oops") {
             seen = true;
             break;
@@ -560,7 +560,7 @@ async fn connect_has_a_tty_and_forwards_resizes() {
     }
     assert!(seen, "the shell answered: {:?}", out.text());
     size_tx.send((132, 43)).unwrap();
-    for _ in 0..200 {
+    for _ in 0..1000 {
         if env.server.resizes().contains(&(132, 43)) {
             break;
         }
@@ -645,14 +645,14 @@ async fn logs_follow_streams_until_the_pod_stops_and_tail_limits() {
         )
         .await
     });
-    for _ in 0..200 {
+    for _ in 0..1000 {
         if followed.text().contains("line 5") {
             break;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     env.server.append_log("logs-0", "after follow started");
-    for _ in 0..200 {
+    for _ in 0..1000 {
         if followed.text().contains("after follow started") {
             break;
         }

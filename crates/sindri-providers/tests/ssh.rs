@@ -19,12 +19,17 @@ async fn run(s: &SshSession, cmd: &ExecCommand, stdin: Option<Vec<u8>>) -> (i32,
     let out = SharedBuffer::default();
     let err = SharedBuffer::default();
     let io = ExecIo {
-        stdin: stdin.map(|b| Box::new(std::io::Cursor::new(b)) as Box<dyn tokio::io::AsyncRead + Send + Unpin>),
+        stdin: stdin.map(|b| {
+            Box::new(std::io::Cursor::new(b)) as Box<dyn tokio::io::AsyncRead + Send + Unpin>
+        }),
         stdout: Box::new(out.clone()),
         stderr: Box::new(err.clone()),
         tty: None,
     };
-    let code = s.exec(cmd, io).await.unwrap_or_else(|e| panic!("exec {:?}: {e} (hint: {:?})", cmd.argv, e.hint()));
+    let code = s
+        .exec(cmd, io)
+        .await
+        .unwrap_or_else(|e| panic!("exec {:?}: {e} (hint: {:?})", cmd.argv, e.hint()));
     (code, out.text(), err.text())
 }
 
@@ -36,7 +41,10 @@ fn read_tree(root: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
             if e.file_type().expect("type").is_dir() {
                 go(root, &p, out);
             } else {
-                out.insert(p.strip_prefix(root).expect("under root").to_path_buf(), std::fs::read(&p).expect("read"));
+                out.insert(
+                    p.strip_prefix(root).expect("under root").to_path_buf(),
+                    std::fs::read(&p).expect("read"),
+                );
             }
         }
     }
@@ -54,7 +62,12 @@ async fn exec_keeps_stdout_and_stderr_apart_and_returns_the_exit_code() {
     let (code, out, err) = run(&s, &ExecCommand::new(["echo", "hello world"]), None).await;
     assert_eq!((code, out.as_str(), err.as_str()), (0, "hello world\n", ""));
 
-    let (code, out, err) = run(&s, &ExecCommand::shell("echo to-out; echo to-err >&2; exit 3"), None).await;
+    let (code, out, err) = run(
+        &s,
+        &ExecCommand::shell("echo to-out; echo to-err >&2; exit 3"),
+        None,
+    )
+    .await;
     assert_eq!(code, 3, "the remote exit code comes back unchanged");
     assert_eq!(out, "to-out\n");
     assert_eq!(err, "to-err\n");
@@ -71,15 +84,26 @@ async fn exec_keeps_stdout_and_stderr_apart_and_returns_the_exit_code() {
     cmd.env = vec![("GREETING".into(), "value with 'quotes' and spaces".into())];
     cmd.workdir = Some("/tmp".into());
     let (_, out, _) = run(&s, &cmd, None).await;
-    assert_eq!(out, "value with 'quotes' and spaces\n/tmp\n", "env and workdir are applied");
+    assert_eq!(
+        out, "value with 'quotes' and spaces\n/tmp\n",
+        "env and workdir are applied"
+    );
 
     // The master connection is kept for the next command, then closed on request.
-    let sockets = || std::fs::read_dir(state.path().join("ssh")).map(|d| d.count()).unwrap_or(0);
+    let sockets = || {
+        std::fs::read_dir(state.path().join("ssh"))
+            .map(|d| d.count())
+            .unwrap_or(0)
+    };
     assert_eq!(sockets(), 1, "one control socket for the session");
     s.disconnect().await;
     assert_eq!(sockets(), 0, "disconnect closes the master");
     let (code, out, _) = run(&s, &ExecCommand::new(["echo", "again"]), None).await;
-    assert_eq!((code, out.as_str()), (0, "again\n"), "a new master is opened on demand");
+    assert_eq!(
+        (code, out.as_str()),
+        (0, "again\n"),
+        "a new master is opened on demand"
+    );
     s.disconnect().await;
 }
 
@@ -91,8 +115,17 @@ async fn stdin_reaches_the_command_and_is_closed_at_its_end() {
     let input: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
     let (code, out, _) = run(&s, &ExecCommand::shell("wc -c"), Some(input.clone())).await;
     assert_eq!(code, 0);
-    assert_eq!(out.trim(), input.len().to_string(), "every byte of stdin arrives");
-    let (code, out, _) = run(&s, &ExecCommand::new(["cat"]), Some(b"line one\nline two\n".to_vec())).await;
+    assert_eq!(
+        out.trim(),
+        input.len().to_string(),
+        "every byte of stdin arrives"
+    );
+    let (code, out, _) = run(
+        &s,
+        &ExecCommand::new(["cat"]),
+        Some(b"line one\nline two\n".to_vec()),
+    )
+    .await;
     assert_eq!((code, out.as_str()), (0, "line one\nline two\n"));
     // Without stdin, a reader sees end of file at once instead of hanging.
     let (code, out, _) = run(&s, &ExecCommand::new(["cat"]), None).await;
@@ -110,7 +143,10 @@ async fn copy_in_and_copy_out_round_trip_a_tree_byte_for_byte() {
     let src = local.path().join("tree");
     let files: Vec<(&str, Vec<u8>)> = vec![
         ("a.txt", b"alpha\n".to_vec()),
-        ("bin.dat", (0..200_000u32).map(|i| (i * 7 % 256) as u8).collect()),
+        (
+            "bin.dat",
+            (0..200_000u32).map(|i| (i * 7 % 256) as u8).collect(),
+        ),
         ("empty", Vec::new()),
         ("sub/deeper/note.md", b"deep\n".to_vec()),
         ("sub/space name.txt", b"spaces are fine\n".to_vec()),
@@ -123,31 +159,75 @@ async fn copy_in_and_copy_out_round_trip_a_tree_byte_for_byte() {
         expected.files += 1;
         expected.bytes += data.len() as u64;
     }
-    let remote = remote_root.path().join("not/yet/there").to_string_lossy().into_owned();
+    let remote = remote_root
+        .path()
+        .join("not/yet/there")
+        .to_string_lossy()
+        .into_owned();
     let sent = s.copy_in(&src, &remote).await.expect("copy_in of a tree");
     assert_eq!(sent, expected, "copy_in counts files and bytes");
-    assert_eq!(read_tree(Path::new(&remote)), read_tree(&src), "the tree arrives where it was sent");
+    assert_eq!(
+        read_tree(Path::new(&remote)),
+        read_tree(&src),
+        "the tree arrives where it was sent"
+    );
 
     let back = local.path().join("back");
-    let got = s.copy_out(&remote, &back).await.expect("copy_out of a tree");
+    let got = s
+        .copy_out(&remote, &back)
+        .await
+        .expect("copy_out of a tree");
     assert_eq!(got, expected, "copy_out counts files and bytes");
-    assert_eq!(read_tree(&back), read_tree(&src), "the tree comes back byte for byte");
+    assert_eq!(
+        read_tree(&back),
+        read_tree(&src),
+        "the tree comes back byte for byte"
+    );
 
     // A single file: to a new path, then into an existing directory.
     let single = local.path().join("single.sh");
     std::fs::write(&single, b"#!/bin/sh\necho hi\n").expect("write");
-    std::fs::set_permissions(&single, std::os::unix::fs::PermissionsExt::from_mode(0o750)).expect("chmod");
+    std::fs::set_permissions(&single, std::os::unix::fs::PermissionsExt::from_mode(0o750))
+        .expect("chmod");
     let remote_file = format!("{remote}/copied.sh");
-    let one = s.copy_in(&single, &remote_file).await.expect("copy_in of a file");
-    assert_eq!(one, TransferStats { files: 1, bytes: 18 });
-    let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&remote_file).expect("stat").permissions());
+    let one = s
+        .copy_in(&single, &remote_file)
+        .await
+        .expect("copy_in of a file");
+    assert_eq!(
+        one,
+        TransferStats {
+            files: 1,
+            bytes: 18
+        }
+    );
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(&remote_file).expect("stat").permissions(),
+    );
     assert_eq!(mode & 0o777, 0o750, "the file mode is kept");
-    s.copy_in(&single, &remote).await.expect("copy_in into a directory");
-    assert!(Path::new(&remote).join("single.sh").is_file(), "a file sent to a directory lands inside it");
+    s.copy_in(&single, &remote)
+        .await
+        .expect("copy_in into a directory");
+    assert!(
+        Path::new(&remote).join("single.sh").is_file(),
+        "a file sent to a directory lands inside it"
+    );
     let back_file = local.path().join("single-back.sh");
-    let one_back = s.copy_out(&remote_file, &back_file).await.expect("copy_out of a file");
-    assert_eq!(one_back, TransferStats { files: 1, bytes: 18 });
-    assert_eq!(std::fs::read(&back_file).expect("read"), b"#!/bin/sh\necho hi\n");
+    let one_back = s
+        .copy_out(&remote_file, &back_file)
+        .await
+        .expect("copy_out of a file");
+    assert_eq!(
+        one_back,
+        TransferStats {
+            files: 1,
+            bytes: 18
+        }
+    );
+    assert_eq!(
+        std::fs::read(&back_file).expect("read"),
+        b"#!/bin/sh\necho hi\n"
+    );
 
     let missing = s
         .copy_out(&format!("{remote}/nope"), &local.path().join("x"))
@@ -167,7 +247,9 @@ async fn host_and_port_are_parsed_and_failures_are_typed() {
     let server = Sshd::start();
     let state = tempfile::tempdir().expect("state");
     let addr = format!("{}@127.0.0.1:{}", server.user, server.port);
-    let target = SshTarget::parse(&addr, "nobody").expect("parse").with_identity(&server.identity);
+    let target = SshTarget::parse(&addr, "nobody")
+        .expect("parse")
+        .with_identity(&server.identity);
     assert_eq!(target, server.target());
     let opts = sindri_providers::ssh::SshOptions::in_state_dir(state.path());
     let s = SshSession::new("parsed", target.clone(), opts.clone());
@@ -177,7 +259,11 @@ async fn host_and_port_are_parsed_and_failures_are_typed() {
 
     // Nothing listens on this port: Unavailable, so a caller waiting for a new
     // machine knows to retry.
-    let closed = SshSession::new("closed", target.clone().with_port(sshd::free_port()), opts.clone());
+    let closed = SshSession::new(
+        "closed",
+        target.clone().with_port(sshd::free_port()),
+        opts.clone(),
+    );
     let e = closed.connect_check().await.expect_err("nothing listens");
     assert_eq!(e.kind(), ErrorKind::Unavailable, "{e}");
 
@@ -189,7 +275,11 @@ async fn host_and_port_are_parsed_and_failures_are_typed() {
         .status()
         .expect("ssh-keygen");
     assert!(st.success());
-    let refused = SshSession::new("refused", target.clone().with_identity(&other_key), opts.clone());
+    let refused = SshSession::new(
+        "refused",
+        target.clone().with_identity(&other_key),
+        opts.clone(),
+    );
     let e = refused.connect_check().await.expect_err("key refused");
     assert_eq!(e.kind(), ErrorKind::Auth, "{e}");
 }
@@ -198,14 +288,21 @@ async fn host_and_port_are_parsed_and_failures_are_typed() {
 async fn a_changed_host_key_is_refused_with_a_hint() {
     let mut first = Sshd::start();
     let state = tempfile::tempdir().expect("state");
-    let s = first.session("hostkey", state.path()).host_key_alias("i-0123456789");
-    s.connect_check().await.expect("first contact records the host key");
+    let s = first
+        .session("hostkey", state.path())
+        .host_key_alias("i-0123456789");
+    s.connect_check()
+        .await
+        .expect("first contact records the host key");
     let found = std::process::Command::new("ssh-keygen")
         .args(["-F", "i-0123456789", "-f"])
         .arg(state.path().join("known_hosts"))
         .output()
         .expect("ssh-keygen -F");
-    assert!(found.status.success(), "the host key is recorded under the alias, in sindri's own known_hosts");
+    assert!(
+        found.status.success(),
+        "the host key is recorded under the alias, in sindri's own known_hosts"
+    );
     s.disconnect().await;
     let port = first.port;
     let key = first.identity.clone();
@@ -216,13 +313,28 @@ async fn a_changed_host_key_is_refused_with_a_hint() {
     drop(first);
 
     let second = Sshd::start_on(port, Some(&keep_key));
-    let s2 = second.session("hostkey", state.path()).host_key_alias("i-0123456789");
-    let e = s2.connect_check().await.expect_err("a different host key behind the same alias");
+    let s2 = second
+        .session("hostkey", state.path())
+        .host_key_alias("i-0123456789");
+    let e = s2
+        .connect_check()
+        .await
+        .expect_err("a different host key behind the same alias");
     assert_eq!(e.kind(), ErrorKind::Auth, "{e}");
-    assert!(e.hint().unwrap_or("").contains("ssh-keygen -R i-0123456789"), "{:?}", e.hint());
+    assert!(
+        e.hint()
+            .unwrap_or("")
+            .contains("ssh-keygen -R i-0123456789"),
+        "{:?}",
+        e.hint()
+    );
     // Another alias (a replaced machine) is a new machine: accepted.
-    let s3 = second.session("hostkey-new", state.path()).host_key_alias("i-new");
-    s3.connect_check().await.expect("a new machine id is trusted on first use");
+    let s3 = second
+        .session("hostkey-new", state.path())
+        .host_key_alias("i-new");
+    s3.connect_check()
+        .await
+        .expect("a new machine id is trusted on first use");
     s3.disconnect().await;
 }
 
@@ -235,19 +347,94 @@ async fn logs_read_the_first_source_that_exists() {
     let file = dir.path().join("app.log");
     std::fs::write(&file, "one\ntwo\nthree\n").expect("write log");
     let sources = [
-        LogSource::File(dir.path().join("missing.log").to_string_lossy().into_owned()),
+        LogSource::File(
+            dir.path()
+                .join("missing.log")
+                .to_string_lossy()
+                .into_owned(),
+        ),
         LogSource::File(file.to_string_lossy().into_owned()),
     ];
     let mut sink = SharedBuffer::default();
-    s.logs(&sources, LogOptions { follow: false, tail: Some(2) }, &mut sink).await.expect("logs");
+    s.logs(
+        &sources,
+        LogOptions {
+            follow: false,
+            tail: Some(2),
+        },
+        &mut sink,
+    )
+    .await
+    .expect("logs");
     assert_eq!(sink.text(), "two\nthree\n", "the last two lines");
     let mut all = SharedBuffer::default();
-    s.logs(&sources, LogOptions::default(), &mut all).await.expect("logs");
+    s.logs(&sources, LogOptions::default(), &mut all)
+        .await
+        .expect("logs");
     assert_eq!(all.text(), "one\ntwo\nthree\n");
     let e = s
-        .logs(&sources[..1], LogOptions::default(), &mut SharedBuffer::default())
+        .logs(
+            &sources[..1],
+            LogOptions::default(),
+            &mut SharedBuffer::default(),
+        )
         .await
         .expect_err("no source exists");
     assert_eq!(e.kind(), ErrorKind::NotFound, "{e}");
+    s.disconnect().await;
+}
+
+/// A writer that accepts `limit` bytes, then fails like a closed pipe.
+struct ClosedAfter {
+    limit: usize,
+    written: usize,
+}
+
+impl tokio::io::AsyncWrite for ClosedAfter {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        if self.written >= self.limit {
+            return std::task::Poll::Ready(Err(std::io::ErrorKind::BrokenPipe.into()));
+        }
+        self.written += buf.len();
+        std::task::Poll::Ready(Ok(buf.len()))
+    }
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+}
+
+#[tokio::test]
+async fn a_closed_output_ends_an_endless_command() {
+    let server = Sshd::start();
+    let state = tempfile::tempdir().expect("state");
+    let s = server.session("closed", state.path());
+    let io = ExecIo {
+        stdin: None,
+        stdout: Box::new(ClosedAfter {
+            limit: 100_000,
+            written: 0,
+        }),
+        stderr: Box::new(tokio::io::sink()),
+        tty: None,
+    };
+    // `yes` never ends by itself: only stopping the command ends this exec.
+    let e = s
+        .exec(&ExecCommand::new(["yes"]), io)
+        .await
+        .expect_err("the output closed");
+    assert!(e.message().to_lowercase().contains("broken pipe"), "{e}");
     s.disconnect().await;
 }

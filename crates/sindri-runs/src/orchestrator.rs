@@ -972,22 +972,28 @@ impl<'a> Orchestrator<'a> {
         match policy {
             OnFinish::Keep => Ok(report("kept", None)),
             OnFinish::Stop => {
+                // `stop` exists to end compute billing. Where the platform cannot stop
+                // (Lyceum, a one-time spot instance), destroying is the only way to
+                // honour that; the artifacts were copied back before this point.
                 let caps = self.provider.capabilities();
                 if !caps.supports(Operation::Stop) {
                     let why = caps
                         .note(Operation::Stop)
                         .unwrap_or("the provider cannot stop environments");
-                    return Ok(report(
-                        "skipped",
-                        Some(format!("on_finish: stop skipped: {why}")),
-                    ));
+                    return self
+                        .destroy_after(run, &d, Some(format!("cannot stop ({why}); destroyed instead so nothing keeps billing")))
+                        .await;
                 }
-                phase(
-                    self.progress,
-                    "stop environment",
-                    dispatch::stop(self.provider, &d),
-                )
-                .await?;
+                match phase(self.progress, "stop environment", dispatch::stop(self.provider, &d)).await {
+                    Ok(()) => {}
+                    Err(e) if matches!(e.kind(), ErrorKind::Unsupported(_)) => {
+                        let why = e.hint().unwrap_or(e.message()).to_string();
+                        return self
+                            .destroy_after(run, &d, Some(format!("cannot stop ({why}); destroyed instead so nothing keeps billing")))
+                            .await;
+                    }
+                    Err(e) => return Err(e),
+                }
                 let mut stopped = d.clone();
                 stopped.state = DeploymentState::Stopped;
                 stopped.updated_at = unix_now();
@@ -1000,31 +1006,39 @@ impl<'a> Orchestrator<'a> {
                 )?;
                 Ok(report("stopped", None))
             }
-            OnFinish::Destroy => {
-                let mut destroying = d.clone();
-                destroying.state = DeploymentState::Destroying;
-                destroying.updated_at = unix_now();
-                self.state.upsert_deployment(&destroying)?;
-                let destroyed = phase(
-                    self.progress,
-                    "destroy environment",
-                    dispatch::destroy(self.provider, &d, DestroyOptions { volumes: false }),
-                )
-                .await?;
-                self.state.delete_deployment(&d.project, &d.name)?;
-                self.state.record_event(
-                    &d.project,
-                    &d.name,
-                    "destroy",
-                    &format!("destroyed after run {} (on_finish: destroy)", run.id),
-                )?;
-                Ok(report(
-                    "destroyed",
-                    (!destroyed.kept.is_empty())
-                        .then(|| format!("kept: {}", destroyed.kept.join("; "))),
-                ))
-            }
+            OnFinish::Destroy => self.destroy_after(run, &d, None).await,
         }
+    }
+
+    /// Destroys the run's environment (volumes kept) and records why.
+    async fn destroy_after(&self, run: &RunRecord, d: &Deployment, why: Option<String>) -> Result<FinishReport> {
+        let mut destroying = d.clone();
+        destroying.state = DeploymentState::Destroying;
+        destroying.updated_at = unix_now();
+        self.state.upsert_deployment(&destroying)?;
+        let destroyed = phase(
+            self.progress,
+            "destroy environment",
+            dispatch::destroy(self.provider, d, DestroyOptions { volumes: false }),
+        )
+        .await?;
+        self.state.delete_deployment(&d.project, &d.name)?;
+        let policy = Self::recorded_on_finish(run);
+        self.state.record_event(
+            &d.project,
+            &d.name,
+            "destroy",
+            &format!("destroyed after run {} (on_finish: {})", run.id, on_finish_name(policy)),
+        )?;
+        if let Some(w) = &why {
+            self.progress.warn(w);
+        }
+        let kept = (!destroyed.kept.is_empty()).then(|| format!("kept: {}", destroyed.kept.join("; ")));
+        let note = match (why, kept) {
+            (Some(w), Some(k)) => Some(format!("{w}; {k}")),
+            (w, k) => w.or(k),
+        };
+        Ok(FinishReport { policy: on_finish_name(policy), action: "destroyed", note })
     }
 
     /// The `on_finish` policy recorded for a run at launch.

@@ -542,6 +542,11 @@ pub struct AwsSettings {
     /// SSH public key file; default `~/.ssh/id_ed25519.pub`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ssh_public_key: Option<String>,
+    /// The only source address admitted to SSH and the published ports, e.g.
+    /// `203.0.113.7/32`; default: this machine's public address. `0.0.0.0/0` opens
+    /// them to everyone (with a warning).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ssh_cidr: Option<String>,
 }
 
 /// `providers.runpod`.

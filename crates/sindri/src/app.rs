@@ -80,12 +80,15 @@ impl App {
         }
         let owned = dispatch::list_owned(provider).await?;
         match owned.into_iter().find(|d| d.name == rs.name() && d.project == rs.project) {
-            Some(d) => {
+            // Only an environment with a running resource is adopted back into state;
+            // leftovers a destroy kept on purpose (a home volume) are returned so
+            // `destroy --volumes` can find them, but are not an environment again.
+            Some(d) if d.resource_id.is_some() => {
                 state.upsert_deployment(&d)?;
                 state.record_event(&d.project, &d.name, "adopted", "record rebuilt from the platform's labels")?;
                 Ok(Some(d))
             }
-            None => Ok(None),
+            other => Ok(other),
         }
     }
 

@@ -34,7 +34,13 @@ pub(crate) struct TypeInfo {
     pub usd_per_hour: f64,
 }
 
-const fn t(name: &'static str, vcpus: u32, memory_gib: u32, gpus: u32, usd_per_hour: f64) -> TypeInfo {
+const fn t(
+    name: &'static str,
+    vcpus: u32,
+    memory_gib: u32,
+    gpus: u32,
+    usd_per_hour: f64,
+) -> TypeInfo {
     TypeInfo {
         name,
         vcpus,
@@ -114,7 +120,10 @@ const TYPES: &[TypeInfo] = &[
 
 /// The on-demand price of `instance_type` from the embedded table, if it is there.
 pub(crate) fn on_demand_price(instance_type: &str) -> Option<f64> {
-    TYPES.iter().find(|t| t.name == instance_type).map(|t| t.usd_per_hour)
+    TYPES
+        .iter()
+        .find(|t| t.name == instance_type)
+        .map(|t| t.usd_per_hour)
 }
 
 fn family_of(name: &str) -> &str {
@@ -133,7 +142,9 @@ pub(crate) fn choose_instance_type(resources: &Resources) -> Result<&'static str
     match &resources.gpu {
         Some(gpu) => {
             let kind = gpu.kind.as_deref().unwrap_or("a10g").to_ascii_lowercase();
-            let kind = kind.trim_start_matches("nvidia-").trim_start_matches("tesla-");
+            let kind = kind
+                .trim_start_matches("nvidia-")
+                .trim_start_matches("tesla-");
             let families: &[&str] = match kind {
                 "a10g" | "a10" => &["g5"],
                 "t4" => &["g4dn"],
@@ -153,10 +164,20 @@ pub(crate) fn choose_instance_type(resources: &Resources) -> Result<&'static str
             TYPES
                 .iter()
                 .filter(|t| families.contains(&family_of(t.name)))
-                .filter(|t| t.gpus >= count && t.vcpus >= cpus && u64::from(t.memory_gib) >= mem_gib)
-                .min_by(|a, b| a.gpus.cmp(&b.gpus).then(a.usd_per_hour.total_cmp(&b.usd_per_hour)))
+                .filter(|t| {
+                    t.gpus >= count && t.vcpus >= cpus && u64::from(t.memory_gib) >= mem_gib
+                })
+                .min_by(|a, b| {
+                    a.gpus
+                        .cmp(&b.gpus)
+                        .then(a.usd_per_hour.total_cmp(&b.usd_per_hour))
+                })
                 .map(|t| t.name)
-                .ok_or_else(|| too_big(format!("{count} × {kind} with {cpus} vCPUs and {mem_gib} GiB")))
+                .ok_or_else(|| {
+                    too_big(format!(
+                        "{count} × {kind} with {cpus} vCPUs and {mem_gib} GiB"
+                    ))
+                })
         }
         None if cpus == 0 && mem_gib == 0 => Ok("t3.medium"),
         None => TYPES
@@ -173,12 +194,24 @@ pub(crate) fn choose_instance_type(resources: &Resources) -> Result<&'static str
 /// (`x86_64` or `arm64`): Canonical's Ubuntu 24.04, or AWS's Deep Learning Base AMI
 /// (Ubuntu 22.04, NVIDIA driver and CUDA) when a GPU is requested.
 pub(crate) fn image_parameter(arch: &str, gpu: bool, ubuntu_release: &str) -> String {
-    let (ubuntu_arch, dl_arch) = if arch == "arm64" { ("arm64", "arm64") } else { ("amd64", "x86_64") };
-    if gpu {
-        format!("/aws/service/deeplearning/ami/{dl_arch}/base-oss-nvidia-driver-gpu-ubuntu-22.04/latest/ami-id")
+    let (ubuntu_arch, dl_arch) = if arch == "arm64" {
+        ("arm64", "arm64")
     } else {
-        let volume = if ubuntu_release == "22.04" { "ebs-gp2" } else { "ebs-gp3" };
-        format!("/aws/service/canonical/ubuntu/server/{ubuntu_release}/stable/current/{ubuntu_arch}/hvm/{volume}/ami-id")
+        ("amd64", "x86_64")
+    };
+    if gpu {
+        format!(
+            "/aws/service/deeplearning/ami/{dl_arch}/base-oss-nvidia-driver-gpu-ubuntu-22.04/latest/ami-id"
+        )
+    } else {
+        let volume = if ubuntu_release == "22.04" {
+            "ebs-gp2"
+        } else {
+            "ebs-gp3"
+        };
+        format!(
+            "/aws/service/canonical/ubuntu/server/{ubuntu_release}/stable/current/{ubuntu_arch}/hvm/{volume}/ami-id"
+        )
     }
 }
 
@@ -191,7 +224,10 @@ pub(crate) fn login_user(image_name: &str) -> &'static str {
         "ubuntu"
     } else if n.contains("debian") {
         "admin"
-    } else if ["amzn", "amazon linux", "al2023", "rhel", "suse", "sles"].iter().any(|k| n.contains(k)) {
+    } else if ["amzn", "amazon linux", "al2023", "rhel", "suse", "sles"]
+        .iter()
+        .any(|k| n.contains(k))
+    {
         "ec2-user"
     } else if n.contains("fedora") {
         "fedora"
@@ -221,25 +257,67 @@ mod tests {
 
     #[test]
     fn resources_map_to_the_cheapest_fitting_type() {
-        assert_eq!(choose_instance_type(&res(None, None, None)).unwrap(), "t3.medium");
-        assert_eq!(choose_instance_type(&res(Some(0.5), Some(1), None)).unwrap(), "t3.micro");
-        assert_eq!(choose_instance_type(&res(Some(2.0), Some(8), None)).unwrap(), "t3.large");
-        assert_eq!(choose_instance_type(&res(Some(4.0), Some(8), None)).unwrap(), "c7i.xlarge");
-        assert_eq!(choose_instance_type(&res(Some(4.0), Some(16), None)).unwrap(), "m7i.xlarge");
-        assert_eq!(choose_instance_type(&res(Some(4.0), Some(32), None)).unwrap(), "r7i.xlarge");
-        assert_eq!(choose_instance_type(&res(Some(16.0), None, None)).unwrap(), "c7i.4xlarge");
+        assert_eq!(
+            choose_instance_type(&res(None, None, None)).unwrap(),
+            "t3.medium"
+        );
+        assert_eq!(
+            choose_instance_type(&res(Some(0.5), Some(1), None)).unwrap(),
+            "t3.micro"
+        );
+        assert_eq!(
+            choose_instance_type(&res(Some(2.0), Some(8), None)).unwrap(),
+            "t3.large"
+        );
+        assert_eq!(
+            choose_instance_type(&res(Some(4.0), Some(8), None)).unwrap(),
+            "c7i.xlarge"
+        );
+        assert_eq!(
+            choose_instance_type(&res(Some(4.0), Some(16), None)).unwrap(),
+            "m7i.xlarge"
+        );
+        assert_eq!(
+            choose_instance_type(&res(Some(4.0), Some(32), None)).unwrap(),
+            "r7i.xlarge"
+        );
+        assert_eq!(
+            choose_instance_type(&res(Some(16.0), None, None)).unwrap(),
+            "c7i.4xlarge"
+        );
         assert!(choose_instance_type(&res(Some(500.0), None, None)).is_err());
     }
 
     #[test]
     fn gpus_map_to_their_families() {
-        assert_eq!(choose_instance_type(&res(None, None, Some((1, None)))).unwrap(), "g5.xlarge");
-        assert_eq!(choose_instance_type(&res(Some(16.0), None, Some((1, None)))).unwrap(), "g5.4xlarge");
-        assert_eq!(choose_instance_type(&res(None, None, Some((4, Some("a10g"))))).unwrap(), "g5.12xlarge");
-        assert_eq!(choose_instance_type(&res(None, None, Some((1, Some("nvidia-tesla-t4"))))).unwrap(), "g4dn.xlarge");
-        assert_eq!(choose_instance_type(&res(None, None, Some((1, Some("L40S"))))).unwrap(), "g6e.xlarge");
-        assert_eq!(choose_instance_type(&res(None, None, Some((2, Some("a100"))))).unwrap(), "p4d.24xlarge");
-        assert_eq!(choose_instance_type(&res(None, None, Some((8, Some("h100"))))).unwrap(), "p5.48xlarge");
+        assert_eq!(
+            choose_instance_type(&res(None, None, Some((1, None)))).unwrap(),
+            "g5.xlarge"
+        );
+        assert_eq!(
+            choose_instance_type(&res(Some(16.0), None, Some((1, None)))).unwrap(),
+            "g5.4xlarge"
+        );
+        assert_eq!(
+            choose_instance_type(&res(None, None, Some((4, Some("a10g"))))).unwrap(),
+            "g5.12xlarge"
+        );
+        assert_eq!(
+            choose_instance_type(&res(None, None, Some((1, Some("nvidia-tesla-t4"))))).unwrap(),
+            "g4dn.xlarge"
+        );
+        assert_eq!(
+            choose_instance_type(&res(None, None, Some((1, Some("L40S"))))).unwrap(),
+            "g6e.xlarge"
+        );
+        assert_eq!(
+            choose_instance_type(&res(None, None, Some((2, Some("a100"))))).unwrap(),
+            "p4d.24xlarge"
+        );
+        assert_eq!(
+            choose_instance_type(&res(None, None, Some((8, Some("h100"))))).unwrap(),
+            "p5.48xlarge"
+        );
         assert!(choose_instance_type(&res(None, None, Some((16, None)))).is_err());
         assert!(choose_instance_type(&res(None, None, Some((1, Some("tpu"))))).is_err());
     }
@@ -260,8 +338,14 @@ mod tests {
             "/aws/service/canonical/ubuntu/server/24.04/stable/current/amd64/hvm/ebs-gp3/ami-id"
         );
         assert!(image_parameter("arm64", false, "24.04").contains("/arm64/"));
-        assert!(image_parameter("x86_64", true, "24.04").starts_with("/aws/service/deeplearning/ami/x86_64/"));
-        assert_eq!(login_user("ubuntu/images/hvm-ssd-gp3/ubuntu-noble-24.04-amd64-server-20250101"), "ubuntu");
+        assert!(
+            image_parameter("x86_64", true, "24.04")
+                .starts_with("/aws/service/deeplearning/ami/x86_64/")
+        );
+        assert_eq!(
+            login_user("ubuntu/images/hvm-ssd-gp3/ubuntu-noble-24.04-amd64-server-20250101"),
+            "ubuntu"
+        );
         assert_eq!(login_user("al2023-ami-2023.6"), "ec2-user");
         assert_eq!(login_user("debian-12-amd64"), "admin");
     }

@@ -237,11 +237,20 @@ fn parse_json_error(status: u16, header_type: Option<&str>, body: &str) -> ApiEr
         .and_then(|m| m.as_str())
         .map(str::to_string)
         .unwrap_or_else(|| first_line(body));
-    ApiError { status, code, message }
+    ApiError {
+        status,
+        code,
+        message,
+    }
 }
 
 fn first_line(body: &str) -> String {
-    body.lines().find(|l| !l.trim().is_empty()).unwrap_or("").chars().take(300).collect()
+    body.lines()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("")
+        .chars()
+        .take(300)
+        .collect()
 }
 
 /// A signed-request client for one account (credential chain) in any region.
@@ -263,11 +272,17 @@ pub(crate) struct Api {
 
 impl Api {
     /// Resolves credentials and region (the first I/O the provider does).
-    pub(crate) async fn connect(env: &AwsEnv, settings: &AwsSettings, tuning: Tuning) -> Result<Api> {
+    pub(crate) async fn connect(
+        env: &AwsEnv,
+        settings: &AwsSettings,
+        tuning: Tuning,
+    ) -> Result<Api> {
         let profile = credentials::load_profile(env, settings)?;
         let imds = Imds::new(env)?;
-        let creds = credentials::resolve_credentials(env, settings, &profile, imds.as_ref()).await?;
-        let (region, region_source) = credentials::resolve_region(env, settings, &profile, imds.as_ref()).await?;
+        let creds =
+            credentials::resolve_credentials(env, settings, &profile, imds.as_ref()).await?;
+        let (region, region_source) =
+            credentials::resolve_region(env, settings, &profile, imds.as_ref()).await?;
         install_crypto_provider();
         let http = reqwest::Client::builder()
             .user_agent(concat!("sindri/", env!("CARGO_PKG_VERSION")))
@@ -303,13 +318,27 @@ impl Api {
                 return u.trim().trim_end_matches('/').to_string();
             }
         }
-        let suffix = if region.starts_with("cn-") { "amazonaws.com.cn" } else { "amazonaws.com" };
+        let suffix = if region.starts_with("cn-") {
+            "amazonaws.com.cn"
+        } else {
+            "amazonaws.com"
+        };
         format!("https://{}.{region}.{suffix}", service.name())
     }
 
     /// A plain unsigned GET (the public-address lookup), as text.
-    pub(crate) async fn get_text(&self, url: &str, timeout: Duration) -> std::result::Result<String, String> {
-        let r = self.http.get(url).timeout(timeout).send().await.map_err(|e| e.to_string())?;
+    pub(crate) async fn get_text(
+        &self,
+        url: &str,
+        timeout: Duration,
+    ) -> std::result::Result<String, String> {
+        let r = self
+            .http
+            .get(url)
+            .timeout(timeout)
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
         if !r.status().is_success() {
             return Err(format!("HTTP {}", r.status()));
         }
@@ -320,7 +349,13 @@ impl Api {
     async fn credentials(&self) -> Result<Credentials> {
         let mut guard = self.creds.lock().await;
         if guard.expiring(sindri_core::unix_now(), 300) {
-            *guard = credentials::resolve_credentials(&self.env, &self.settings, &self.profile, self.imds.as_ref()).await?;
+            *guard = credentials::resolve_credentials(
+                &self.env,
+                &self.settings,
+                &self.profile,
+                self.imds.as_ref(),
+            )
+            .await?;
         }
         Ok(guard.clone())
     }
@@ -333,7 +368,11 @@ impl Api {
         action: &str,
         params: &Params,
     ) -> std::result::Result<String, Failure> {
-        let mut body = format!("Action={}&Version={}", sigv4::uri_encode(action), service.api_version());
+        let mut body = format!(
+            "Action={}&Version={}",
+            sigv4::uri_encode(action),
+            service.api_version()
+        );
         for (k, v) in &params.0 {
             body.push('&');
             body.push_str(&sigv4::uri_encode(k));
@@ -360,7 +399,8 @@ impl Api {
         action: &str,
         body: &serde_json::Value,
     ) -> std::result::Result<serde_json::Value, Failure> {
-        let bytes = serde_json::to_vec(body).map_err(|e| Failure::Local(Error::internal(e.to_string())))?;
+        let bytes =
+            serde_json::to_vec(body).map_err(|e| Failure::Local(Error::internal(e.to_string())))?;
         let text = self
             .send(
                 service,
@@ -373,7 +413,11 @@ impl Api {
             .await?;
         serde_json::from_str(&text).map_err(|e| {
             Failure::Local(
-                Error::new(ErrorKind::Platform, format!("{action}: the answer is not JSON: {e}")).with_provider(ProviderKind::Aws),
+                Error::new(
+                    ErrorKind::Platform,
+                    format!("{action}: the answer is not JSON: {e}"),
+                )
+                .with_provider(ProviderKind::Aws),
             )
         })
     }
@@ -390,9 +434,12 @@ impl Api {
         let endpoint = self.endpoint(service, region);
         let url = reqwest::Url::parse(&format!("{endpoint}/")).map_err(|e| {
             Failure::Local(
-                Error::invalid(format!("the {} endpoint `{endpoint}` is not a URL: {e}", service.name()))
-                    .with_provider(ProviderKind::Aws)
-                    .with_hint("check AWS_ENDPOINT_URL / AWS_ENDPOINT_URL_<SERVICE>"),
+                Error::invalid(format!(
+                    "the {} endpoint `{endpoint}` is not a URL: {e}",
+                    service.name()
+                ))
+                .with_provider(ProviderKind::Aws)
+                .with_hint("check AWS_ENDPOINT_URL / AWS_ENDPOINT_URL_<SERVICE>"),
             )
         })?;
         let host = match (url.host_str(), url.port()) {
@@ -400,7 +447,8 @@ impl Api {
             (Some(h), None) => h.to_string(),
             (None, _) => {
                 return Err(Failure::Local(
-                    Error::invalid(format!("the endpoint `{endpoint}` has no host")).with_provider(ProviderKind::Aws),
+                    Error::invalid(format!("the endpoint `{endpoint}` has no host"))
+                        .with_provider(ProviderKind::Aws),
                 ));
             }
         };
@@ -444,15 +492,22 @@ impl Api {
                     continue;
                 }
                 let mut value = reqwest::header::HeaderValue::from_str(v).map_err(|_| {
-                    Failure::Local(Error::new(ErrorKind::Auth, format!("{k} contains characters HTTP cannot carry")).with_provider(ProviderKind::Aws))
+                    Failure::Local(
+                        Error::new(
+                            ErrorKind::Auth,
+                            format!("{k} contains characters HTTP cannot carry"),
+                        )
+                        .with_provider(ProviderKind::Aws),
+                    )
                 })?;
                 if k == "x-amz-security-token" {
                     value.set_sensitive(true);
                 }
                 req = req.header(k.as_str(), value);
             }
-            let mut auth_value = reqwest::header::HeaderValue::from_str(&auth)
-                .map_err(|_| Failure::Local(Error::internal("the signature is not a valid header")))?;
+            let mut auth_value = reqwest::header::HeaderValue::from_str(&auth).map_err(|_| {
+                Failure::Local(Error::internal("the signature is not a valid header"))
+            })?;
             auth_value.set_sensitive(true);
             req = req.header(reqwest::header::AUTHORIZATION, auth_value);
 
@@ -506,7 +561,10 @@ impl Api {
     }
 
     fn backoff(&self, attempt: u32) -> Duration {
-        let exp = self.tuning.retry_base.saturating_mul(1u32 << (attempt - 1).min(10));
+        let exp = self
+            .tuning
+            .retry_base
+            .saturating_mul(1u32 << (attempt - 1).min(10));
         let capped = exp.min(Duration::from_secs(20));
         // Jitter in [1/2, 1): enough to spread retries without a random crate.
         let nanos = std::time::SystemTime::now()
@@ -595,11 +653,19 @@ impl Params {
     }
 
     /// `TagSpecification.N` for `resource_type` with `tags`.
-    pub(crate) fn tag_spec(&mut self, n: usize, resource_type: &str, tags: &BTreeMap<String, String>) -> &mut Params {
+    pub(crate) fn tag_spec(
+        &mut self,
+        n: usize,
+        resource_type: &str,
+        tags: &BTreeMap<String, String>,
+    ) -> &mut Params {
         self.set(format!("TagSpecification.{n}.ResourceType"), resource_type);
         for (j, (k, v)) in tags.iter().enumerate() {
             self.set(format!("TagSpecification.{n}.Tag.{}.Key", j + 1), k.clone());
-            self.set(format!("TagSpecification.{n}.Tag.{}.Value", j + 1), v.clone());
+            self.set(
+                format!("TagSpecification.{n}.Tag.{}.Value", j + 1),
+                v.clone(),
+            );
         }
         self
     }
@@ -646,8 +712,15 @@ mod tests {
         assert_eq!(e.message, "The security group 'sg-1' does not exist");
         let sts = "<ErrorResponse><Error><Type>Sender</Type><Code>ExpiredToken</Code><Message>gone</Message></Error></ErrorResponse>";
         assert_eq!(parse_xml_error(400, sts).code, "ExpiredToken");
-        let j = parse_json_error(400, None, r#"{"__type":"com.amazonaws.ssm#ParameterNotFound","message":"nope"}"#);
-        assert_eq!((j.code.as_str(), j.message.as_str()), ("ParameterNotFound", "nope"));
+        let j = parse_json_error(
+            400,
+            None,
+            r#"{"__type":"com.amazonaws.ssm#ParameterNotFound","message":"nope"}"#,
+        );
+        assert_eq!(
+            (j.code.as_str(), j.message.as_str()),
+            ("ParameterNotFound", "nope")
+        );
     }
 
     #[test]
@@ -657,7 +730,11 @@ mod tests {
             code: "AuthFailure".into(),
             message: "AWS was not able to validate the provided access credentials".into(),
         };
-        let e = api_error("DescribeInstances", &api, "profile `dev` in /home/u/.aws/credentials");
+        let e = api_error(
+            "DescribeInstances",
+            &api,
+            "profile `dev` in /home/u/.aws/credentials",
+        );
         assert_eq!(e.kind(), ErrorKind::Auth);
         assert!(e.hint().unwrap().contains("profile `dev`"));
     }

@@ -52,13 +52,19 @@ impl AwsEnv {
         V: Into<String>,
     {
         AwsEnv {
-            vars: vars.into_iter().map(|(k, v)| (k.into(), v.into())).collect(),
+            vars: vars
+                .into_iter()
+                .map(|(k, v)| (k.into(), v.into()))
+                .collect(),
         }
     }
 
     /// A variable, unless unset or empty.
     pub(crate) fn get(&self, key: &str) -> Option<&str> {
-        self.vars.get(key).map(String::as_str).filter(|v| !v.trim().is_empty())
+        self.vars
+            .get(key)
+            .map(String::as_str)
+            .filter(|v| !v.trim().is_empty())
     }
 
     /// True for `true` (any case) or `1`.
@@ -130,11 +136,18 @@ pub(crate) struct Profile {
 
 impl Profile {
     pub(crate) fn get(&self, key: &str) -> Option<&str> {
-        self.values.get(key).map(String::as_str).filter(|v| !v.is_empty())
+        self.values
+            .get(key)
+            .map(String::as_str)
+            .filter(|v| !v.is_empty())
     }
 
     fn describe(&self) -> String {
-        let files: Vec<String> = self.found_in.iter().map(|p| p.display().to_string()).collect();
+        let files: Vec<String> = self
+            .found_in
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect();
         format!("profile `{}` in {}", self.name, files.join(" and "))
     }
 }
@@ -208,14 +221,22 @@ pub(crate) fn load_profile(env: &AwsEnv, settings: &AwsSettings) -> Result<Profi
             sections
                 .contains_key("default")
                 .then(|| "default".to_string())
-                .or_else(|| sections.contains_key("profile default").then(|| "profile default".to_string()))
+                .or_else(|| {
+                    sections
+                        .contains_key("profile default")
+                        .then(|| "profile default".to_string())
+                })
         } else {
-            sections.contains_key(&format!("profile {name}")).then(|| format!("profile {name}"))
+            sections
+                .contains_key(&format!("profile {name}"))
+                .then(|| format!("profile {name}"))
         };
         if let Some(section) = key.and_then(|k| sections.get(&k)) {
             found = true;
             p.values.extend(section.clone());
-            if section.contains_key("aws_access_key_id") || section.contains_key("credential_process") {
+            if section.contains_key("aws_access_key_id")
+                || section.contains_key("credential_process")
+            {
                 p.found_in.push(config_file.clone());
             }
         }
@@ -235,7 +256,9 @@ pub(crate) fn load_profile(env: &AwsEnv, settings: &AwsSettings) -> Result<Profi
             credentials_file.display()
         ))
         .with_provider(ProviderKind::Aws)
-        .with_hint(format!("create it with `aws configure --profile {name}`, or name an existing profile")));
+        .with_hint(format!(
+            "create it with `aws configure --profile {name}`, or name an existing profile"
+        )));
     }
     Ok(p)
 }
@@ -258,7 +281,10 @@ fn auth(message: impl Into<String>) -> Error {
 
 /// Credentials from the environment variables, if they are set.
 pub(crate) fn from_env_vars(env: &AwsEnv) -> Result<Option<Credentials>> {
-    match (env.get("AWS_ACCESS_KEY_ID"), env.get("AWS_SECRET_ACCESS_KEY")) {
+    match (
+        env.get("AWS_ACCESS_KEY_ID"),
+        env.get("AWS_SECRET_ACCESS_KEY"),
+    ) {
         (Some(id), Some(secret)) => Ok(Some(Credentials {
             access_key_id: id.trim().to_string(),
             secret_access_key: SecretValue::new(secret.trim()),
@@ -269,10 +295,14 @@ pub(crate) fn from_env_vars(env: &AwsEnv) -> Result<Option<Credentials>> {
             expires_at: env.get("AWS_CREDENTIAL_EXPIRATION").and_then(parse_iso8601),
             source: "the environment variables AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY".into(),
         })),
-        (Some(_), None) => Err(auth("AWS_ACCESS_KEY_ID is set but AWS_SECRET_ACCESS_KEY is not")
-            .with_hint("set both, or unset AWS_ACCESS_KEY_ID to use a profile")),
-        (None, Some(_)) => Err(auth("AWS_SECRET_ACCESS_KEY is set but AWS_ACCESS_KEY_ID is not")
-            .with_hint("set both, or unset AWS_SECRET_ACCESS_KEY to use a profile")),
+        (Some(_), None) => Err(
+            auth("AWS_ACCESS_KEY_ID is set but AWS_SECRET_ACCESS_KEY is not")
+                .with_hint("set both, or unset AWS_ACCESS_KEY_ID to use a profile"),
+        ),
+        (None, Some(_)) => Err(
+            auth("AWS_SECRET_ACCESS_KEY is set but AWS_ACCESS_KEY_ID is not")
+                .with_hint("set both, or unset AWS_SECRET_ACCESS_KEY to use a profile"),
+        ),
         (None, None) => Ok(None),
     }
 }
@@ -292,14 +322,21 @@ pub(crate) async fn from_profile(env: &AwsEnv, p: &Profile) -> Result<Option<Cre
         }));
     }
     if p.get("aws_access_key_id").is_some() {
-        return Err(auth(format!("{} has aws_access_key_id but no aws_secret_access_key", p.describe()))
-            .with_hint(format!("run `aws configure --profile {}`", p.name)));
+        return Err(auth(format!(
+            "{} has aws_access_key_id but no aws_secret_access_key",
+            p.describe()
+        ))
+        .with_hint(format!("run `aws configure --profile {}`", p.name)));
     }
     if let Some(cmd) = p.get("credential_process") {
         return credential_process(env, p, cmd).await.map(Some);
     }
     if p.get("role_arn").is_some() || p.values.keys().any(|k| k.starts_with("sso_")) {
-        let kind = if p.get("role_arn").is_some() { "assumes a role (role_arn)" } else { "uses IAM Identity Center (sso_*)" };
+        let kind = if p.get("role_arn").is_some() {
+            "assumes a role (role_arn)"
+        } else {
+            "uses IAM Identity Center (sso_*)"
+        };
         return Err(auth(format!("the AWS profile `{}` {kind}, which sindri cannot do yet", p.name)).with_hint(format!(
             "export temporary keys first: `eval \"$(aws configure export-credentials --profile {} --format env)\"`",
             p.name
@@ -333,16 +370,25 @@ async fn credential_process(env: &AwsEnv, p: &Profile, cmd: &str) -> Result<Cred
     if !out.status.success() {
         // stderr is the tool's own message (never the credentials, which go to stdout).
         let err = String::from_utf8_lossy(&out.stderr);
-        return Err(auth(format!("{source} failed ({}): {}", out.status, err.trim()))
-            .with_hint("run the command yourself to see why; it must print credentials as JSON"));
+        return Err(
+            auth(format!("{source} failed ({}): {}", out.status, err.trim())).with_hint(
+                "run the command yourself to see why; it must print credentials as JSON",
+            ),
+        );
     }
     // stdout holds the secret: its text never goes into a message.
     let parsed: ProcessOutput = serde_json::from_slice(&out.stdout).map_err(|e| {
-        auth(format!("{source} printed something that is not credential JSON (at line {}, column {})", e.line(), e.column()))
-            .with_hint("it must print {\"Version\": 1, \"AccessKeyId\": ..., \"SecretAccessKey\": ...}")
+        auth(format!(
+            "{source} printed something that is not credential JSON (at line {}, column {})",
+            e.line(),
+            e.column()
+        ))
+        .with_hint("it must print {\"Version\": 1, \"AccessKeyId\": ..., \"SecretAccessKey\": ...}")
     })?;
     if parsed.version.is_some_and(|v| v != 1) {
-        return Err(auth(format!("{source} printed credentials of an unknown version (expected 1)")));
+        return Err(auth(format!(
+            "{source} printed credentials of an unknown version (expected 1)"
+        )));
     }
     Ok(Credentials {
         access_key_id: parsed.access_key_id,
@@ -457,10 +503,19 @@ impl Imds {
     /// The instance role's credentials, when running on EC2 with a role.
     pub(crate) async fn credentials(&self) -> Option<Credentials> {
         let token = self.token().await?;
-        let roles = self.get(&token, "meta-data/iam/security-credentials/").await?;
-        let role = roles.lines().map(str::trim).find(|l| !l.is_empty())?.to_string();
+        let roles = self
+            .get(&token, "meta-data/iam/security-credentials/")
+            .await?;
+        let role = roles
+            .lines()
+            .map(str::trim)
+            .find(|l| !l.is_empty())?
+            .to_string();
         let doc = self
-            .get(&token, &format!("meta-data/iam/security-credentials/{role}"))
+            .get(
+                &token,
+                &format!("meta-data/iam/security-credentials/{role}"),
+            )
             .await?;
         let c: ImdsCredentials = serde_json::from_str(&doc).ok()?;
         Some(Credentials {
@@ -511,9 +566,14 @@ pub(crate) async fn resolve_credentials(
         if let Some(c) = imds.credentials().await {
             return Ok(c);
         }
-        tried.push(format!("the instance metadata service at {}", imds.endpoint));
+        tried.push(format!(
+            "the instance metadata service at {}",
+            imds.endpoint
+        ));
     } else {
-        tried.push("(the instance metadata service is disabled by AWS_EC2_METADATA_DISABLED)".to_string());
+        tried.push(
+            "(the instance metadata service is disabled by AWS_EC2_METADATA_DISABLED)".to_string(),
+        );
     }
     Err(auth(format!("no AWS credentials found; tried {}", tried.join(", ")))
         .with_hint("run `aws configure` (or `aws sso login` and export the keys), or set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"))
@@ -535,7 +595,14 @@ pub(crate) async fn resolve_region(
         }
     }
     if let Some(r) = profile.get("region") {
-        return Ok((r.to_string(), format!("profile `{}` in {}", profile.name, profile.config_file.display())));
+        return Ok((
+            r.to_string(),
+            format!(
+                "profile `{}` in {}",
+                profile.name,
+                profile.config_file.display()
+            ),
+        ));
     }
     if let Some(imds) = imds
         && let Some(r) = imds.region().await
@@ -544,7 +611,9 @@ pub(crate) async fn resolve_region(
     }
     Err(Error::invalid("no AWS region is configured")
         .with_provider(ProviderKind::Aws)
-        .with_hint("set providers.aws.region in sindri.yaml, AWS_REGION, or `region` in ~/.aws/config"))
+        .with_hint(
+            "set providers.aws.region in sindri.yaml, AWS_REGION, or `region` in ~/.aws/config",
+        ))
 }
 
 #[cfg(test)]
@@ -559,7 +628,10 @@ mod tests {
         assert_eq!(s["default"]["region"], "eu-west-1");
         assert_eq!(s["profile dev"]["aws_access_key_id"], "AKID");
         assert!(!s["profile dev"].contains_key("max_concurrent_requests"));
-        assert_eq!(s["other"]["x"], "y;z", "`;` without whitespace before it is part of the value");
+        assert_eq!(
+            s["other"]["x"], "y;z",
+            "`;` without whitespace before it is part of the value"
+        );
     }
 
     #[test]
@@ -567,9 +639,15 @@ mod tests {
         let e = AwsEnv::from_vars([("AWS_ACCESS_KEY_ID", "AKID")]);
         let err = from_env_vars(&e).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Auth);
-        let e = AwsEnv::from_vars([("AWS_ACCESS_KEY_ID", "AKID"), ("AWS_SECRET_ACCESS_KEY", "s3cr3t-value")]);
+        let e = AwsEnv::from_vars([
+            ("AWS_ACCESS_KEY_ID", "AKID"),
+            ("AWS_SECRET_ACCESS_KEY", "s3cr3t-value"),
+        ]);
         let c = from_env_vars(&e).unwrap().unwrap();
         assert_eq!(c.access_key_id, "AKID");
-        assert!(!format!("{c:?}").contains("s3cr3t-value"), "Debug never shows the secret");
+        assert!(
+            !format!("{c:?}").contains("s3cr3t-value"),
+            "Debug never shows the secret"
+        );
     }
 }

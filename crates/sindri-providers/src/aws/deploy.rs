@@ -9,8 +9,8 @@ use std::time::Duration;
 use sha2::{Digest, Sha256};
 use sindri_core::progress::phase;
 use sindri_core::{
-    DeployOptions, Deployment, DeploymentState, Error, ErrorKind, Plan, PlanAction, PlanStep, Progress,
-    RenderedArtifact, ResolvedSpec, Result,
+    DeployOptions, Deployment, DeploymentState, Error, ErrorKind, Plan, PlanAction, PlanStep,
+    Progress, RenderedArtifact, ResolvedSpec, Result,
 };
 use sindri_spec::{AwsSettings, Protocol, ProviderKind, SpotPolicy};
 
@@ -49,7 +49,10 @@ pub(crate) fn base_tags(env: &str, project: &str) -> BTreeMap<String, String> {
 
 /// The tag filters that find an environment's resources (or, with `None`, every
 /// sindri resource).
-pub(crate) fn owner_filters(env: Option<&str>, project: Option<&str>) -> Vec<(&'static str, Vec<String>)> {
+pub(crate) fn owner_filters(
+    env: Option<&str>,
+    project: Option<&str>,
+) -> Vec<(&'static str, Vec<String>)> {
     let mut f = vec![("tag:sindri.managed", vec!["true".to_string()])];
     if let Some(e) = env {
         f.push(("tag:sindri.environment", vec![e.to_string()]));
@@ -77,22 +80,37 @@ impl PublicKey {
 
 /// Reads `providers.aws.ssh_public_key` (relative to `base_dir` when relative), else
 /// `~/.ssh/id_ed25519.pub`, else `~/.ssh/id_rsa.pub`.
-pub(crate) fn public_key(env: &AwsEnv, settings: &AwsSettings, base_dir: Option<&Path>) -> Result<PublicKey> {
-    let candidates: Vec<PathBuf> = match settings.ssh_public_key.as_deref().filter(|s| !s.is_empty()) {
-        Some(p) => {
-            let path = env.expand(p);
-            vec![match base_dir {
-                Some(b) if path.is_relative() => b.join(path),
-                _ => path,
-            }]
-        }
-        None => vec![env.expand("~/.ssh/id_ed25519.pub"), env.expand("~/.ssh/id_rsa.pub")],
-    };
+pub(crate) fn public_key(
+    env: &AwsEnv,
+    settings: &AwsSettings,
+    base_dir: Option<&Path>,
+) -> Result<PublicKey> {
+    let candidates: Vec<PathBuf> =
+        match settings.ssh_public_key.as_deref().filter(|s| !s.is_empty()) {
+            Some(p) => {
+                let path = env.expand(p);
+                vec![match base_dir {
+                    Some(b) if path.is_relative() => b.join(path),
+                    _ => path,
+                }]
+            }
+            None => vec![
+                env.expand("~/.ssh/id_ed25519.pub"),
+                env.expand("~/.ssh/id_rsa.pub"),
+            ],
+        };
     for path in &candidates {
         match std::fs::read_to_string(path) {
             Ok(text) => {
-                let text = text.lines().find(|l| !l.trim().is_empty()).unwrap_or("").trim().to_string();
-                let ok = ["ssh-ed25519 ", "ssh-rsa ", "ecdsa-sha2-"].iter().any(|p| text.starts_with(p));
+                let text = text
+                    .lines()
+                    .find(|l| !l.trim().is_empty())
+                    .unwrap_or("")
+                    .trim()
+                    .to_string();
+                let ok = ["ssh-ed25519 ", "ssh-rsa ", "ecdsa-sha2-"]
+                    .iter()
+                    .any(|p| text.starts_with(p));
                 if !ok {
                     return Err(Error::invalid(format!(
                         "{} is not an OpenSSH public key (expected `ssh-ed25519 AAAA...` or `ssh-rsa AAAA...`)",
@@ -102,7 +120,8 @@ pub(crate) fn public_key(env: &AwsEnv, settings: &AwsSettings, base_dir: Option<
                     .with_hint("point providers.aws.ssh_public_key at the `.pub` file, never the private key"));
                 }
                 let private = path.with_extension("");
-                let identity = (path.extension().is_some_and(|e| e == "pub") && private.is_file()).then_some(private);
+                let identity = (path.extension().is_some_and(|e| e == "pub") && private.is_file())
+                    .then_some(private);
                 return Ok(PublicKey {
                     path: path.clone(),
                     text,
@@ -111,35 +130,56 @@ pub(crate) fn public_key(env: &AwsEnv, settings: &AwsSettings, base_dir: Option<
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
             Err(e) => {
-                return Err(Error::internal(format!("cannot read {}: {e}", path.display())).with_provider(ProviderKind::Aws));
+                return Err(
+                    Error::internal(format!("cannot read {}: {e}", path.display()))
+                        .with_provider(ProviderKind::Aws),
+                );
             }
         }
     }
     let tried: Vec<String> = candidates.iter().map(|p| p.display().to_string()).collect();
-    Err(Error::invalid(format!("no SSH public key found (looked for {})", tried.join(", ")))
-        .with_provider(ProviderKind::Aws)
-        .with_hint("create one with `ssh-keygen -t ed25519`, or set providers.aws.ssh_public_key"))
+    Err(Error::invalid(format!(
+        "no SSH public key found (looked for {})",
+        tried.join(", ")
+    ))
+    .with_provider(ProviderKind::Aws)
+    .with_hint("create one with `ssh-keygen -t ed25519`, or set providers.aws.ssh_public_key"))
 }
 
 /// The CIDR admitted to SSH and the published ports, and how it was found.
 pub(crate) async fn ssh_cidr(ctx: &Ctx<'_>) -> Result<(String, String)> {
     let env = &ctx.p.env;
-    if let Some(c) = env.get("SINDRI_AWS_SSH_CIDR") {
+    // The config file first, then the environment: both name a CIDR explicitly.
+    let explicit = ctx
+        .p
+        .settings
+        .ssh_cidr
+        .as_deref()
+        .map(|c| (c, "providers.aws.ssh_cidr"))
+        .or_else(|| env.get("SINDRI_AWS_SSH_CIDR").map(|c| (c, "SINDRI_AWS_SSH_CIDR")));
+    if let Some((c, source)) = explicit {
         let c = c.trim();
         if !valid_cidr(c) {
-            return Err(Error::invalid(format!("SINDRI_AWS_SSH_CIDR `{c}` is not a CIDR"))
-                .with_provider(ProviderKind::Aws)
-                .with_hint("write it as `203.0.113.7/32` (one address) or `203.0.113.0/24`"));
+            return Err(
+                Error::invalid(format!("{source} `{c}` is not a CIDR"))
+                    .with_provider(ProviderKind::Aws)
+                    .with_hint("write it as `203.0.113.7/32` (one address) or `203.0.113.0/24`"),
+            );
         }
-        return Ok((c.to_string(), "SINDRI_AWS_SSH_CIDR".into()));
+        return Ok((c.to_string(), source.into()));
     }
     if let Some(ip) = env.get("SINDRI_PUBLIC_IP") {
         let ip = ip.trim();
-        return host_cidr(ip).map(|c| (c, "SINDRI_PUBLIC_IP".into())).ok_or_else(|| {
-            Error::invalid(format!("SINDRI_PUBLIC_IP `{ip}` is not an IP address")).with_provider(ProviderKind::Aws)
-        });
+        return host_cidr(ip)
+            .map(|c| (c, "SINDRI_PUBLIC_IP".into()))
+            .ok_or_else(|| {
+                Error::invalid(format!("SINDRI_PUBLIC_IP `{ip}` is not an IP address"))
+                    .with_provider(ProviderKind::Aws)
+            });
     }
-    let url = env.get("SINDRI_CHECKIP_URL").unwrap_or("https://checkip.amazonaws.com");
+    let url = env
+        .get("SINDRI_CHECKIP_URL")
+        .unwrap_or("https://checkip.amazonaws.com");
     let found = ctx.api.get_text(url, Duration::from_secs(5)).await;
     match found.as_deref().map(str::trim).map(host_cidr) {
         Ok(Some(c)) => Ok((c, format!("this machine's public address, from {url}"))),
@@ -153,7 +193,7 @@ pub(crate) async fn ssh_cidr(ctx: &Ctx<'_>) -> Result<(String, String)> {
             ))
             .with_provider(ProviderKind::Aws)
             .with_hint(
-                "set SINDRI_AWS_SSH_CIDR=<your address>/32 (or SINDRI_PUBLIC_IP); sindri never opens SSH to 0.0.0.0/0 unless SINDRI_AWS_SSH_CIDR says so",
+                "set providers.aws.ssh_cidr (or SINDRI_AWS_SSH_CIDR) to <your address>/32, or SINDRI_PUBLIC_IP; sindri never opens SSH to 0.0.0.0/0 unless told so",
             ))
         }
     }
@@ -167,8 +207,12 @@ fn host_cidr(ip: &str) -> Option<String> {
 }
 
 fn valid_cidr(c: &str) -> bool {
-    let Some((ip, bits)) = c.split_once('/') else { return false };
-    let Ok(bits) = bits.parse::<u8>() else { return false };
+    let Some((ip, bits)) = c.split_once('/') else {
+        return false;
+    };
+    let Ok(bits) = bits.parse::<u8>() else {
+        return false;
+    };
     match ip.parse::<std::net::IpAddr>() {
         Ok(std::net::IpAddr::V4(_)) => bits <= 32,
         Ok(std::net::IpAddr::V6(_)) => bits <= 128,
@@ -213,8 +257,11 @@ impl Target {
             .into_iter()
             .find(|a| archs.iter().any(|x| x == a))
             .ok_or_else(|| {
-                Error::invalid(format!("`{instance_type}` runs {}; sindri supports x86_64 and arm64", archs.join(", ")))
-                    .with_provider(ProviderKind::Aws)
+                Error::invalid(format!(
+                    "`{instance_type}` runs {}; sindri supports x86_64 and arm64",
+                    archs.join(", ")
+                ))
+                .with_provider(ProviderKind::Aws)
             })?
             .to_string();
         let gpu = d.resources.gpu.is_some();
@@ -233,12 +280,22 @@ impl Target {
                     }
                 };
                 let param = catalog::image_parameter(&arch, false, release);
-                (ssm_image(ctx, &param).await?, format!("Ubuntu {release} ({arch}) from the SSM parameter {param}"))
+                (
+                    ssm_image(ctx, &param).await?,
+                    format!("Ubuntu {release} ({arch}) from the SSM parameter {param}"),
+                )
             }
             None => {
                 let param = catalog::image_parameter(&arch, gpu, "24.04");
-                let what = if gpu { "the Deep Learning Base AMI (Ubuntu 22.04)" } else { "Ubuntu 24.04" };
-                (ssm_image(ctx, &param).await?, format!("{what} ({arch}) from the SSM parameter {param}"))
+                let what = if gpu {
+                    "the Deep Learning Base AMI (Ubuntu 22.04)"
+                } else {
+                    "Ubuntu 24.04"
+                };
+                (
+                    ssm_image(ctx, &param).await?,
+                    format!("{what} ({arch}) from the SSM parameter {param}"),
+                )
             }
         };
         let image = ec2.image(&image_id).await?;
@@ -249,11 +306,19 @@ impl Target {
                 "the AMI {image_id} is built for {a}, but {instance_type} runs {arch}"
             ))
             .with_provider(ProviderKind::Aws)
-            .with_hint("choose an AMI of the instance type's architecture, or another instance type"));
+            .with_hint(
+                "choose an AMI of the instance type's architecture, or another instance type",
+            ));
         }
-        let root_device = image.root_device_name.clone().unwrap_or_else(|| "/dev/sda1".to_string());
+        let root_device = image
+            .root_device_name
+            .clone()
+            .unwrap_or_else(|| "/dev/sda1".to_string());
         let requested: u64 = d.resources.disk.map(|b| b.gib_ceil()).unwrap_or(0)
-            + d.volumes.iter().map(|v| v.size.map(|s| s.gib_ceil()).unwrap_or(0)).sum::<u64>();
+            + d.volumes
+                .iter()
+                .map(|v| v.size.map(|s| s.gib_ceil()).unwrap_or(0))
+                .sum::<u64>();
         let root_size_gib = if requested == 0 {
             None
         } else {
@@ -270,7 +335,9 @@ impl Target {
             .ssh_user
             .clone()
             .or_else(|| ctx.p.env.get("SINDRI_AWS_SSH_USER").map(str::to_string))
-            .unwrap_or_else(|| catalog::login_user(image.name.as_deref().unwrap_or("")).to_string());
+            .unwrap_or_else(|| {
+                catalog::login_user(image.name.as_deref().unwrap_or("")).to_string()
+            });
         let key = public_key(&ctx.p.env, settings, Some(&spec.base_dir))?;
         let (cidr, cidr_source) = ssh_cidr(ctx).await?;
         let mut rules = vec![Rule {
@@ -348,7 +415,10 @@ impl Target {
             .set("MaxCount", "1")
             .set("KeyName", self.name.clone())
             .set("ClientToken", client_token(spec, spot))
-            .set("UserData", base64::engine::general_purpose::STANDARD.encode(self.user_data.as_bytes()))
+            .set(
+                "UserData",
+                base64::engine::general_purpose::STANDARD.encode(self.user_data.as_bytes()),
+            )
             .set("MetadataOptions.HttpTokens", "required")
             .set("MetadataOptions.HttpEndpoint", "enabled");
         match &self.subnet_id {
@@ -374,9 +444,19 @@ impl Target {
         p.tag_spec(2, "volume", &volume_tags);
         if spot {
             p.set("InstanceMarketOptions.MarketType", "spot")
-                .set("InstanceMarketOptions.SpotOptions.SpotInstanceType", "one-time")
-                .set("InstanceMarketOptions.SpotOptions.InstanceInterruptionBehavior", "terminate");
-            p.tag_spec(3, "spot-instances-request", &base_tags(spec.name(), &spec.project));
+                .set(
+                    "InstanceMarketOptions.SpotOptions.SpotInstanceType",
+                    "one-time",
+                )
+                .set(
+                    "InstanceMarketOptions.SpotOptions.InstanceInterruptionBehavior",
+                    "terminate",
+                );
+            p.tag_spec(
+                3,
+                "spot-instances-request",
+                &base_tags(spec.name(), &spec.project),
+            );
         }
         p
     }
@@ -384,7 +464,10 @@ impl Target {
     /// RunInstances as text, for `plan`.
     fn render_request(&self, spec: &ResolvedSpec, spot: bool) -> String {
         let mut out = String::from("# The RunInstances request sindri sends (EC2 Query API).\n");
-        for (k, v) in self.run_params(spec, "<security group sindri creates>", spot).0 {
+        for (k, v) in self
+            .run_params(spec, "<security group sindri creates>", spot)
+            .0
+        {
             let v = match k.as_str() {
                 "UserData" => "<user-data.sh, base64>".to_string(),
                 "ClientToken" => "<unique per deploy>".to_string(),
@@ -403,7 +486,13 @@ fn client_token(spec: &ResolvedSpec, spot: bool) -> String {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos())
         .unwrap_or(0);
-    let seed = format!("{}/{}/{}/{nanos}/{}/{spot}", spec.project, spec.name(), spec.spec_hash(), std::process::id());
+    let seed = format!(
+        "{}/{}/{}/{nanos}/{}/{spot}",
+        spec.project,
+        spec.name(),
+        spec.spec_hash(),
+        std::process::id()
+    );
     super::sigv4::sha256_hex(seed.as_bytes())[..32].to_string()
 }
 
@@ -433,9 +522,15 @@ pub(crate) async fn plan(ctx: &Ctx<'_>, spec: &ResolvedSpec) -> Result<Plan> {
     let ec2 = ctx.ec2();
     let mut steps = Vec::new();
 
-    let kps = ec2.describe_key_pairs(&[("key-name", vec![t.name.clone()])]).await?;
+    let kps = ec2
+        .describe_key_pairs(&[("key-name", vec![t.name.clone()])])
+        .await?;
     steps.push(match kps.first() {
-        None => step(PlanAction::Create, format!("key pair {}", t.name), Some(format!("from {}", t.key.path.display()))),
+        None => step(
+            PlanAction::Create,
+            format!("key pair {}", t.name),
+            Some(format!("from {}", t.key.path.display())),
+        ),
         Some(k) => {
             let tags = super::ec2::tag_map(&k.tag_set);
             if !manage::owned_by(&tags, spec.name(), &spec.project) {
@@ -444,7 +539,11 @@ pub(crate) async fn plan(ctx: &Ctx<'_>, spec: &ResolvedSpec) -> Result<Plan> {
             if tags.get(TAG_PUBLIC_KEY) == Some(&t.key.digest()) {
                 step(PlanAction::Keep, format!("key pair {}", t.name), None)
             } else {
-                step(PlanAction::Replace, format!("key pair {}", t.name), Some(format!("public key changed: {}", t.key.path.display())))
+                step(
+                    PlanAction::Replace,
+                    format!("key pair {}", t.name),
+                    Some(format!("public key changed: {}", t.key.path.display())),
+                )
             }
         }
     });
@@ -454,7 +553,12 @@ pub(crate) async fn plan(ctx: &Ctx<'_>, spec: &ResolvedSpec) -> Result<Plan> {
         None => step(
             PlanAction::Create,
             format!("security group {}", t.name),
-            Some(format!("{} from {} ({})", describe_rules(&t.rules), t.cidr, t.cidr_source)),
+            Some(format!(
+                "{} from {} ({})",
+                describe_rules(&t.rules),
+                t.cidr,
+                t.cidr_source
+            )),
         ),
         Some(g) => {
             if !manage::owned_by(&super::ec2::tag_map(&g.tag_set), spec.name(), &spec.project) {
@@ -462,12 +566,27 @@ pub(crate) async fn plan(ctx: &Ctx<'_>, spec: &ResolvedSpec) -> Result<Plan> {
             }
             let (add, remove) = rule_diff(&existing_rules(g), &t.rules);
             if add.is_empty() && remove.is_empty() {
-                step(PlanAction::Keep, format!("security group {} ({})", t.name, g.group_id), None)
+                step(
+                    PlanAction::Keep,
+                    format!("security group {} ({})", t.name, g.group_id),
+                    None,
+                )
             } else {
                 let mut why = Vec::new();
-                why.extend(add.iter().map(|r| format!("+{}/{} from {}", r.port, r.protocol, r.cidr)));
-                why.extend(remove.iter().map(|(p, port, c)| format!("-{port}/{p} from {c}")));
-                step(PlanAction::Update, format!("security group {} ({})", t.name, g.group_id), Some(why.join(", ")))
+                why.extend(
+                    add.iter()
+                        .map(|r| format!("+{}/{} from {}", r.port, r.protocol, r.cidr)),
+                );
+                why.extend(
+                    remove
+                        .iter()
+                        .map(|(p, port, c)| format!("-{port}/{p} from {c}")),
+                );
+                step(
+                    PlanAction::Update,
+                    format!("security group {} ({})", t.name, g.group_id),
+                    Some(why.join(", ")),
+                )
             }
         }
     });
@@ -477,18 +596,35 @@ pub(crate) async fn plan(ctx: &Ctx<'_>, spec: &ResolvedSpec) -> Result<Plan> {
         SpotPolicy::Always => "spot",
         SpotPolicy::Auto => "spot, else on-demand",
     };
-    let what = format!("{} ({}), {} ({}), {market}", t.instance_type, t.arch, t.image_id, t.image_source);
+    let what = format!(
+        "{} ({}), {} ({}), {market}",
+        t.instance_type, t.arch, t.image_id, t.image_source
+    );
     let live = manage::find_instances(ctx, spec.name(), &spec.project).await?;
-    let current = live.iter().find(|i| i.tags().get(TAG_SPEC_HASH) == Some(&t.spec_hash));
+    let current = live
+        .iter()
+        .find(|i| i.tags().get(TAG_SPEC_HASH) == Some(&t.spec_hash));
     match current {
         Some(i) => {
             if matches!(i.state(), "stopped" | "stopping") {
-                steps.push(step(PlanAction::Update, format!("instance {}", i.instance_id), Some("start the stopped instance".into())));
+                steps.push(step(
+                    PlanAction::Update,
+                    format!("instance {}", i.instance_id),
+                    Some("start the stopped instance".into()),
+                ));
             } else {
-                steps.push(step(PlanAction::Keep, format!("instance {}", i.instance_id), None));
+                steps.push(step(
+                    PlanAction::Keep,
+                    format!("instance {}", i.instance_id),
+                    None,
+                ));
             }
         }
-        None if live.is_empty() => steps.push(step(PlanAction::Create, format!("instance {}", instance_name(spec.name())), Some(what.clone()))),
+        None if live.is_empty() => steps.push(step(
+            PlanAction::Create,
+            format!("instance {}", instance_name(spec.name())),
+            Some(what.clone()),
+        )),
         None => {}
     }
     for i in &live {
@@ -498,9 +634,15 @@ pub(crate) async fn plan(ctx: &Ctx<'_>, spec: &ResolvedSpec) -> Result<Plan> {
         let reason = if current.is_some() {
             "a duplicate left by an interrupted deploy".to_string()
         } else {
-            format!("spec changed; the new one is {what}; the root volume is deleted with the old one")
+            format!(
+                "spec changed; the new one is {what}; the root volume is deleted with the old one"
+            )
         };
-        steps.push(step(PlanAction::Replace, format!("instance {}", i.instance_id), Some(reason)));
+        steps.push(step(
+            PlanAction::Replace,
+            format!("instance {}", i.instance_id),
+            Some(reason),
+        ));
     }
     if !spec.secrets.is_empty() {
         steps.push(step(
@@ -511,7 +653,11 @@ pub(crate) async fn plan(ctx: &Ctx<'_>, spec: &ResolvedSpec) -> Result<Plan> {
     }
     // An unchanged, running environment whose only step would be re-sending secrets
     // is unchanged: the secrets go again on every deploy anyway.
-    if steps.iter().all(|s| s.action == PlanAction::Keep || s.resource.ends_with(" secrets")) && current.is_some() {
+    if steps
+        .iter()
+        .all(|s| s.action == PlanAction::Keep || s.resource.ends_with(" secrets"))
+        && current.is_some()
+    {
         steps.retain(|s| !s.resource.ends_with(" secrets"));
     }
     let spot = ctx.p.settings.spot != SpotPolicy::Never;
@@ -533,7 +679,11 @@ pub(crate) async fn plan(ctx: &Ctx<'_>, spec: &ResolvedSpec) -> Result<Plan> {
 }
 
 fn step(action: PlanAction, resource: String, reason: Option<String>) -> PlanStep {
-    PlanStep { action, resource, reason }
+    PlanStep {
+        action,
+        resource,
+        reason,
+    }
 }
 
 fn not_ours(what: &str, name: &str) -> Error {
@@ -542,17 +692,29 @@ fn not_ours(what: &str, name: &str) -> Error {
         format!("a {what} named {name} exists but sindri did not create it for this environment"),
     )
     .with_provider(ProviderKind::Aws)
-    .with_hint(format!("sindri will not touch it: rename or delete that {what}, or rename the environment"))
+    .with_hint(format!(
+        "sindri will not touch it: rename or delete that {what}, or rename the environment"
+    ))
 }
 
 fn describe_rules(rules: &[Rule]) -> String {
-    let v: Vec<String> = rules.iter().map(|r| format!("{}/{}", r.port, r.protocol)).collect();
+    let v: Vec<String> = rules
+        .iter()
+        .map(|r| format!("{}/{}", r.port, r.protocol))
+        .collect();
     v.join(", ")
 }
 
 /// Rules to add, and existing rules to remove, to reach `want`.
-fn rule_diff(have: &[(String, u16, String)], want: &[Rule]) -> (Vec<Rule>, Vec<(String, u16, String)>) {
-    let add = want.iter().filter(|r| !have.contains(&r.key())).cloned().collect();
+fn rule_diff(
+    have: &[(String, u16, String)],
+    want: &[Rule],
+) -> (Vec<Rule>, Vec<(String, u16, String)>) {
+    let add = want
+        .iter()
+        .filter(|r| !have.contains(&r.key()))
+        .cloned()
+        .collect();
     let remove = have
         .iter()
         .filter(|h| !want.iter().any(|r| &r.key() == *h))
@@ -573,7 +735,9 @@ async fn find_groups(ctx: &Ctx<'_>, t: &Target) -> Result<Vec<super::ec2::Securi
 /// key changed.
 async fn ensure_key_pair(ctx: &Ctx<'_>, spec: &ResolvedSpec, t: &Target) -> Result<()> {
     let ec2 = ctx.ec2();
-    let existing = ec2.describe_key_pairs(&[("key-name", vec![t.name.clone()])]).await?;
+    let existing = ec2
+        .describe_key_pairs(&[("key-name", vec![t.name.clone()])])
+        .await?;
     if let Some(k) = existing.first() {
         let tags = super::ec2::tag_map(&k.tag_set);
         if !manage::owned_by(&tags, spec.name(), &spec.project) {
@@ -595,7 +759,12 @@ async fn ensure_key_pair(ctx: &Ctx<'_>, spec: &ResolvedSpec, t: &Target) -> Resu
 }
 
 /// Creates the security group, or reconciles its rules; returns its id.
-async fn ensure_security_group(ctx: &Ctx<'_>, spec: &ResolvedSpec, t: &Target, progress: &dyn Progress) -> Result<String> {
+async fn ensure_security_group(
+    ctx: &Ctx<'_>,
+    spec: &ResolvedSpec,
+    t: &Target,
+    progress: &dyn Progress,
+) -> Result<String> {
     let ec2 = ctx.ec2();
     let groups = find_groups(ctx, t).await?;
     let (id, have) = match groups.first() {
@@ -606,9 +775,18 @@ async fn ensure_security_group(ctx: &Ctx<'_>, spec: &ResolvedSpec, t: &Target, p
             (g.group_id.clone(), existing_rules(g))
         }
         None => {
-            let description = format!("sindri environment {} (project {})", spec.name(), spec.project);
+            let description = format!(
+                "sindri environment {} (project {})",
+                spec.name(),
+                spec.project
+            );
             let id = ec2
-                .create_security_group(&t.name, &description, t.vpc_id.as_deref(), &base_tags(spec.name(), &spec.project))
+                .create_security_group(
+                    &t.name,
+                    &description,
+                    t.vpc_id.as_deref(),
+                    &base_tags(spec.name(), &spec.project),
+                )
                 .await?;
             (id, Vec::new())
         }
@@ -633,13 +811,22 @@ async fn ensure_security_group(ctx: &Ctx<'_>, spec: &ResolvedSpec, t: &Target, p
             Err(f) if f.code() == Some("InvalidPermission.NotFound") => {}
             Err(f) => return Err(ctx.api.error("RevokeSecurityGroupIngress", f)),
         }
-        progress.message(&format!("security group {}: removed {port}/{protocol} from {cidr}", t.name));
+        progress.message(&format!(
+            "security group {}: removed {port}/{protocol} from {cidr}",
+            t.name
+        ));
     }
     Ok(id)
 }
 
 /// Launches the instance with the spot policy.
-async fn launch(ctx: &Ctx<'_>, spec: &ResolvedSpec, t: &Target, sg: &str, progress: &dyn Progress) -> Result<Instance> {
+async fn launch(
+    ctx: &Ctx<'_>,
+    spec: &ResolvedSpec,
+    t: &Target,
+    sg: &str,
+    progress: &dyn Progress,
+) -> Result<Instance> {
     let ec2 = ctx.ec2();
     let ec2 = &ec2;
     let run = |spot: bool| async move { ec2.run_instances(&t.run_params(spec, sg, spot)).await };
@@ -673,8 +860,18 @@ async fn launch(ctx: &Ctx<'_>, spec: &ResolvedSpec, t: &Target, sg: &str, progre
 }
 
 /// `deploy`: see the module docs of `aws`.
-pub(crate) async fn deploy(ctx: &Ctx<'_>, spec: &ResolvedSpec, opts: DeployOptions, progress: &dyn Progress) -> Result<Deployment> {
-    let t = phase(progress, "resolve instance type and image", Target::resolve(ctx, spec)).await?;
+pub(crate) async fn deploy(
+    ctx: &Ctx<'_>,
+    spec: &ResolvedSpec,
+    opts: DeployOptions,
+    progress: &dyn Progress,
+) -> Result<Deployment> {
+    let t = phase(
+        progress,
+        "resolve instance type and image",
+        Target::resolve(ctx, spec),
+    )
+    .await?;
     progress.message(&format!(
         "{} ({}), {} ({}), in {}",
         t.instance_type, t.arch, t.image_id, t.image_source, ctx.region
@@ -699,17 +896,31 @@ pub(crate) async fn deploy(ctx: &Ctx<'_>, spec: &ResolvedSpec, opts: DeployOptio
         .map(|idx| live.remove(idx));
     if !live.is_empty() {
         let ids: Vec<String> = live.iter().map(|i| i.instance_id.clone()).collect();
-        let why = if keep.is_some() { "duplicates left by an interrupted deploy" } else { "the spec changed" };
+        let why = if keep.is_some() {
+            "duplicates left by an interrupted deploy"
+        } else {
+            "the spec changed"
+        };
         progress.warn(&format!(
             "replacing instance {} ({why}); its root volume is deleted with it",
             ids.join(", ")
         ));
-        phase(progress, "terminate old instance", manage::terminate_and_wait(ctx, &live)).await?;
+        phase(
+            progress,
+            "terminate old instance",
+            manage::terminate_and_wait(ctx, &live),
+        )
+        .await?;
     }
 
     // The group first: a foreign group squatting its name is refused before sindri
     // creates anything.
-    let sg = phase(progress, "security group", ensure_security_group(ctx, spec, &t, progress)).await?;
+    let sg = phase(
+        progress,
+        "security group",
+        ensure_security_group(ctx, spec, &t, progress),
+    )
+    .await?;
     phase(progress, "key pair", ensure_key_pair(ctx, spec, &t)).await?;
     let inst = match keep {
         Some(i) if matches!(i.state(), "stopped" | "stopping") => {
@@ -717,20 +928,44 @@ pub(crate) async fn deploy(ctx: &Ctx<'_>, spec: &ResolvedSpec, opts: DeployOptio
             i
         }
         Some(i) => i,
-        None => phase(progress, "launch instance", launch(ctx, spec, &t, &sg, progress)).await?,
+        None => {
+            phase(
+                progress,
+                "launch instance",
+                launch(ctx, spec, &t, &sg, progress),
+            )
+            .await?
+        }
     };
     let mut d = record(ctx, spec, &t, &inst, &sg);
     if !opts.wait {
         return Ok(d);
     }
-    let inst = phase(progress, "wait for running", manage::wait_running(ctx, &inst.instance_id)).await?;
+    let inst = phase(
+        progress,
+        "wait for running",
+        manage::wait_running(ctx, &inst.instance_id),
+    )
+    .await?;
     if let Some(ip) = inst.public_ip() {
         d.details.insert("public_ip".into(), ip.to_string());
     }
-    let session = manage::session_of(ctx, spec.name(), &spec.project, &inst, Some(&t.ssh_user), t.key.identity.clone())?;
+    let session = manage::session_of(
+        ctx,
+        spec.name(),
+        &spec.project,
+        &inst,
+        Some(&t.ssh_user),
+        t.key.identity.clone(),
+    )?;
     phase(progress, "wait for ssh", wait_ssh(ctx, &session, progress)).await?;
     if !spec.secrets.is_empty() {
-        phase(progress, "deliver secrets", deliver_secrets(ctx, &session, spec)).await?;
+        phase(
+            progress,
+            "deliver secrets",
+            deliver_secrets(ctx, &session, spec),
+        )
+        .await?;
     }
     d.state = DeploymentState::Ready;
     d.updated_at = sindri_core::unix_now();
@@ -744,7 +979,10 @@ fn record(ctx: &Ctx<'_>, spec: &ResolvedSpec, t: &Target, inst: &Instance, sg: &
         ("region".to_string(), ctx.region.clone()),
         ("instance_type".to_string(), t.instance_type.clone()),
         ("image".to_string(), t.image_id.clone()),
-        ("market".to_string(), if inst.is_spot() { "spot" } else { "on-demand" }.to_string()),
+        (
+            "market".to_string(),
+            if inst.is_spot() { "spot" } else { "on-demand" }.to_string(),
+        ),
         ("security_group".to_string(), sg.to_string()),
         ("key_pair".to_string(), t.name.clone()),
         ("ssh_user".to_string(), t.ssh_user.clone()),
@@ -770,9 +1008,15 @@ async fn wait_ssh(ctx: &Ctx<'_>, session: &SshSession, progress: &dyn Progress) 
     for attempt in 0..tuning.max_polls {
         match session.connect_check().await {
             Ok(()) => return Ok(()),
-            Err(e) if e.kind() == ErrorKind::Unavailable || (e.kind() == ErrorKind::Auth && attempt < 6) => {
+            Err(e)
+                if e.kind() == ErrorKind::Unavailable
+                    || (e.kind() == ErrorKind::Auth && attempt < 6) =>
+            {
                 if attempt % 6 == 5 {
-                    progress.message(&format!("still waiting for SSH on {}", session.target().url()));
+                    progress.message(&format!(
+                        "still waiting for SSH on {}",
+                        session.target().url()
+                    ));
                 }
                 last = Some(e);
                 tokio::time::sleep(tuning.poll_interval).await;
@@ -861,7 +1105,10 @@ mod tests {
         ];
         let (add, remove) = rule_diff(&have, &want);
         assert!(add.is_empty());
-        assert_eq!(remove, vec![("tcp".to_string(), 22, "2.2.2.2/32".to_string())]);
+        assert_eq!(
+            remove,
+            vec![("tcp".to_string(), 22, "2.2.2.2/32".to_string())]
+        );
     }
 
     #[test]
@@ -877,22 +1124,38 @@ mod tests {
         let k = public_key(&env, &AwsSettings::default(), None).unwrap();
         assert_eq!(k.path, home.join(".ssh/id_rsa.pub"));
         assert_eq!(k.identity, Some(home.join(".ssh/id_rsa")));
-        std::fs::write(home.join(".ssh/id_ed25519.pub"), "ssh-ed25519 AAAAC3 me@host\n").unwrap();
+        std::fs::write(
+            home.join(".ssh/id_ed25519.pub"),
+            "ssh-ed25519 AAAAC3 me@host\n",
+        )
+        .unwrap();
         let k = public_key(&env, &AwsSettings::default(), None).unwrap();
-        assert_eq!(k.path, home.join(".ssh/id_ed25519.pub"), "ed25519 is preferred");
+        assert_eq!(
+            k.path,
+            home.join(".ssh/id_ed25519.pub"),
+            "ed25519 is preferred"
+        );
         assert_eq!(k.identity, None, "no private key beside it: ssh chooses");
         let settings = AwsSettings {
             ssh_public_key: Some("~/.ssh/id_rsa".into()),
             ..Default::default()
         };
-        std::fs::write(home.join(".ssh/id_rsa"), "-----BEGIN OPENSSH PRIVATE KEY-----\n").unwrap();
+        std::fs::write(
+            home.join(".ssh/id_rsa"),
+            "-----BEGIN OPENSSH PRIVATE KEY-----\n",
+        )
+        .unwrap();
         let e = public_key(&env, &settings, None).unwrap_err();
         assert!(e.message().contains("not an OpenSSH public key"), "{e}");
         std::fs::remove_dir_all(&home).unwrap();
     }
 
     fn tempfile_home() -> PathBuf {
-        let d = std::env::temp_dir().join(format!("sindri-aws-home-{}-{}", std::process::id(), line!()));
+        let d = std::env::temp_dir().join(format!(
+            "sindri-aws-home-{}-{}",
+            std::process::id(),
+            line!()
+        ));
         let _ = std::fs::remove_dir_all(&d);
         std::fs::create_dir_all(&d).unwrap();
         d

@@ -34,7 +34,10 @@ pub(crate) struct Tag {
 
 /// The tags of a resource as a map.
 pub(crate) fn tag_map(tags: &Items<Tag>) -> BTreeMap<String, String> {
-    tags.item.iter().map(|t| (t.key.clone(), t.value.clone())).collect()
+    tags.item
+        .iter()
+        .map(|t| (t.key.clone(), t.value.clone()))
+        .collect()
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -314,7 +317,9 @@ impl Ec2<'_> {
     }
 
     async fn call_ok(&self, action: &str, p: &Params) -> Result<String> {
-        self.call(action, p).await.map_err(|f| self.api.error(action, f))
+        self.call(action, p)
+            .await
+            .map_err(|f| self.api.error(action, f))
     }
 
     /// Reads every page of a paginated Describe call.
@@ -333,7 +338,10 @@ impl Ec2<'_> {
         let mut seen = std::collections::HashSet::new();
         loop {
             let mut p = base.clone();
-            p.set("MaxResults", self.api.tuning.page_size.clamp(5, max_page).to_string());
+            p.set(
+                "MaxResults",
+                self.api.tuning.page_size.clamp(5, max_page).to_string(),
+            );
             if let Some(t) = &token {
                 p.set("NextToken", t.clone());
             }
@@ -355,15 +363,27 @@ impl Ec2<'_> {
     }
 
     /// Instances matching `filters`, every page.
-    pub(crate) async fn describe_instances(&self, filters: &[(&str, Vec<String>)]) -> Result<Vec<Instance>> {
+    pub(crate) async fn describe_instances(
+        &self,
+        filters: &[(&str, Vec<String>)],
+    ) -> Result<Vec<Instance>> {
         let mut p = Params::new();
         p.filters(filters);
-        self.paginate("DescribeInstances", &p, 1000, |r: DescribeInstancesResponse| {
-            (
-                r.reservation_set.item.into_iter().flat_map(|r| r.instances_set.item).collect(),
-                r.next_token,
-            )
-        })
+        self.paginate(
+            "DescribeInstances",
+            &p,
+            1000,
+            |r: DescribeInstancesResponse| {
+                (
+                    r.reservation_set
+                        .item
+                        .into_iter()
+                        .flat_map(|r| r.instances_set.item)
+                        .collect(),
+                    r.next_token,
+                )
+            },
+        )
         .await
     }
 
@@ -374,9 +394,20 @@ impl Ec2<'_> {
         match self.call("DescribeInstances", &p).await {
             Ok(xml) => {
                 let r: DescribeInstancesResponse = parse("DescribeInstances", &xml)?;
-                Ok(r.reservation_set.item.into_iter().flat_map(|r| r.instances_set.item).next())
+                Ok(r.reservation_set
+                    .item
+                    .into_iter()
+                    .flat_map(|r| r.instances_set.item)
+                    .next())
             }
-            Err(f) if matches!(f.code(), Some("InvalidInstanceID.NotFound" | "InvalidInstanceID.Malformed")) => Ok(None),
+            Err(f)
+                if matches!(
+                    f.code(),
+                    Some("InvalidInstanceID.NotFound" | "InvalidInstanceID.Malformed")
+                ) =>
+            {
+                Ok(None)
+            }
             Err(f) => Err(self.api.error("DescribeInstances", f)),
         }
     }
@@ -388,12 +419,20 @@ impl Ec2<'_> {
         let r: RunInstancesResponse = parse("RunInstances", &xml).map_err(Failure::Local)?;
         r.instances_set.item.into_iter().next().ok_or_else(|| {
             Failure::Local(
-                Error::new(ErrorKind::Platform, "RunInstances answered without an instance").with_provider(ProviderKind::Aws),
+                Error::new(
+                    ErrorKind::Platform,
+                    "RunInstances answered without an instance",
+                )
+                .with_provider(ProviderKind::Aws),
             )
         })
     }
 
-    pub(crate) async fn instances_action(&self, action: &str, ids: &[String]) -> std::result::Result<(), Failure> {
+    pub(crate) async fn instances_action(
+        &self,
+        action: &str,
+        ids: &[String],
+    ) -> std::result::Result<(), Failure> {
         let mut p = Params::new();
         for (i, id) in ids.iter().enumerate() {
             p.set(format!("InstanceId.{}", i + 1), id.clone());
@@ -412,12 +451,18 @@ impl Ec2<'_> {
     }
 
     /// Security groups matching `filters`, every page.
-    pub(crate) async fn describe_security_groups(&self, filters: &[(&str, Vec<String>)]) -> Result<Vec<SecurityGroup>> {
+    pub(crate) async fn describe_security_groups(
+        &self,
+        filters: &[(&str, Vec<String>)],
+    ) -> Result<Vec<SecurityGroup>> {
         let mut p = Params::new();
         p.filters(filters);
-        self.paginate("DescribeSecurityGroups", &p, 1000, |r: DescribeSecurityGroupsResponse| {
-            (r.security_group_info.item, r.next_token)
-        })
+        self.paginate(
+            "DescribeSecurityGroups",
+            &p,
+            1000,
+            |r: DescribeSecurityGroupsResponse| (r.security_group_info.item, r.next_token),
+        )
         .await
     }
 
@@ -429,7 +474,8 @@ impl Ec2<'_> {
         tags: &BTreeMap<String, String>,
     ) -> Result<String> {
         let mut p = Params::new();
-        p.set("GroupName", name).set("GroupDescription", description);
+        p.set("GroupName", name)
+            .set("GroupDescription", description);
         if let Some(v) = vpc_id {
             p.set("VpcId", v);
         }
@@ -445,7 +491,12 @@ impl Ec2<'_> {
     }
 
     /// Adds (`Authorize…`) or removes (`Revoke…`) one ingress rule.
-    pub(crate) async fn ingress(&self, action: &str, group_id: &str, rule: &Rule) -> std::result::Result<(), Failure> {
+    pub(crate) async fn ingress(
+        &self,
+        action: &str,
+        group_id: &str,
+        rule: &Rule,
+    ) -> std::result::Result<(), Failure> {
         let mut p = Params::new();
         p.set("GroupId", group_id)
             .set("IpPermissions.1.IpProtocol", rule.protocol.clone())
@@ -457,24 +508,39 @@ impl Ec2<'_> {
             p.set("IpPermissions.1.IpRanges.1.CidrIp", rule.cidr.clone());
         }
         if action.starts_with("Authorize") {
-            let key = if rule.cidr.contains(':') { "Ipv6Ranges" } else { "IpRanges" };
-            p.set(format!("IpPermissions.1.{key}.1.Description"), rule.description.clone());
+            let key = if rule.cidr.contains(':') {
+                "Ipv6Ranges"
+            } else {
+                "IpRanges"
+            };
+            p.set(
+                format!("IpPermissions.1.{key}.1.Description"),
+                rule.description.clone(),
+            );
         }
         self.call(action, &p).await.map(|_| ())
     }
 
-    pub(crate) async fn delete_security_group(&self, group_id: &str) -> std::result::Result<(), Failure> {
+    pub(crate) async fn delete_security_group(
+        &self,
+        group_id: &str,
+    ) -> std::result::Result<(), Failure> {
         let mut p = Params::new();
         p.set("GroupId", group_id);
         self.call("DeleteSecurityGroup", &p).await.map(|_| ())
     }
 
     /// Key pairs matching `filters` (AWS does not paginate this call).
-    pub(crate) async fn describe_key_pairs(&self, filters: &[(&str, Vec<String>)]) -> Result<Vec<KeyPair>> {
+    pub(crate) async fn describe_key_pairs(
+        &self,
+        filters: &[(&str, Vec<String>)],
+    ) -> Result<Vec<KeyPair>> {
         let mut p = Params::new();
         p.filters(filters);
         let xml = self.call_ok("DescribeKeyPairs", &p).await?;
-        Ok(parse::<DescribeKeyPairsResponse>("DescribeKeyPairs", &xml)?.key_set.item)
+        Ok(parse::<DescribeKeyPairsResponse>("DescribeKeyPairs", &xml)?
+            .key_set
+            .item)
     }
 
     pub(crate) async fn import_key_pair(
@@ -521,11 +587,18 @@ impl Ec2<'_> {
                     e
                 }
             })?;
-        let t = found.into_iter().find(|t| t.instance_type == instance_type).ok_or_else(|| {
-            Error::invalid(format!("`{instance_type}` is not an EC2 instance type in this region"))
+        let t = found
+            .into_iter()
+            .find(|t| t.instance_type == instance_type)
+            .ok_or_else(|| {
+                Error::invalid(format!(
+                    "`{instance_type}` is not an EC2 instance type in this region"
+                ))
                 .with_provider(ProviderKind::Aws)
-                .with_hint("check providers.aws.instance_type against `aws ec2 describe-instance-types`")
-        })?;
+                .with_hint(
+                    "check providers.aws.instance_type against `aws ec2 describe-instance-types`",
+                )
+            })?;
         Ok(t.processor_info.supported_architectures.item)
     }
 
@@ -540,12 +613,18 @@ impl Ec2<'_> {
         };
         let xml = match self.call("DescribeImages", &p).await {
             Ok(x) => x,
-            Err(f) if f.code().is_some_and(|c| c.starts_with("InvalidAMIID.")) => return Err(not_found()),
+            Err(f) if f.code().is_some_and(|c| c.starts_with("InvalidAMIID.")) => {
+                return Err(not_found());
+            }
             Err(f) => return Err(self.api.error("DescribeImages", f)),
         };
         let r: DescribeImagesResponse = parse("DescribeImages", &xml)?;
         let _ = r.next_token;
-        r.images_set.item.into_iter().find(|i| i.image_id == id).ok_or_else(not_found)
+        r.images_set
+            .item
+            .into_iter()
+            .find(|i| i.image_id == id)
+            .ok_or_else(not_found)
     }
 
     /// The VPC of a subnet.
@@ -554,8 +633,10 @@ impl Ec2<'_> {
         p.set("SubnetId.1", subnet_id);
         let xml = self.call_ok("DescribeSubnets", &p).await.map_err(|e| {
             if e.kind() == ErrorKind::NotFound {
-                Error::invalid(format!("providers.aws.subnet_id: `{subnet_id}` does not exist in this region"))
-                    .with_provider(ProviderKind::Aws)
+                Error::invalid(format!(
+                    "providers.aws.subnet_id: `{subnet_id}` does not exist in this region"
+                ))
+                .with_provider(ProviderKind::Aws)
             } else {
                 e
             }
@@ -565,7 +646,12 @@ impl Ec2<'_> {
             .item
             .into_iter()
             .find_map(|s| s.vpc_id)
-            .ok_or_else(|| Error::invalid(format!("providers.aws.subnet_id: `{subnet_id}` does not exist")).with_provider(ProviderKind::Aws))
+            .ok_or_else(|| {
+                Error::invalid(format!(
+                    "providers.aws.subnet_id: `{subnet_id}` does not exist"
+                ))
+                .with_provider(ProviderKind::Aws)
+            })
     }
 
     /// An SSM parameter's value (public `/aws/service/...` parameters included).
@@ -585,8 +671,11 @@ impl Ec2<'_> {
             .map(str::to_string)
             .ok_or_else(|| {
                 Failure::Local(
-                    Error::new(ErrorKind::Platform, format!("GetParameter {name}: the answer has no value"))
-                        .with_provider(ProviderKind::Aws),
+                    Error::new(
+                        ErrorKind::Platform,
+                        format!("GetParameter {name}: the answer has no value"),
+                    )
+                    .with_provider(ProviderKind::Aws),
                 )
             })
     }
@@ -595,10 +684,18 @@ impl Ec2<'_> {
     pub(crate) async fn caller_identity(&self) -> Result<CallerIdentity> {
         let xml = self
             .api
-            .query(Service::Sts, self.region, "GetCallerIdentity", &Params::new())
+            .query(
+                Service::Sts,
+                self.region,
+                "GetCallerIdentity",
+                &Params::new(),
+            )
             .await
             .map_err(|f| self.api.error("GetCallerIdentity", f))?;
-        Ok(parse::<GetCallerIdentityResponse>("GetCallerIdentity", &xml)?.get_caller_identity_result)
+        Ok(
+            parse::<GetCallerIdentityResponse>("GetCallerIdentity", &xml)?
+                .get_caller_identity_result,
+        )
     }
 }
 
@@ -621,7 +718,9 @@ impl Rule {
 pub(crate) fn existing_rules(g: &SecurityGroup) -> Vec<(String, u16, String)> {
     let mut out = Vec::new();
     for perm in &g.ip_permissions.item {
-        let (Some(from), Some(to)) = (perm.from_port, perm.to_port) else { continue };
+        let (Some(from), Some(to)) = (perm.from_port, perm.to_port) else {
+            continue;
+        };
         if from != to || !(1..=65535).contains(&from) {
             continue;
         }
@@ -685,9 +784,15 @@ mod tests {
         assert!(i.is_spot());
         assert_eq!(i.tags()["sindri.environment"], "dev");
         assert_eq!(i.group_set.item[0].group_id, "sg-1");
-        assert_eq!(i.block_device_mapping.item[0].ebs.volume_id.as_deref(), Some("vol-1"));
-        let empty: DescribeInstancesResponse =
-            parse("DescribeInstances", "<DescribeInstancesResponse><reservationSet/></DescribeInstancesResponse>").unwrap();
+        assert_eq!(
+            i.block_device_mapping.item[0].ebs.volume_id.as_deref(),
+            Some("vol-1")
+        );
+        let empty: DescribeInstancesResponse = parse(
+            "DescribeInstances",
+            "<DescribeInstancesResponse><reservationSet/></DescribeInstancesResponse>",
+        )
+        .unwrap();
         assert!(empty.reservation_set.item.is_empty());
         assert!(empty.next_token.is_none());
     }
@@ -700,7 +805,10 @@ mod tests {
             <tagSet/></item></securityGroupInfo></DescribeSecurityGroupsResponse>";
         let r: DescribeSecurityGroupsResponse = parse("DescribeSecurityGroups", xml).unwrap();
         let rules = existing_rules(&r.security_group_info.item[0]);
-        assert_eq!(rules, vec![("tcp".to_string(), 22, "1.2.3.4/32".to_string())]);
+        assert_eq!(
+            rules,
+            vec![("tcp".to_string(), 22, "1.2.3.4/32".to_string())]
+        );
     }
 
     #[test]
@@ -709,6 +817,12 @@ mod tests {
             <processorInfo><supportedArchitectures><item>arm64</item></supportedArchitectures></processorInfo>\
             </item></instanceTypeSet></DescribeInstanceTypesResponse>";
         let r: DescribeInstanceTypesResponse = parse("DescribeInstanceTypes", xml).unwrap();
-        assert_eq!(r.instance_type_set.item[0].processor_info.supported_architectures.item, vec!["arm64"]);
+        assert_eq!(
+            r.instance_type_set.item[0]
+                .processor_info
+                .supported_architectures
+                .item,
+            vec!["arm64"]
+        );
     }
 }

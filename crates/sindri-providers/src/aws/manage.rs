@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use sindri_core::{
-    Deployment, DeploymentState, DestroyOptions, DestroyReport, Endpoint, Error, ErrorKind, Operation, Result,
-    Status, StatusState,
+    Deployment, DeploymentState, DestroyOptions, DestroyReport, Endpoint, Error, ErrorKind,
+    Operation, Result, Status, StatusState,
 };
 use sindri_spec::ProviderKind;
 
@@ -43,12 +43,22 @@ pub(crate) fn owned_by(tags: &BTreeMap<String, String>, env: &str, project: &str
 const LIVE_STATES: [&str; 4] = ["pending", "running", "stopping", "stopped"];
 
 /// The environment's instances that are not terminated or terminating.
-pub(crate) async fn find_instances(ctx: &Ctx<'_>, env: &str, project: &str) -> Result<Vec<Instance>> {
+pub(crate) async fn find_instances(
+    ctx: &Ctx<'_>,
+    env: &str,
+    project: &str,
+) -> Result<Vec<Instance>> {
     let mut filters = deploy::owner_filters(Some(env), Some(project));
-    filters.push(("instance-state-name", LIVE_STATES.iter().map(|s| s.to_string()).collect()));
+    filters.push((
+        "instance-state-name",
+        LIVE_STATES.iter().map(|s| s.to_string()).collect(),
+    ));
     let found = ctx.ec2().describe_instances(&filters).await?;
     // Filters are AWS's; ownership is checked here too, so nothing else is touched.
-    Ok(found.into_iter().filter(|i| i.is_live() && owned_by(&i.tags(), env, project)).collect())
+    Ok(found
+        .into_iter()
+        .filter(|i| i.is_live() && owned_by(&i.tags(), env, project))
+        .collect())
 }
 
 /// The deployment's live instance: its recorded id when that instance is still ours
@@ -87,9 +97,14 @@ pub(crate) async fn status(ctx: &Ctx<'_>, d: &Deployment) -> Result<Status> {
     let tags = i.tags();
     let market = if i.is_spot() { "spot" } else { "on-demand" };
     let instance_type = i.instance_type.clone().unwrap_or_default();
-    s.message = match (state, i.state_reason.as_ref().and_then(|r| r.message.clone())) {
+    s.message = match (
+        state,
+        i.state_reason.as_ref().and_then(|r| r.message.clone()),
+    ) {
         (StatusState::Starting, _) => Some("booting".into()),
-        (StatusState::Stopped, Some(reason)) => Some(format!("stopped ({reason}); the EBS root volume is kept")),
+        (StatusState::Stopped, Some(reason)) => {
+            Some(format!("stopped ({reason}); the EBS root volume is kept"))
+        }
         (StatusState::Stopped, None) => Some("stopped; the EBS root volume is kept".into()),
         _ => None,
     };
@@ -101,7 +116,13 @@ pub(crate) async fn status(ctx: &Ctx<'_>, d: &Deployment) -> Result<Status> {
             });
         }
         if let Some(ip) = i.public_ip() {
-            for p in tags.get(TAG_PORTS).map(String::as_str).unwrap_or("").split(',').filter(|p| !p.is_empty()) {
+            for p in tags
+                .get(TAG_PORTS)
+                .map(String::as_str)
+                .unwrap_or("")
+                .split(',')
+                .filter(|p| !p.is_empty())
+            {
                 let (port, proto) = p.split_once('/').unwrap_or((p, "tcp"));
                 let scheme = if proto == "udp" { "udp" } else { "tcp" };
                 s.endpoints.push(Endpoint {
@@ -116,14 +137,19 @@ pub(crate) async fn status(ctx: &Ctx<'_>, d: &Deployment) -> Result<Status> {
             s.cost_per_hour = Some(price);
             s.details.insert(
                 "cost_source".into(),
-                "embedded us-east-1 on-demand list price (an estimate; other regions differ)".into(),
+                "embedded us-east-1 on-demand list price (an estimate; other regions differ)"
+                    .into(),
             );
         }
         if i.is_spot() {
-            s.details.insert("cost_source".into(), "spot prices vary; not estimated".into());
+            s.details.insert(
+                "cost_source".into(),
+                "spot prices vary; not estimated".into(),
+            );
         }
     }
-    s.details.insert("instance_id".into(), i.instance_id.clone());
+    s.details
+        .insert("instance_id".into(), i.instance_id.clone());
     s.details.insert("instance_type".into(), instance_type);
     s.details.insert("market".into(), market.into());
     s.details.insert("region".into(), ctx.region.clone());
@@ -138,7 +164,10 @@ pub(crate) async fn status(ctx: &Ctx<'_>, d: &Deployment) -> Result<Status> {
         }
     }
     if tags.get(TAG_SPEC_HASH) != Some(&d.spec_hash) && !d.spec_hash.is_empty() {
-        s.details.insert("spec".into(), "differs from the recorded deploy; `sindri deploy` updates it".into());
+        s.details.insert(
+            "spec".into(),
+            "differs from the recorded deploy; `sindri deploy` updates it".into(),
+        );
     }
     Ok(s)
 }
@@ -153,16 +182,21 @@ async fn wait_for(ctx: &Ctx<'_>, id: &str, want: &[&str]) -> Result<Instance> {
             if want.contains(&i.state()) {
                 return Ok(i);
             }
-            if matches!(i.state(), "shutting-down" | "terminated") && !want.contains(&"terminated") {
+            if matches!(i.state(), "shutting-down" | "terminated") && !want.contains(&"terminated")
+            {
                 let reason = i.state_reason.clone().unwrap_or_default();
                 let code = reason.code.unwrap_or_default();
                 let text = reason.message.unwrap_or_else(|| code.clone());
-                let kind = if code.contains("Spot") || code.contains("InsufficientInstanceCapacity") {
+                let kind = if code.contains("Spot") || code.contains("InsufficientInstanceCapacity")
+                {
                     ErrorKind::Capacity
                 } else {
                     ErrorKind::Platform
                 };
-                return Err(Error::new(kind, format!("instance {id} was terminated: {text}")).with_provider(ProviderKind::Aws));
+                return Err(
+                    Error::new(kind, format!("instance {id} was terminated: {text}"))
+                        .with_provider(ProviderKind::Aws),
+                );
             }
             last = i.state().to_string();
         }
@@ -170,7 +204,11 @@ async fn wait_for(ctx: &Ctx<'_>, id: &str, want: &[&str]) -> Result<Instance> {
     }
     Err(Error::new(
         ErrorKind::Transient,
-        format!("instance {id} did not become {} (still {last}) after {} checks", want.join(" or "), tuning.max_polls),
+        format!(
+            "instance {id} did not become {} (still {last}) after {} checks",
+            want.join(" or "),
+            tuning.max_polls
+        ),
     )
     .with_provider(ProviderKind::Aws)
     .with_hint("EC2 may be slow right now; `sindri status` shows where it is"))
@@ -208,31 +246,40 @@ pub(crate) async fn stop(ctx: &Ctx<'_>, d: &Deployment) -> Result<()> {
     let i = find_one(ctx, d).await?.ok_or_else(|| missing(d))?;
     match i.state() {
         "stopped" => return Ok(()),
-        "stopping" => return wait_for(ctx, &i.instance_id, &["stopped"]).await.map(|_| ()),
+        "stopping" => {
+            return wait_for(ctx, &i.instance_id, &["stopped"])
+                .await
+                .map(|_| ());
+        }
         _ => {}
     }
     if i.is_spot() {
-        return Err(spot_stop_refused(&i.instance_id, None));
+        return Err(spot_stop_refused(&i.instance_id));
     }
-    match ctx.ec2().instances_action("StopInstances", std::slice::from_ref(&i.instance_id)).await {
+    match ctx
+        .ec2()
+        .instances_action("StopInstances", std::slice::from_ref(&i.instance_id))
+        .await
+    {
         Ok(()) => {}
-        Err(f) if f.code() == Some("UnsupportedOperation") => {
-            let text = match &f {
-                super::client::Failure::Api(a) => Some(a.message.clone()),
-                _ => None,
-            };
-            return Err(spot_stop_refused(&i.instance_id, text));
+        Err(super::client::Failure::Api(a)) if a.is("UnsupportedOperation") => {
+            // Instance-store root volumes cannot stop either.
+            return Err(Error::new(
+                ErrorKind::Unsupported(Operation::Stop),
+                format!("EC2 cannot stop instance {}: {}", i.instance_id, a.message),
+            )
+            .with_provider(ProviderKind::Aws)
+            .with_hint("destroy it with `sindri destroy` when done"));
         }
         Err(f) => return Err(ctx.api.error("StopInstances", f)),
     }
-    wait_for(ctx, &i.instance_id, &["stopped"]).await.map(|_| ())
+    wait_for(ctx, &i.instance_id, &["stopped"])
+        .await
+        .map(|_| ())
 }
 
-fn spot_stop_refused(id: &str, aws_says: Option<String>) -> Error {
-    let mut message = format!("instance {id} is a one-time spot instance, which EC2 cannot stop");
-    if let Some(t) = aws_says {
-        message.push_str(&format!(" (AWS: {t})"));
-    }
+fn spot_stop_refused(id: &str) -> Error {
+    let message = format!("instance {id} is a one-time spot instance, which EC2 cannot stop");
     Error::new(ErrorKind::Unsupported(Operation::Stop), message)
         .with_provider(ProviderKind::Aws)
         .with_hint("destroy it with `sindri destroy` when done, or deploy with providers.aws.spot: never for a machine you can stop")
@@ -265,7 +312,11 @@ pub(crate) async fn terminate_and_wait(ctx: &Ctx<'_>, instances: &[Instance]) ->
 /// `destroy`: the instances (and with them their root volumes), then the security
 /// group and the key pair, each found by this environment's tags. Already gone is
 /// success.
-pub(crate) async fn destroy(ctx: &Ctx<'_>, d: &Deployment, _opts: DestroyOptions) -> Result<DestroyReport> {
+pub(crate) async fn destroy(
+    ctx: &Ctx<'_>,
+    d: &Deployment,
+    _opts: DestroyOptions,
+) -> Result<DestroyReport> {
     let ec2 = ctx.ec2();
     let mut report = DestroyReport::default();
     let mut instances = find_instances(ctx, &d.name, &d.project).await?;
@@ -285,8 +336,12 @@ pub(crate) async fn destroy(ctx: &Ctx<'_>, d: &Deployment, _opts: DestroyOptions
             i.instance_id,
             i.instance_type.as_deref().unwrap_or("?")
         ));
-        if let Some(target) = target_of(ctx, i, None, None) {
-            session_for_target(ctx, &d.name, &d.project, target, &i.instance_id)?.disconnect().await;
+        // Best effort: a master connection to a terminated machine ends by itself.
+        if let Some(target) = target_of(ctx, i, None, None)
+            && let Ok(session) =
+                session_for_target(ctx, &d.name, &d.project, target, &i.instance_id)
+        {
+            session.disconnect().await;
         }
     }
 
@@ -296,7 +351,9 @@ pub(crate) async fn destroy(ctx: &Ctx<'_>, d: &Deployment, _opts: DestroyOptions
             continue;
         }
         if delete_group(ctx, &g.group_id).await? {
-            report.removed.push(format!("security group {} ({})", g.group_name, g.group_id));
+            report
+                .removed
+                .push(format!("security group {} ({})", g.group_name, g.group_id));
         }
     }
     for k in ec2.describe_key_pairs(&filters).await? {
@@ -317,13 +374,18 @@ async fn delete_group(ctx: &Ctx<'_>, id: &str) -> Result<bool> {
         match ctx.ec2().delete_security_group(id).await {
             Ok(()) => return Ok(true),
             Err(f) if f.code() == Some("InvalidGroup.NotFound") => return Ok(false),
-            Err(f) if f.code() == Some("DependencyViolation") => tokio::time::sleep(tuning.poll_interval).await,
+            Err(f) if f.code() == Some("DependencyViolation") => {
+                tokio::time::sleep(tuning.poll_interval).await
+            }
             Err(f) => return Err(ctx.api.error("DeleteSecurityGroup", f)),
         }
     }
     Err(Error::new(
         ErrorKind::Transient,
-        format!("security group {id} is still in use after {} checks", tuning.max_polls),
+        format!(
+            "security group {id} is still in use after {} checks",
+            tuning.max_polls
+        ),
     )
     .with_provider(ProviderKind::Aws)
     .with_hint("something outside sindri may use it; run `sindri destroy` again later"))
@@ -335,27 +397,44 @@ async fn delete_group(ctx: &Ctx<'_>, id: &str) -> Result<bool> {
 pub(crate) async fn list_owned(ctx: &Ctx<'_>) -> Result<Vec<Deployment>> {
     let ec2 = ctx.ec2();
     let mut filters = deploy::owner_filters(None, None);
-    filters.push(("instance-state-name", LIVE_STATES.iter().map(|s| s.to_string()).collect()));
+    filters.push((
+        "instance-state-name",
+        LIVE_STATES.iter().map(|s| s.to_string()).collect(),
+    ));
     let mut found: BTreeMap<(String, String), Deployment> = BTreeMap::new();
     for i in ec2.describe_instances(&filters).await? {
         let tags = i.tags();
-        let (Some(env), Some(project)) = (tags.get(TAG_ENVIRONMENT), tags.get(TAG_PROJECT)) else { continue };
+        let (Some(env), Some(project)) = (tags.get(TAG_ENVIRONMENT), tags.get(TAG_PROJECT)) else {
+            continue;
+        };
         if !i.is_live() || !owned_by(&tags, env, project) {
             continue;
         }
-        let mut d = Deployment::creating(env, ProviderKind::Aws, project, tags.get(TAG_SPEC_HASH).map(String::as_str).unwrap_or(""));
+        let mut d = Deployment::creating(
+            env,
+            ProviderKind::Aws,
+            project,
+            tags.get(TAG_SPEC_HASH).map(String::as_str).unwrap_or(""),
+        );
         d.resource_id = Some(i.instance_id.clone());
         d.state = match i.state() {
             "running" => DeploymentState::Ready,
             "pending" => DeploymentState::Creating,
             _ => DeploymentState::Stopped,
         };
-        if let Some(t) = i.launch_time.as_deref().and_then(super::time::parse_iso8601) {
+        if let Some(t) = i
+            .launch_time
+            .as_deref()
+            .and_then(super::time::parse_iso8601)
+        {
             d.created_at = t;
             d.updated_at = t;
         }
         d.details.insert("region".into(), ctx.region.clone());
-        d.details.insert("market".into(), if i.is_spot() { "spot" } else { "on-demand" }.into());
+        d.details.insert(
+            "market".into(),
+            if i.is_spot() { "spot" } else { "on-demand" }.into(),
+        );
         for (k, v) in [
             ("instance_type", i.instance_type.clone()),
             ("image", i.image_id.clone()),
@@ -409,7 +488,12 @@ pub(crate) async fn list_owned(ctx: &Ctx<'_>) -> Result<Vec<Deployment>> {
 
 /// Where SSH reaches an instance: the provider's endpoint override, else its public
 /// address on port 22. `None` when it has no public address.
-fn target_of(ctx: &Ctx<'_>, i: &Instance, user: Option<&str>, identity: Option<PathBuf>) -> Option<SshTarget> {
+fn target_of(
+    ctx: &Ctx<'_>,
+    i: &Instance,
+    user: Option<&str>,
+    identity: Option<PathBuf>,
+) -> Option<SshTarget> {
     let tags = i.tags();
     let user = ctx
         .p
@@ -427,13 +511,21 @@ fn target_of(ctx: &Ctx<'_>, i: &Instance, user: Option<&str>, identity: Option<P
     Some(t)
 }
 
-fn session_for_target(ctx: &Ctx<'_>, env: &str, project: &str, target: SshTarget, instance_id: &str) -> Result<SshSession> {
+fn session_for_target(
+    ctx: &Ctx<'_>,
+    env: &str,
+    project: &str,
+    target: SshTarget,
+    instance_id: &str,
+) -> Result<SshSession> {
     let secrets_env = format!("{}/env", ctx.p.secrets_dir.trim_end_matches('/'));
-    Ok(
-        SshSession::new(&format!("aws/{project}/{env}"), target, ctx.p.ssh_options()?)
-            .host_key_alias(instance_id.to_string())
-            .env_files(vec![userdata::ENV_FILE.to_string(), secrets_env]),
+    Ok(SshSession::new(
+        &format!("aws/{project}/{env}"),
+        target,
+        ctx.p.ssh_options()?,
     )
+    .host_key_alias(instance_id.to_string())
+    .env_files(vec![userdata::ENV_FILE.to_string(), secrets_env]))
 }
 
 /// An SSH session to a running instance.
@@ -460,13 +552,19 @@ pub(crate) fn session_of(
 pub(crate) async fn session(ctx: &Ctx<'_>, d: &Deployment) -> Result<SshSession> {
     let i = find_one(ctx, d).await?.ok_or_else(|| missing(d))?;
     if i.state() != "running" {
-        return Err(Error::invalid(format!("environment `{}` is not running (instance state: {})", d.name, i.state()))
-            .with_provider(ProviderKind::Aws)
-            .with_hint("start it with `sindri start`, or `sindri deploy`"));
+        return Err(Error::invalid(format!(
+            "environment `{}` is not running (instance state: {})",
+            d.name,
+            i.state()
+        ))
+        .with_provider(ProviderKind::Aws)
+        .with_hint("start it with `sindri start`, or `sindri deploy`"));
     }
     let identity = match d.detail("ssh_identity") {
         Some(p) => Some(PathBuf::from(p)),
-        None => deploy::public_key(&ctx.p.env, &ctx.p.settings, None).ok().and_then(|k| k.identity),
+        None => deploy::public_key(&ctx.p.env, &ctx.p.settings, None)
+            .ok()
+            .and_then(|k| k.identity),
     };
     session_of(ctx, &d.name, &d.project, &i, d.detail("ssh_user"), identity)
 }

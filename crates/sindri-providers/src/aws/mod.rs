@@ -21,7 +21,8 @@
 //! Nothing without those tags is ever modified or removed.
 //!
 //! # The SSH source address
-//! The security group admits one CIDR: `SINDRI_AWS_SSH_CIDR` (e.g. `203.0.113.7/32`;
+//! The security group admits one CIDR: `providers.aws.ssh_cidr`, else
+//! `SINDRI_AWS_SSH_CIDR` (e.g. `203.0.113.7/32`;
 //! `0.0.0.0/0` opens it to everyone, with a warning), else `SINDRI_PUBLIC_IP`, else
 //! this machine's public address as `https://checkip.amazonaws.com` reports it
 //! (`SINDRI_CHECKIP_URL` moves that). When none works, deploy refuses rather than
@@ -68,9 +69,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use sindri_core::{
-    Capabilities, Check, CheckStatus, DeployOptions, Deployment, DestroyOptions, DestroyReport, Error,
-    ExecCommand, ExecIo, LogOptions, LogSink, Operation, Plan, Progress, Provider, ResolvedSpec, Result,
-    Status, TransferStats,
+    Capabilities, Check, CheckStatus, DeployOptions, Deployment, DestroyOptions, DestroyReport,
+    Error, ExecCommand, ExecIo, LogOptions, LogSink, Operation, Plan, Progress, Provider,
+    ResolvedSpec, Result, Status, TransferStats,
 };
 use sindri_spec::{AwsSettings, ProviderKind, ProvidersSpec};
 
@@ -93,7 +94,9 @@ compute billing stops and the EBS root volume is kept (one-time spot instances c
 
 /// Builds the AWS provider from `providers.aws`. Does no I/O.
 pub fn factory(settings: &ProvidersSpec) -> Result<Arc<dyn Provider>> {
-    Ok(Arc::new(AwsProvider::new(settings.aws.clone().unwrap_or_default())))
+    Ok(Arc::new(AwsProvider::new(
+        settings.aws.clone().unwrap_or_default(),
+    )))
 }
 
 /// The AWS EC2 provider. Cheap to build: credentials and region are resolved by the
@@ -216,7 +219,12 @@ impl AwsProvider {
         }
         let dir = if let Some(d) = self.env.get("SINDRI_STATE_DIR") {
             std::path::PathBuf::from(d)
-        } else if let Some(x) = self.env.get("XDG_STATE_HOME").map(std::path::PathBuf::from).filter(|p| p.is_absolute()) {
+        } else if let Some(x) = self
+            .env
+            .get("XDG_STATE_HOME")
+            .map(std::path::PathBuf::from)
+            .filter(|p| p.is_absolute())
+        {
             x.join("sindri")
         } else if let Some(h) = self.env.home() {
             h.join(".local/state/sindri")
@@ -250,7 +258,11 @@ fn check_of(name: &str, r: std::result::Result<String, Error>, warn_only: bool) 
         },
         Err(e) => Check {
             name: name.into(),
-            status: if warn_only { CheckStatus::Warn } else { CheckStatus::Fail },
+            status: if warn_only {
+                CheckStatus::Warn
+            } else {
+                CheckStatus::Fail
+            },
             detail: e.message().to_string(),
             hint: e.hint().map(str::to_string),
         },
@@ -303,7 +315,9 @@ impl Provider for AwsProvider {
                 ));
                 checks.push(check_of(
                     "ssh source address",
-                    deploy::ssh_cidr(&ctx).await.map(|(cidr, how)| format!("SSH will be allowed from {cidr} ({how})")),
+                    deploy::ssh_cidr(&ctx)
+                        .await
+                        .map(|(cidr, how)| format!("SSH will be allowed from {cidr} ({how})")),
                     true,
                 ));
             }
@@ -311,7 +325,8 @@ impl Provider for AwsProvider {
         }
         checks.push(check_of(
             "ssh public key",
-            deploy::public_key(&self.env, &self.settings, None).map(|k| format!("{}", k.path.display())),
+            deploy::public_key(&self.env, &self.settings, None)
+                .map(|k| format!("{}", k.path.display())),
             false,
         ));
         let ssh = tokio::process::Command::new("ssh").arg("-V").output().await;
@@ -332,7 +347,12 @@ impl Provider for AwsProvider {
         deploy::plan(&self.ctx(api, None), spec).await
     }
 
-    async fn deploy(&self, spec: &ResolvedSpec, opts: DeployOptions, progress: &dyn Progress) -> Result<Deployment> {
+    async fn deploy(
+        &self,
+        spec: &ResolvedSpec,
+        opts: DeployOptions,
+        progress: &dyn Progress,
+    ) -> Result<Deployment> {
         let api = sindri_core::progress::phase(progress, "connect to aws", self.api()).await?;
         deploy::deploy(&self.ctx(api, None), spec, opts, progress).await
     }
@@ -350,7 +370,11 @@ impl Provider for AwsProvider {
     }
 
     async fn suspend(&self, _d: &Deployment) -> Result<()> {
-        Err(Error::unsupported(ProviderKind::Aws, Operation::Suspend, Some(SUSPEND_NOTE)))
+        Err(Error::unsupported(
+            ProviderKind::Aws,
+            Operation::Suspend,
+            Some(SUSPEND_NOTE),
+        ))
     }
 
     async fn exec(&self, d: &Deployment, cmd: &ExecCommand, io: ExecIo) -> Result<i32> {
@@ -401,7 +425,11 @@ mod tests {
         }
         assert!(caps.gpu && caps.spot && caps.volumes && caps.ports);
         assert!(!caps.build);
-        assert!(caps.note(Operation::Suspend).unwrap().contains("hibernation"));
+        assert!(
+            caps.note(Operation::Suspend)
+                .unwrap()
+                .contains("hibernation")
+        );
     }
 
     #[test]

@@ -55,7 +55,12 @@ pub(crate) fn canonical_request(req: &Request<'_>) -> (String, String) {
     let mut headers: Vec<(String, String)> = req
         .headers
         .iter()
-        .map(|(k, v)| (k.to_ascii_lowercase(), v.split_whitespace().collect::<Vec<_>>().join(" ")))
+        .map(|(k, v)| {
+            (
+                k.to_ascii_lowercase(),
+                v.split_whitespace().collect::<Vec<_>>().join(" "),
+            )
+        })
         .collect();
     headers.sort();
     let signed: Vec<&str> = headers.iter().map(|(k, _)| k.as_str()).collect();
@@ -89,7 +94,10 @@ pub(crate) fn authorization(key: &SigningKey<'_>, scope: &Scope<'_>, req: &Reque
         scope.amz_date,
         sha256_hex(canonical.as_bytes())
     );
-    let k_date = hmac(format!("AWS4{}", key.secret_access_key).as_bytes(), date.as_bytes());
+    let k_date = hmac(
+        format!("AWS4{}", key.secret_access_key).as_bytes(),
+        date.as_bytes(),
+    );
     let k_region = hmac(&k_date, scope.region.as_bytes());
     let k_service = hmac(&k_region, scope.service.as_bytes());
     let k_signing = hmac(&k_service, b"aws4_request");
@@ -128,7 +136,10 @@ mod tests {
         // The IAM ListUsers example of AWS's SigV4 documentation, with its published
         // signature.
         let headers = vec![
-            ("content-type".to_string(), "application/x-www-form-urlencoded; charset=utf-8".to_string()),
+            (
+                "content-type".to_string(),
+                "application/x-www-form-urlencoded; charset=utf-8".to_string(),
+            ),
             ("host".to_string(), "iam.amazonaws.com".to_string()),
             ("x-amz-date".to_string(), "20150830T123600Z".to_string()),
         ];
@@ -167,10 +178,19 @@ mod tests {
         // "session-token"), "ec2", "eu-west-1")` for the same request and instant.
         let body = b"Action=DescribeInstances&Version=2016-11-15&MaxResults=5";
         let headers = vec![
-            ("content-type".to_string(), "application/x-www-form-urlencoded; charset=utf-8".to_string()),
-            ("host".to_string(), "ec2.eu-west-1.amazonaws.com".to_string()),
+            (
+                "content-type".to_string(),
+                "application/x-www-form-urlencoded; charset=utf-8".to_string(),
+            ),
+            (
+                "host".to_string(),
+                "ec2.eu-west-1.amazonaws.com".to_string(),
+            ),
             ("x-amz-date".to_string(), "20261123T080000Z".to_string()),
-            ("x-amz-security-token".to_string(), "session-token".to_string()),
+            (
+                "x-amz-security-token".to_string(),
+                "session-token".to_string(),
+            ),
         ];
         let auth = authorization(
             &KEY,

@@ -78,8 +78,14 @@ mod tests {
     #[test]
     fn iso_times_round_trip() {
         assert_eq!(parse_iso8601("2015-08-30T12:36:00Z"), Some(1_440_938_160));
-        assert_eq!(parse_iso8601("2015-08-30T12:36:00.000Z"), Some(1_440_938_160));
-        assert_eq!(parse_iso8601("2015-08-30T12:36:00+00:00"), Some(1_440_938_160));
+        assert_eq!(
+            parse_iso8601("2015-08-30T12:36:00.000Z"),
+            Some(1_440_938_160)
+        );
+        assert_eq!(
+            parse_iso8601("2015-08-30T12:36:00+00:00"),
+            Some(1_440_938_160)
+        );
         assert_eq!(parse_iso8601("not a time"), None);
         assert_eq!(parse_iso8601("2015-13-01T00:00:00Z"), None);
     }

@@ -74,7 +74,9 @@ pub(crate) fn render(spec: &ResolvedSpec, user: &str) -> String {
     s.push_str("mkdir -p /etc/sindri\n");
     s.push_str(&format!("cat > {ENV_FILE} <<'{delim}'\n{env}{delim}\n"));
     s.push_str(&format!("chmod 0644 {ENV_FILE}\n"));
-    s.push_str(&format!("ln -sf {ENV_FILE} /etc/profile.d/sindri-env.sh\n\n"));
+    s.push_str(&format!(
+        "ln -sf {ENV_FILE} /etc/profile.d/sindri-env.sh\n\n"
+    ));
 
     let mut dirs: Vec<&str> = d.volumes.iter().map(|v| v.path.as_str()).collect();
     if d.home != "/root" {
@@ -83,17 +85,26 @@ pub(crate) fn render(spec: &ResolvedSpec, user: &str) -> String {
     if !dirs.is_empty() {
         s.push_str("# deployment.volumes and deployment.home: directories on the EBS root volume, kept across stop/start.\n");
         for dir in dirs {
-            s.push_str(&format!("mkdir -p {q} && chown {u}: {q}\n", q = quote(dir), u = quote(user)));
+            s.push_str(&format!(
+                "mkdir -p {q} && chown {u}: {q}\n",
+                q = quote(dir),
+                u = quote(user)
+            ));
         }
         s.push('\n');
     }
 
     s.push_str("# The run supervisor's state directory.\n");
-    s.push_str(&format!("mkdir -p /var/lib/sindri && chown {}: /var/lib/sindri\n\n", quote(user)));
+    s.push_str(&format!(
+        "mkdir -p /var/lib/sindri && chown {}: /var/lib/sindri\n\n",
+        quote(user)
+    ));
 
     let cdelim = delimiter("SINDRI_CHECK", CHECK_SCRIPT);
     s.push_str("# Spot interruption notices from IMDSv2, for the run supervisor.\n");
-    s.push_str(&format!("cat > {INTERRUPTION_CHECK} <<'{cdelim}'\n{CHECK_SCRIPT}{cdelim}\n"));
+    s.push_str(&format!(
+        "cat > {INTERRUPTION_CHECK} <<'{cdelim}'\n{CHECK_SCRIPT}{cdelim}\n"
+    ));
     s.push_str(&format!("chmod 0755 {INTERRUPTION_CHECK}\n"));
     s
 }
@@ -118,11 +129,23 @@ mod tests {
             }
         }));
         let script = render(&s, "ubuntu");
-        assert!(script.contains("export GREETING='it'\\''s here'"), "{script}");
+        assert!(
+            script.contains("export GREETING='it'\\''s here'"),
+            "{script}"
+        );
         assert!(script.contains("mkdir -p /data && chown ubuntu: /data"));
         assert!(script.contains(INTERRUPTION_CHECK));
-        let out = std::process::Command::new("sh").arg("-n").arg("-c").arg(&script).output().unwrap();
-        assert!(out.status.success(), "sh -n: {}", String::from_utf8_lossy(&out.stderr));
+        let out = std::process::Command::new("sh")
+            .arg("-n")
+            .arg("-c")
+            .arg(&script)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "sh -n: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 
     #[test]

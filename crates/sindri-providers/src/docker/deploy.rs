@@ -48,6 +48,9 @@ pub(crate) struct Target {
     pub image: String,
     /// The scanned build context, when building.
     pub build: Option<BuildContext>,
+    /// The id `image` names on the engine now, when not building and present: a tag
+    /// moved to another image (`docker build -t` again) is a change to deploy.
+    pub image_id: Option<String>,
     pub spec_hash: String,
 }
 
@@ -102,8 +105,23 @@ impl Target {
             volumes,
             image,
             build,
+            image_id: None,
             spec_hash: spec.spec_hash(),
         })
+    }
+
+    /// Looks up the id `image` names now (not for built images, which the build
+    /// digest covers).
+    async fn resolve_image(&mut self, docker: &Docker) -> Result<()> {
+        if self.build.is_some() {
+            return Ok(());
+        }
+        self.image_id = match docker.inspect_image(&self.image).await {
+            Ok(i) => i.id,
+            Err(e) if is_status(&e, 404) => None,
+            Err(e) => return Err(api_error(&format!("inspect image {}", self.image), e)),
+        };
+        Ok(())
     }
 
     fn build_hash(&self) -> Option<&str> {
@@ -123,6 +141,11 @@ impl Target {
         if have_build != self.build_hash() {
             return Some("build inputs changed (Dockerfile, build args or context files)".into());
         }
+        if let (Some(now), Some(running)) = (&self.image_id, &c.image)
+            && now != running
+        {
+            return Some(format!("image {} now points at another image", self.image));
+        }
         None
     }
 }
@@ -136,7 +159,7 @@ pub(crate) async fn deploy(
     opts: DeployOptions,
     progress: &dyn Progress,
 ) -> Result<Deployment> {
-    let target = Target::new(spec, fallback).await?;
+    let mut target = Target::new(spec, fallback).await?;
     let env = spec.name();
     let project = spec.project.as_str();
     let dind = request::dind(&target.settings)?;
@@ -145,6 +168,7 @@ pub(crate) async fn deploy(
         if let Some(rt) = &dind.runtime {
             objects::require_runtime(docker, rt).await?;
         }
+        target.resolve_image(docker).await?;
         objects::find(docker, env, project).await
     })
     .await?;
@@ -437,7 +461,7 @@ pub(crate) async fn wait_ready(docker: &Docker, id: &str) -> Result<()> {
                     docker,
                     id,
                     ExecRequest {
-                        argv: vec!["true".into()],
+                        argv: vec!["/bin/sh".into(), "-c".into(), "true".into()],
                         ..Default::default()
                     },
                     None,
@@ -752,13 +776,14 @@ pub(crate) async fn plan(
     spec: &ResolvedSpec,
     fallback: &DockerSettings,
 ) -> Result<Plan> {
-    let target = Target::new(spec, fallback).await?;
+    let mut target = Target::new(spec, fallback).await?;
     let env = spec.name();
     let project = spec.project.as_str();
     let dind = request::dind(&target.settings)?;
     if let Some(rt) = &dind.runtime {
         objects::require_runtime(docker, rt).await?;
     }
+    target.resolve_image(docker).await?;
     let mut steps = Vec::new();
     let step = |action, resource: String, reason: Option<String>| PlanStep {
         action,

@@ -13,6 +13,12 @@
 //!   each `deployment.volumes` entry;
 //! - the image `sindri-NAME:<project id>` when `deployment.build` is given.
 //!
+//! # When deploy changes something
+//! The container is kept when its labels carry the spec's hash (and, for a build, the
+//! digest of the build inputs) and it still runs the image its tag names; otherwise it
+//! is replaced and the volumes are kept. `destroy` keeps volumes, the network and
+//! built images unless asked for `--volumes`, and says so.
+//!
 //! # Secrets
 //! Delivered after every start into a tmpfs at `/run/sindri` through exec stdin; see
 //! `secrets.rs`. A stopped container loses them: `start` cannot re-deliver them (it is

@@ -99,7 +99,9 @@ pub fn classify(f: &ApiFailure<'_>) -> Option<ErrorKind> {
         .and_then(Value::as_str)
         .unwrap_or("");
     match code {
-        "sandbox_capacity_unavailable" | "sandbox_no_compatible_node" => return Some(ErrorKind::Capacity),
+        "sandbox_capacity_unavailable" | "sandbox_no_compatible_node" => {
+            return Some(ErrorKind::Capacity);
+        }
         _ => {}
     }
     let msg = f.message.unwrap_or("").to_ascii_lowercase();
@@ -143,7 +145,12 @@ impl E2bApi {
     pub async fn get(&self, id: &str) -> Result<Option<SandboxDetail>> {
         let r = self
             .http
-            .send(self.http.get(&format!("/sandboxes/{id}")).accept(404).what(format!("read sandbox {id}")))
+            .send(
+                self.http
+                    .get(&format!("/sandboxes/{id}"))
+                    .accept(404)
+                    .what(format!("read sandbox {id}")),
+            )
             .await?;
         if r.status() == 404 {
             return Ok(None);
@@ -187,7 +194,12 @@ impl E2bApi {
     pub async fn kill(&self, id: &str) -> Result<bool> {
         let r = self
             .http
-            .send(self.http.delete(&format!("/sandboxes/{id}")).accept(404).what(format!("kill sandbox {id}")))
+            .send(
+                self.http
+                    .delete(&format!("/sandboxes/{id}"))
+                    .accept(404)
+                    .what(format!("kill sandbox {id}")),
+            )
             .await?;
         Ok(r.status() != 404)
     }
@@ -226,7 +238,13 @@ impl E2bApi {
 
     /// Log entries: `direction` `forward` from `cursor` (Unix ms), or `backward` from
     /// now.
-    pub async fn logs(&self, id: &str, cursor: Option<i64>, limit: u32, direction: &str) -> Result<Vec<LogEntry>> {
+    pub async fn logs(
+        &self,
+        id: &str,
+        cursor: Option<i64>,
+        limit: u32,
+        direction: &str,
+    ) -> Result<Vec<LogEntry>> {
         let mut req = self
             .http
             .get(&format!("/v2/sandboxes/{id}/logs"))
@@ -298,8 +316,14 @@ mod tests {
     #[test]
     fn timestamps_parse_to_unix_millis() {
         assert_eq!(rfc3339_millis("1970-01-01T00:00:00Z"), Some(0));
-        assert_eq!(rfc3339_millis("2015-10-21T07:28:00.5Z"), Some(1_445_412_480_500));
-        assert_eq!(rfc3339_millis("2015-10-21T09:28:00.123456+02:00"), Some(1_445_412_480_123));
+        assert_eq!(
+            rfc3339_millis("2015-10-21T07:28:00.5Z"),
+            Some(1_445_412_480_500)
+        );
+        assert_eq!(
+            rfc3339_millis("2015-10-21T09:28:00.123456+02:00"),
+            Some(1_445_412_480_123)
+        );
         assert_eq!(rfc3339_millis("yesterday"), None);
     }
 
@@ -312,11 +336,21 @@ mod tests {
     #[test]
     fn capacity_and_concurrency_limits_are_recognised() {
         let j = serde_json::json!({"code": 503, "message": "no", "error_code": "sandbox_capacity_unavailable"});
-        let f = ApiFailure { status: 503, body: "", json: Some(&j), message: Some("no") };
+        let f = ApiFailure {
+            status: 503,
+            body: "",
+            json: Some(&j),
+            message: Some("no"),
+        };
         assert_eq!(classify(&f), Some(ErrorKind::Capacity));
         let j = serde_json::json!({"code": 429, "message": "You have reached the maximum number of concurrent E2B sandboxes"});
         let m = "You have reached the maximum number of concurrent E2B sandboxes";
-        let f = ApiFailure { status: 429, body: "", json: Some(&j), message: Some(m) };
+        let f = ApiFailure {
+            status: 429,
+            body: "",
+            json: Some(&j),
+            message: Some(m),
+        };
         assert_eq!(classify(&f), Some(ErrorKind::Quota));
     }
 }

@@ -41,7 +41,11 @@ impl E2bConfig {
 
     /// As [`E2bConfig::from_env`], reading variables through `get`.
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<E2bConfig> {
-        let get = |k: &str| get(k).map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
+        let get = |k: &str| {
+            get(k)
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty())
+        };
         let debug = get("E2B_DEBUG").is_some_and(|v| v.eq_ignore_ascii_case("true"));
         let domain = get("E2B_DOMAIN").unwrap_or_else(|| DEFAULT_DOMAIN.to_string());
         let api = match get("E2B_API_URL") {
@@ -83,7 +87,9 @@ impl E2bConfig {
         let raw = if self.debug {
             format!("http://localhost:{ENVD_PORT}")
         } else {
-            let domain = sandbox_domain.filter(|d| !d.is_empty()).unwrap_or(&self.domain);
+            let domain = sandbox_domain
+                .filter(|d| !d.is_empty())
+                .unwrap_or(&self.domain);
             format!("https://{ENVD_PORT}-{sandbox_id}.{domain}")
         };
         parse_url("E2B_DOMAIN", &raw)
@@ -105,8 +111,10 @@ mod tests {
     use super::*;
 
     fn lookup(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-        let v: Vec<(String, String)> =
-            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let v: Vec<(String, String)> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         move |k| v.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone())
     }
 
@@ -114,7 +122,10 @@ mod tests {
     fn urls_follow_the_sdks() {
         let c = E2bConfig::from_lookup(lookup(&[])).unwrap();
         assert_eq!(c.api.as_str(), "https://api.e2b.app/");
-        assert_eq!(c.envd_url("sb1", None).unwrap().as_str(), "https://49983-sb1.e2b.app/");
+        assert_eq!(
+            c.envd_url("sb1", None).unwrap().as_str(),
+            "https://49983-sb1.e2b.app/"
+        );
         assert_eq!(
             c.envd_url("sb1", Some("eu.e2b.dev")).unwrap().as_str(),
             "https://49983-sb1.eu.e2b.dev/"
@@ -127,10 +138,16 @@ mod tests {
         ]))
         .unwrap();
         assert_eq!(c.api.as_str(), "http://127.0.0.1:5000/");
-        assert_eq!(c.envd_url("x", Some("d")).unwrap().as_str(), "http://127.0.0.1:5001/");
+        assert_eq!(
+            c.envd_url("x", Some("d")).unwrap().as_str(),
+            "http://127.0.0.1:5001/"
+        );
         let c = E2bConfig::from_lookup(lookup(&[("E2B_DEBUG", "true")])).unwrap();
         assert_eq!(c.api.as_str(), "http://localhost:3000/");
-        assert_eq!(c.envd_url("x", None).unwrap().as_str(), "http://localhost:49983/");
+        assert_eq!(
+            c.envd_url("x", None).unwrap().as_str(),
+            "http://localhost:49983/"
+        );
     }
 
     #[test]

@@ -88,8 +88,11 @@ pub fn end_stream_error(message: &[u8], what: &str) -> Option<Error> {
     let code = err.get("code").and_then(Value::as_str).unwrap_or("unknown");
     let msg = err.get("message").and_then(Value::as_str).unwrap_or(code);
     Some(
-        Error::new(code_kind(code), format!("{what}: envd answered {code}: {msg}"))
-            .with_provider(ProviderKind::E2b),
+        Error::new(
+            code_kind(code),
+            format!("{what}: envd answered {code}: {msg}"),
+        )
+        .with_provider(ProviderKind::E2b),
     )
 }
 
@@ -114,7 +117,10 @@ mod tests {
             }
             assert_eq!(
                 got,
-                vec![(0, br#"{"a":1}"#.to_vec()), (FLAG_END_STREAM, b"{}".to_vec())],
+                vec![
+                    (0, br#"{"a":1}"#.to_vec()),
+                    (FLAG_END_STREAM, b"{}".to_vec())
+                ],
                 "split at {split}"
             );
             assert_eq!(r.pending(), 0);
@@ -124,8 +130,11 @@ mod tests {
 
     #[test]
     fn end_stream_errors_carry_their_code() {
-        let e = end_stream_error(br#"{"error":{"code":"not_found","message":"process 7 not found"}}"#, "run")
-            .expect("an error");
+        let e = end_stream_error(
+            br#"{"error":{"code":"not_found","message":"process 7 not found"}}"#,
+            "run",
+        )
+        .expect("an error");
         assert_eq!(e.kind(), ErrorKind::NotFound);
         assert!(e.message().contains("process 7 not found"));
         assert!(end_stream_error(b"{}", "run").is_none());

@@ -48,7 +48,8 @@ pub struct EntryInfo {
 impl EntryInfo {
     /// True for a directory.
     pub fn is_dir(&self) -> bool {
-        matches!(&self.kind, Value::String(s) if s == "FILE_TYPE_DIRECTORY") || self.kind == json!(2)
+        matches!(&self.kind, Value::String(s) if s == "FILE_TYPE_DIRECTORY")
+            || self.kind == json!(2)
     }
 
     /// True for a regular file.
@@ -110,12 +111,21 @@ impl Envd {
             .header("E2b-Sandbox-Id", &self.sandbox)
             .header("E2b-Sandbox-Port", &ENVD_PORT.to_string());
         match user.or(self.default_user) {
-            Some(u) => req.header("Authorization", &format!("Basic {}", B64.encode(format!("{u}:")))),
+            Some(u) => req.header(
+                "Authorization",
+                &format!("Basic {}", B64.encode(format!("{u}:"))),
+            ),
             None => req,
         }
     }
 
-    async fn unary(&self, rpc: &str, body: Value, what: &str, accept: &[u16]) -> Result<(u16, Value)> {
+    async fn unary(
+        &self,
+        rpc: &str,
+        body: Value,
+        what: &str,
+        accept: &[u16],
+    ) -> Result<(u16, Value)> {
         let mut req = self
             .request(self.http.post(&format!("/{rpc}")), None)
             .header("Connect-Protocol-Version", "1")
@@ -140,7 +150,9 @@ impl Envd {
         user: Option<&str>,
         io: ExecIo,
     ) -> Result<i32> {
-        let (cmd, args) = argv.split_first().ok_or_else(|| Error::invalid("no command given"))?;
+        let (cmd, args) = argv
+            .split_first()
+            .ok_or_else(|| Error::invalid("no command given"))?;
         let ExecIo {
             stdin,
             mut stdout,
@@ -175,49 +187,51 @@ impl Envd {
 
         let (pid_tx, pid_rx) = tokio::sync::watch::channel::<Option<u32>>(None);
         let end = {
-        let output = read_events(resp, &mut stdout, &mut stderr, pid_tx, &what);
-        let input = async {
-            let pid = wait_pid(pid_rx.clone()).await?;
-            match stdin {
-                Some(s) => self.pump_input(pid, s, pty.is_some()).await,
-                None => Ok(()),
-            }
-        };
-        let resize = async {
-            let Some(mut rx) = tty else { return Ok::<(), Error>(()) };
-            let pid = wait_pid(pid_rx.clone()).await?;
-            while rx.changed().await.is_ok() {
-                let (cols, rows) = *rx.borrow_and_update();
-                self.unary(
+            let output = read_events(resp, &mut stdout, &mut stderr, pid_tx, &what);
+            let input = async {
+                let pid = wait_pid(pid_rx.clone()).await?;
+                match stdin {
+                    Some(s) => self.pump_input(pid, s, pty.is_some()).await,
+                    None => Ok(()),
+                }
+            };
+            let resize = async {
+                let Some(mut rx) = tty else {
+                    return Ok::<(), Error>(());
+                };
+                let pid = wait_pid(pid_rx.clone()).await?;
+                while rx.changed().await.is_ok() {
+                    let (cols, rows) = *rx.borrow_and_update();
+                    self.unary(
                     "process.Process/Update",
                     json!({"process": {"pid": pid}, "pty": {"size": {"cols": cols, "rows": rows}}}),
                     "resize the terminal",
                     &[],
                 )
                 .await?;
-            }
-            Ok(())
-        };
-        tokio::pin!(output, input, resize);
-        let (mut input_done, mut resize_done) = (false, false);
-        loop {
-            tokio::select! {
-                r = &mut output => break r?,
-                r = &mut input, if !input_done => {
-                    input_done = true;
-                    if let Err(e) = r {
-                        // The process may have ended first; its end event says how.
-                        tracing::debug!(target: "sindri::e2b", "sending input stopped: {e}");
+                }
+                Ok(())
+            };
+            tokio::pin!(output, input, resize);
+            let (mut input_done, mut resize_done) = (false, false);
+            loop {
+                tokio::select! {
+                    r = &mut output => break r?,
+                    r = &mut input, if !input_done => {
+                        input_done = true;
+                        if let Err(e) = r {
+                            // The process may have ended first; its end event says how.
+                            tracing::debug!(target: "sindri::e2b", "sending input stopped: {e}");
+                        }
+                    }
+                    r = &mut resize, if !resize_done => {
+                        resize_done = true;
+                        if let Err(e) = r {
+                            tracing::debug!(target: "sindri::e2b", "resizing stopped: {e}");
+                        }
                     }
                 }
-                r = &mut resize, if !resize_done => {
-                    resize_done = true;
-                    if let Err(e) = r {
-                        tracing::debug!(target: "sindri::e2b", "resizing stopped: {e}");
-                    }
-                }
             }
-        }
         };
         stdout.flush().await?;
         stderr.flush().await?;
@@ -226,7 +240,12 @@ impl Envd {
 
     /// Sends `stdin` to process `pid`, then closes its input (or, on a terminal, types
     /// Ctrl-D as a terminal would).
-    async fn pump_input(&self, pid: u32, mut stdin: Box<dyn AsyncRead + Send + Unpin>, pty: bool) -> Result<()> {
+    async fn pump_input(
+        &self,
+        pid: u32,
+        mut stdin: Box<dyn AsyncRead + Send + Unpin>,
+        pty: bool,
+    ) -> Result<()> {
         let field = if pty { "pty" } else { "stdin" };
         let mut buf = vec![0u8; INPUT_CHUNK];
         loop {
@@ -265,7 +284,12 @@ impl Envd {
     /// An entry, or `None` when nothing is at `path`.
     pub async fn stat(&self, path: &str) -> Result<Option<EntryInfo>> {
         let (status, v) = self
-            .unary("filesystem.Filesystem/Stat", json!({"path": path}), &format!("look at {path}"), &[404])
+            .unary(
+                "filesystem.Filesystem/Stat",
+                json!({"path": path}),
+                &format!("look at {path}"),
+                &[404],
+            )
             .await?;
         if status == 404 {
             return Ok(None);
@@ -283,9 +307,15 @@ impl Envd {
                 &[],
             )
             .await?;
-        let entries = v.get("entries").cloned().unwrap_or(Value::Array(Vec::new()));
+        let entries = v
+            .get("entries")
+            .cloned()
+            .unwrap_or(Value::Array(Vec::new()));
         serde_json::from_value(entries).map_err(|e| {
-            Error::platform(ProviderKind::E2b, format!("unexpected listing of {path} from envd: {e}"))
+            Error::platform(
+                ProviderKind::E2b,
+                format!("unexpected listing of {path} from envd: {e}"),
+            )
         })
     }
 
@@ -304,7 +334,11 @@ impl Envd {
     /// Writes `data` to `path` (parents are created), as a multipart upload.
     pub async fn upload(&self, path: &str, data: Vec<u8>) -> Result<()> {
         let boundary = format!("sindri-{:032x}", boundary_seed());
-        let name = path.rsplit('/').next().unwrap_or("file").replace(['"', '\r', '\n'], "_");
+        let name = path
+            .rsplit('/')
+            .next()
+            .unwrap_or("file")
+            .replace(['"', '\r', '\n'], "_");
         let mut body = Vec::with_capacity(data.len() + 256);
         body.extend_from_slice(
             format!(
@@ -331,7 +365,11 @@ impl Envd {
     }
 
     /// Streams file `path` into `out`; returns its size.
-    pub async fn download(&self, path: &str, out: &mut (dyn AsyncWrite + Send + Unpin)) -> Result<u64> {
+    pub async fn download(
+        &self,
+        path: &str,
+        out: &mut (dyn AsyncWrite + Send + Unpin),
+    ) -> Result<u64> {
         let mut req = self
             .request(self.http.get("/files"), None)
             .query("path", path)
@@ -346,7 +384,10 @@ impl Envd {
 
 fn entry(v: Option<&Value>, path: &str) -> Result<EntryInfo> {
     serde_json::from_value(v.cloned().unwrap_or(Value::Null)).map_err(|e| {
-        Error::platform(ProviderKind::E2b, format!("unexpected description of {path} from envd: {e}"))
+        Error::platform(
+            ProviderKind::E2b,
+            format!("unexpected description of {path} from envd: {e}"),
+        )
     })
 }
 
@@ -363,21 +404,32 @@ async fn read_events(
     loop {
         while let Some((flags, msg)) = reader.next_envelope() {
             if flags & FLAG_COMPRESSED != 0 {
-                return Err(Error::platform(ProviderKind::E2b, format!("{what}: envd sent a compressed message, which sindri did not ask for")));
+                return Err(Error::platform(
+                    ProviderKind::E2b,
+                    format!("{what}: envd sent a compressed message, which sindri did not ask for"),
+                ));
             }
             if flags & FLAG_END_STREAM != 0 {
                 if let Some(e) = connect::end_stream_error(&msg, what) {
                     return Err(e);
                 }
                 return end.ok_or_else(|| {
-                    Error::new(ErrorKind::Transient, format!("{what}: the stream ended before the command did"))
-                        .with_provider(ProviderKind::E2b)
+                    Error::new(
+                        ErrorKind::Transient,
+                        format!("{what}: the stream ended before the command did"),
+                    )
+                    .with_provider(ProviderKind::E2b)
                 });
             }
             let v: Value = serde_json::from_slice(&msg).map_err(|e| {
-                Error::platform(ProviderKind::E2b, format!("{what}: unexpected message from envd: {e}"))
+                Error::platform(
+                    ProviderKind::E2b,
+                    format!("{what}: unexpected message from envd: {e}"),
+                )
             })?;
-            let Some(event) = v.get("event") else { continue };
+            let Some(event) = v.get("event") else {
+                continue;
+            };
             if let Some(s) = event.get("start") {
                 let pid = s.get("pid").and_then(Value::as_u64).unwrap_or(0) as u32;
                 let _ = pid_tx.send(Some(pid));
@@ -385,7 +437,10 @@ async fn read_events(
                 for field in ["stdout", "pty", "stderr"] {
                     if let Some(b) = d.get(field).and_then(Value::as_str) {
                         let bytes = B64.decode(b).map_err(|e| {
-                            Error::platform(ProviderKind::E2b, format!("{what}: envd sent output that is not base64: {e}"))
+                            Error::platform(
+                                ProviderKind::E2b,
+                                format!("{what}: envd sent output that is not base64: {e}"),
+                            )
                         })?;
                         if field == "stderr" {
                             stderr.write_all(&bytes).await?;
@@ -405,7 +460,11 @@ async fn read_events(
                 end = Some(End {
                     exit_code: i32::try_from(code).unwrap_or(-1),
                     exited: e.get("exited").and_then(Value::as_bool).unwrap_or(false),
-                    status: e.get("status").and_then(Value::as_str).unwrap_or("").to_string(),
+                    status: e
+                        .get("status")
+                        .and_then(Value::as_str)
+                        .unwrap_or("")
+                        .to_string(),
                     error: e.get("error").and_then(Value::as_str).map(str::to_string),
                 });
             }
@@ -418,7 +477,9 @@ async fn read_events(
                     format!("{what}: the connection to envd closed before the command ended"),
                 )
                 .with_provider(ProviderKind::E2b)
-                .with_hint("the sandbox may have been paused, killed or timed out; check `sindri status`"));
+                .with_hint(
+                    "the sandbox may have been paused, killed or timed out; check `sindri status`",
+                ));
             }
         }
     }
@@ -454,7 +515,10 @@ fn exit_code(end: &End, what: &str) -> Result<i32> {
         (None, None) if end.exit_code != 0 => Ok(end.exit_code),
         (None, None) => Err(Error::platform(
             ProviderKind::E2b,
-            format!("{what}: the command ended without an exit code ({})", end.status),
+            format!(
+                "{what}: the command ended without an exit code ({})",
+                end.status
+            ),
         )),
     }
 }
@@ -463,9 +527,17 @@ fn exit_code(end: &End, what: &str) -> Result<i32> {
 /// counts as new.
 fn version(v: &str) -> (u32, u32, u32) {
     let mut parts = v.trim_start_matches('v').split('.').map(|p| {
-        p.chars().take_while(char::is_ascii_digit).collect::<String>().parse::<u32>().ok()
+        p.chars()
+            .take_while(char::is_ascii_digit)
+            .collect::<String>()
+            .parse::<u32>()
+            .ok()
     });
-    match (parts.next().flatten(), parts.next().flatten(), parts.next().flatten()) {
+    match (
+        parts.next().flatten(),
+        parts.next().flatten(),
+        parts.next().flatten(),
+    ) {
         (Some(a), b, c) => (a, b.unwrap_or(0), c.unwrap_or(0)),
         _ => (u32::MAX, 0, 0),
     }
@@ -494,11 +566,26 @@ mod tests {
 
     #[test]
     fn exit_codes_from_end_events() {
-        let ok = End { exit_code: 3, exited: true, status: "exit status 3".into(), error: None };
+        let ok = End {
+            exit_code: 3,
+            exited: true,
+            status: "exit status 3".into(),
+            error: None,
+        };
         assert_eq!(exit_code(&ok, "x").unwrap(), 3);
-        let killed = End { exit_code: -1, exited: false, status: "signal: killed".into(), error: None };
+        let killed = End {
+            exit_code: -1,
+            exited: false,
+            status: "signal: killed".into(),
+            error: None,
+        };
         assert_eq!(exit_code(&killed, "x").unwrap(), 137);
-        let failed = End { exit_code: 0, exited: false, status: String::new(), error: Some("exec failed".into()) };
+        let failed = End {
+            exit_code: 0,
+            exited: false,
+            status: String::new(),
+            error: Some("exec failed".into()),
+        };
         assert!(exit_code(&failed, "x").is_err());
     }
 
@@ -507,7 +594,10 @@ mod tests {
         let e: EntryInfo = serde_json::from_value(json!({"name": "a", "type": "FILE_TYPE_FILE", "path": "/a", "size": "70000", "mode": 420})).unwrap();
         assert!(e.is_file() && !e.is_dir());
         assert_eq!(e.size, 70000);
-        let d: EntryInfo = serde_json::from_value(json!({"name": "d", "type": "FILE_TYPE_DIRECTORY", "path": "/d", "size": 4096})).unwrap();
+        let d: EntryInfo = serde_json::from_value(
+            json!({"name": "d", "type": "FILE_TYPE_DIRECTORY", "path": "/d", "size": 4096}),
+        )
+        .unwrap();
         assert!(d.is_dir());
     }
 }

@@ -95,7 +95,10 @@ impl E2bProvider {
                     ProviderKind::E2b,
                     "E2B API",
                     self.config.api.clone(),
-                    crate::http::Auth::Header { name: "X-API-Key", value: key },
+                    crate::http::Auth::Header {
+                        name: "X-API-Key",
+                        value: key,
+                    },
                     self.config.http.clone(),
                 )?
                 .with_classifier(api::classify);
@@ -127,11 +130,19 @@ impl E2bProvider {
     /// The environment's sandboxes, by metadata; running ones first.
     async fn ours(&self, api: &E2bApi, name: &str, project: &str) -> Result<Vec<SandboxDetail>> {
         let mut found = api
-            .list(&[(LABEL_MANAGED, "true"), (LABEL_ENVIRONMENT, name), (LABEL_PROJECT, project)])
+            .list(&[
+                (LABEL_MANAGED, "true"),
+                (LABEL_ENVIRONMENT, name),
+                (LABEL_PROJECT, project),
+            ])
             .await?;
         // The filter is the server's; check it here too before touching anything.
         found.retain(|s| is_ours(s, name, project));
-        found.sort_by(|a, b| (b.state == "running").cmp(&(a.state == "running")).then_with(|| b.started_at.cmp(&a.started_at)));
+        found.sort_by(|a, b| {
+            (b.state == "running")
+                .cmp(&(a.state == "running"))
+                .then_with(|| b.started_at.cmp(&a.started_at))
+        });
         Ok(found)
     }
 
@@ -205,7 +216,10 @@ impl E2bProvider {
             .map(|(k, v)| (k.clone(), Value::String(v.clone())))
             .collect();
         for sec in spec.secrets.iter().filter(|x| x.mount.is_none()) {
-            env.insert(sec.name.clone(), Value::String(sec.value.expose().to_string()));
+            env.insert(
+                sec.name.clone(),
+                Value::String(sec.value.expose().to_string()),
+            );
         }
         let mut body = json!({
             "templateID": self.template(s),
@@ -220,7 +234,12 @@ impl E2bProvider {
         body
     }
 
-    async fn deliver_file_secrets(&self, api: &E2bApi, sandbox: &SandboxDetail, spec: &ResolvedSpec) -> Result<()> {
+    async fn deliver_file_secrets(
+        &self,
+        api: &E2bApi,
+        sandbox: &SandboxDetail,
+        spec: &ResolvedSpec,
+    ) -> Result<()> {
         let mounted: Vec<_> = spec.secrets.iter().filter(|s| s.mount.is_some()).collect();
         if mounted.is_empty() {
             return Ok(());
@@ -229,11 +248,22 @@ impl E2bProvider {
         let mut paths = Vec::new();
         for s in &mounted {
             let path = s.mount.clone().unwrap_or_default();
-            envd.upload(&path, s.value.expose().as_bytes().to_vec()).await.map_err(|e| {
-                Error::new(e.kind(), format!("could not write secret {} to {path}: {}", s.name, e.message()))
+            envd.upload(&path, s.value.expose().as_bytes().to_vec())
+                .await
+                .map_err(|e| {
+                    Error::new(
+                        e.kind(),
+                        format!(
+                            "could not write secret {} to {path}: {}",
+                            s.name,
+                            e.message()
+                        ),
+                    )
                     .with_provider(ProviderKind::E2b)
-                    .with_hint("choose a `mount` path the sandbox's user can write, e.g. under its home")
-            })?;
+                    .with_hint(
+                        "choose a `mount` path the sandbox's user can write, e.g. under its home",
+                    )
+                })?;
             paths.push(path);
         }
         let mut argv = vec!["chmod".to_string(), "600".to_string()];
@@ -248,7 +278,12 @@ impl E2bProvider {
         Ok(())
     }
 
-    async fn kill_all(&self, api: &E2bApi, sandboxes: &[SandboxDetail], report: &mut DestroyReport) -> Result<()> {
+    async fn kill_all(
+        &self,
+        api: &E2bApi,
+        sandboxes: &[SandboxDetail],
+        report: &mut DestroyReport,
+    ) -> Result<()> {
         for s in sandboxes {
             if api.kill(&s.sandbox_id).await? {
                 report.removed.push(format!("sandbox {}", s.sandbox_id));
@@ -284,7 +319,11 @@ fn record(s: &SandboxDetail) -> Deployment {
 
 /// The sandbox address of a port: `https://<port>-<id>.<domain>`.
 fn port_url(s: &SandboxDetail, domain: &str, port: u16) -> String {
-    let domain = s.domain.as_deref().filter(|d| !d.is_empty()).unwrap_or(domain);
+    let domain = s
+        .domain
+        .as_deref()
+        .filter(|d| !d.is_empty())
+        .unwrap_or(domain);
     format!("https://{port}-{}.{domain}", s.sandbox_id)
 }
 
@@ -344,7 +383,11 @@ impl Provider for E2bProvider {
             Ok(found) => Check {
                 name: "e2b api".into(),
                 status: CheckStatus::Ok,
-                detail: format!("{} answers; {} sandboxes of sindri's", self.config.api, found.len()),
+                detail: format!(
+                    "{} answers; {} sandboxes of sindri's",
+                    self.config.api,
+                    found.len()
+                ),
                 hint: None,
             },
             Err(e) => Check {
@@ -413,7 +456,9 @@ impl Provider for E2bProvider {
         let hash = spec.spec_hash();
         let template = self.template(s);
         let timeout = self.timeout(s);
-        if self.settings_of(s).template.is_none() && (s.deployment.image.is_some() || s.deployment.build.is_some()) {
+        if self.settings_of(s).template.is_none()
+            && (s.deployment.image.is_some() || s.deployment.build.is_some())
+        {
             progress.warn(&format!(
                 "E2B runs templates, not images: using template `{DEFAULT_TEMPLATE}`. To run deployment.image, \
                  build a template with `sindri export e2b -o DIR` and `e2b template build` in DIR, then set providers.e2b.template"
@@ -424,7 +469,11 @@ impl Provider for E2bProvider {
         }
 
         let mut ours = self.ours(api, spec.name(), &spec.project).await?;
-        let extras = if ours.len() > 1 { ours.split_off(1) } else { Vec::new() };
+        let extras = if ours.len() > 1 {
+            ours.split_off(1)
+        } else {
+            Vec::new()
+        };
         for extra in &extras {
             progress.message(&format!(
                 "killing sandbox {} (a duplicate left by an interrupted deploy)",
@@ -449,14 +498,25 @@ impl Provider for E2bProvider {
         let sandbox_id = match reuse {
             Some(sb) => {
                 if sb.state != "running" {
-                    phase(progress, "resume sandbox", api.connect(&sb.sandbox_id, timeout)).await?;
+                    phase(
+                        progress,
+                        "resume sandbox",
+                        api.connect(&sb.sandbox_id, timeout),
+                    )
+                    .await?;
                 }
                 sb.sandbox_id
             }
             None => {
                 let body = self.create_body(spec);
+                // The body carries secret values: scrub them from anything this call reports.
+                let mut http = api.http().clone();
+                for sec in &spec.secrets {
+                    http.add_secret(sec.value.expose());
+                }
+                let creator = E2bApi::new(http);
                 let created = phase(progress, "create sandbox", async {
-                    api.create(&body, &template).await.map_err(|e| {
+                    creator.create(&body, &template).await.map_err(|e| {
                         if e.kind() == ErrorKind::NotFound {
                             e.with_hint(format!(
                                 "is there a template `{template}`? Build one with `sindri export e2b -o DIR` and `e2b template build` in DIR, or set providers.e2b.template"
@@ -468,16 +528,30 @@ impl Provider for E2bProvider {
                 })
                 .await?;
                 let detail = api.get(&created.sandbox_id).await?.ok_or_else(|| {
-                    Error::new(ErrorKind::Transient, format!("sandbox {} vanished right after it was created", created.sandbox_id))
-                        .with_provider(ProviderKind::E2b)
+                    Error::new(
+                        ErrorKind::Transient,
+                        format!(
+                            "sandbox {} vanished right after it was created",
+                            created.sandbox_id
+                        ),
+                    )
+                    .with_provider(ProviderKind::E2b)
                 })?;
-                phase(progress, "deliver secrets", self.deliver_file_secrets(api, &detail, spec)).await?;
+                phase(
+                    progress,
+                    "deliver secrets",
+                    self.deliver_file_secrets(api, &detail, spec),
+                )
+                .await?;
                 created.sandbox_id
             }
         };
         let detail = api.get(&sandbox_id).await?.ok_or_else(|| {
-            Error::new(ErrorKind::Transient, format!("sandbox {sandbox_id} disappeared during deploy"))
-                .with_provider(ProviderKind::E2b)
+            Error::new(
+                ErrorKind::Transient,
+                format!("sandbox {sandbox_id} disappeared during deploy"),
+            )
+            .with_provider(ProviderKind::E2b)
         })?;
         let mut d = record(&detail);
         d.name = spec.name().to_string();
@@ -486,7 +560,12 @@ impl Provider for E2bProvider {
         d.state = DeploymentState::Ready;
         d.details.insert("timeout_secs".into(), timeout.to_string());
         if !s.deployment.ports.is_empty() {
-            let ports: Vec<String> = s.deployment.ports.iter().map(|p| p.container.to_string()).collect();
+            let ports: Vec<String> = s
+                .deployment
+                .ports
+                .iter()
+                .map(|p| p.container.to_string())
+                .collect();
             d.details.insert("ports".into(), ports.join(","));
         }
         Ok(d)
@@ -505,13 +584,25 @@ impl Provider for E2bProvider {
             _ => StatusState::Starting,
         };
         let mut s = Status::new(state);
-        s.message = Some(format!("sandbox {} is {}; it expires at {}", sb.sandbox_id, sb.state, sb.end_at));
+        s.message = Some(format!(
+            "sandbox {} is {}; it expires at {}",
+            sb.sandbox_id, sb.state, sb.end_at
+        ));
         s.details.insert("sandbox".into(), sb.sandbox_id.clone());
-        s.details.insert("template".into(), sb.alias.clone().unwrap_or_else(|| sb.template_id.clone()));
+        s.details.insert(
+            "template".into(),
+            sb.alias.clone().unwrap_or_else(|| sb.template_id.clone()),
+        );
         s.details.insert("expires".into(), sb.end_at.clone());
         s.details.insert("cpus".into(), sb.cpu_count.to_string());
-        s.details.insert("memory_mib".into(), sb.memory_mb.to_string());
-        for port in d.detail("ports").unwrap_or("").split(',').filter_map(|p| p.parse::<u16>().ok()) {
+        s.details
+            .insert("memory_mib".into(), sb.memory_mb.to_string());
+        for port in d
+            .detail("ports")
+            .unwrap_or("")
+            .split(',')
+            .filter_map(|p| p.parse::<u16>().ok())
+        {
             s.endpoints.push(Endpoint {
                 name: format!("port {port}/tcp"),
                 address: port_url(&sb, &self.config.domain, port),
@@ -526,21 +617,33 @@ impl Provider for E2bProvider {
         let timeout = d
             .detail("timeout_secs")
             .and_then(|t| t.parse().ok())
-            .unwrap_or_else(|| self.settings.timeout.map(|t| t.0).unwrap_or(DEFAULT_TIMEOUT).as_secs());
+            .unwrap_or_else(|| {
+                self.settings
+                    .timeout
+                    .map(|t| t.0)
+                    .unwrap_or(DEFAULT_TIMEOUT)
+                    .as_secs()
+            });
         api.connect(&sb.sandbox_id, timeout).await?;
         Ok(())
     }
 
     async fn stop(&self, _d: &Deployment) -> Result<()> {
-        Err(Error::unsupported(ProviderKind::E2b, Operation::Stop, Some(STOP_NOTE)))
+        Err(Error::unsupported(
+            ProviderKind::E2b,
+            Operation::Stop,
+            Some(STOP_NOTE),
+        ))
     }
 
     async fn suspend(&self, d: &Deployment) -> Result<()> {
         let api = self.api().await?;
         let sb = self.require(api, d).await?;
         match api.pause(&sb.sandbox_id).await? {
-            404 => Err(Error::not_found(format!("sandbox {} is gone", sb.sandbox_id))
-                .with_provider(ProviderKind::E2b)),
+            404 => Err(
+                Error::not_found(format!("sandbox {} is gone", sb.sandbox_id))
+                    .with_provider(ProviderKind::E2b),
+            ),
             409 => match api.get(&sb.sandbox_id).await? {
                 Some(now) if now.state == "paused" || now.state == "pausing" => Ok(()),
                 _ => Err(Error::new(
@@ -557,7 +660,14 @@ impl Provider for E2bProvider {
     async fn exec(&self, d: &Deployment, cmd: &ExecCommand, io: ExecIo) -> Result<i32> {
         let api = self.api().await?;
         let (_, envd) = self.envd(api, d).await?;
-        envd.run(&cmd.argv, &cmd.env, cmd.workdir.as_deref(), cmd.user.as_deref(), io).await
+        envd.run(
+            &cmd.argv,
+            &cmd.env,
+            cmd.workdir.as_deref(),
+            cmd.user.as_deref(),
+            io,
+        )
+        .await
     }
 
     async fn connect(&self, d: &Deployment, mut io: ExecIo) -> Result<i32> {
@@ -571,9 +681,11 @@ impl Provider for E2bProvider {
         let shell = vec![
             "/bin/sh".to_string(),
             "-c".to_string(),
-            "if command -v bash >/dev/null 2>&1; then exec bash -l; else exec sh -l; fi".to_string(),
+            "if command -v bash >/dev/null 2>&1; then exec bash -l; else exec sh -l; fi"
+                .to_string(),
         ];
-        envd.run(&shell, &[("TERM".to_string(), term)], None, None, io).await
+        envd.run(&shell, &[("TERM".to_string(), term)], None, None, io)
+            .await
     }
 
     async fn logs(&self, d: &Deployment, opts: LogOptions, out: LogSink<'_>) -> Result<()> {
@@ -585,7 +697,8 @@ impl Provider for E2bProvider {
         entries.sort_by_key(|e| api::rfc3339_millis(&e.timestamp).unwrap_or(0));
         let mut cursor = None;
         for e in &entries {
-            out.write_all(format!("{} {}\n", e.timestamp, e.message).as_bytes()).await?;
+            out.write_all(format!("{} {}\n", e.timestamp, e.message).as_bytes())
+                .await?;
             cursor = api::rfc3339_millis(&e.timestamp).or(cursor);
         }
         out.flush().await?;
@@ -598,8 +711,12 @@ impl Provider for E2bProvider {
             if api.get(&sb.sandbox_id).await?.is_none() {
                 return Ok(());
             }
-            for e in api.logs(&sb.sandbox_id, Some(since + 1), 1000, "forward").await? {
-                out.write_all(format!("{} {}\n", e.timestamp, e.message).as_bytes()).await?;
+            for e in api
+                .logs(&sb.sandbox_id, Some(since + 1), 1000, "forward")
+                .await?
+            {
+                out.write_all(format!("{} {}\n", e.timestamp, e.message).as_bytes())
+                    .await?;
                 if let Some(ms) = api::rfc3339_millis(&e.timestamp) {
                     since = since.max(ms);
                 }
@@ -612,7 +729,8 @@ impl Provider for E2bProvider {
         let api = self.api().await?;
         let (_, envd) = self.envd(api, d).await?;
         let meta = std::fs::metadata(from).map_err(|e| {
-            Error::invalid(format!("cannot read {}: {e}", from.display())).with_provider(ProviderKind::E2b)
+            Error::invalid(format!("cannot read {}: {e}", from.display()))
+                .with_provider(ProviderKind::E2b)
         })?;
         let mut stats = TransferStats::default();
         let mut executables = Vec::new();
@@ -629,7 +747,8 @@ impl Provider for E2bProvider {
             let mut stack: Vec<PathBuf> = vec![PathBuf::new()];
             while let Some(rel) = stack.pop() {
                 let dir = from.join(&rel);
-                let mut entries: Vec<_> = std::fs::read_dir(&dir)?.collect::<std::io::Result<_>>()?;
+                let mut entries: Vec<_> =
+                    std::fs::read_dir(&dir)?.collect::<std::io::Result<_>>()?;
                 entries.sort_by_key(|e| e.file_name());
                 for e in entries {
                     let rel = rel.join(e.file_name());
@@ -659,7 +778,10 @@ impl Provider for E2bProvider {
             argv.extend(chunk.iter().cloned());
             let code = envd.run(&argv, &[], None, None, ExecIo::null()).await?;
             if code != 0 {
-                return Err(Error::platform(ProviderKind::E2b, format!("chmod +x of copied files exited {code}")));
+                return Err(Error::platform(
+                    ProviderKind::E2b,
+                    format!("chmod +x of copied files exited {code}"),
+                ));
             }
         }
         Ok(stats)
@@ -685,7 +807,11 @@ impl Provider for E2bProvider {
         let mut stack = vec![(from.trim_end_matches('/').to_string(), to.to_path_buf())];
         while let Some((remote, local)) = stack.pop() {
             for e in envd.list_dir(&remote).await? {
-                let path = if e.path.is_empty() { format!("{remote}/{}", e.name) } else { e.path.clone() };
+                let path = if e.path.is_empty() {
+                    format!("{remote}/{}", e.name)
+                } else {
+                    e.path.clone()
+                };
                 let target = local.join(&e.name);
                 if e.is_dir() {
                     tokio::fs::create_dir_all(&target).await?;

@@ -198,7 +198,12 @@ impl FlyApi {
     pub async fn app(&self, app: &str) -> Result<Option<App>> {
         let r = self
             .http
-            .send(self.http.get(&format!("/apps/{app}")).accept(404).what(format!("read app `{app}`")))
+            .send(
+                self.http
+                    .get(&format!("/apps/{app}"))
+                    .accept(404)
+                    .what(format!("read app `{app}`")),
+            )
             .await?;
         if r.status() == 404 {
             return Ok(None);
@@ -223,7 +228,12 @@ impl FlyApi {
     pub async fn delete_app(&self, app: &str) -> Result<bool> {
         let r = self
             .http
-            .send(self.http.delete(&format!("/apps/{app}")).accept(404).what(format!("delete app `{app}`")))
+            .send(
+                self.http
+                    .delete(&format!("/apps/{app}"))
+                    .accept(404)
+                    .what(format!("delete app `{app}`")),
+            )
             .await?;
         Ok(r.status() != 404)
     }
@@ -285,7 +295,9 @@ impl FlyApi {
                 self.http
                     .post(&format!("/apps/{app}/machines"))
                     .json(body)
-                    .what(format!("create a machine for app `{app}` in region {region}")),
+                    .what(format!(
+                        "create a machine for app `{app}` in region {region}"
+                    )),
             )
             .await
     }
@@ -335,7 +347,9 @@ impl FlyApi {
             .query("timeout", &secs.to_string())
             .accept(408)
             .timeout(Duration::from_secs(secs + 15))
-            .what(format!("wait for machine {id} of app `{app}` to be {state}"));
+            .what(format!(
+                "wait for machine {id} of app `{app}` to be {state}"
+            ));
         if let Some(i) = instance_id {
             req = req.query("instance_id", i);
         }
@@ -376,7 +390,13 @@ impl FlyApi {
     }
 
     /// Creates a volume.
-    pub async fn create_volume(&self, app: &str, name: &str, region: &str, size_gb: u64) -> Result<Volume> {
+    pub async fn create_volume(
+        &self,
+        app: &str,
+        name: &str,
+        region: &str,
+        size_gb: u64,
+    ) -> Result<Volume> {
         self.http
             .json(
                 self.http
@@ -444,13 +464,25 @@ mod tests {
     #[test]
     fn capacity_is_read_from_the_status_code_and_flyd_phrases() {
         let j = json!({"error": "no room", "status": "insufficient_capacity"});
-        assert_eq!(classify(&failure(422, "", Some(&j))), Some(ErrorKind::Capacity));
+        assert_eq!(
+            classify(&failure(422, "", Some(&j))),
+            Some(ErrorKind::Capacity)
+        );
         let j = json!({"error": "could not reserve resource for machine: insufficient memory available to fulfill request"});
-        assert_eq!(classify(&failure(409, "", Some(&j))), Some(ErrorKind::Capacity));
+        assert_eq!(
+            classify(&failure(409, "", Some(&j))),
+            Some(ErrorKind::Capacity)
+        );
         let j = json!({"error": "aborted: no capacity"});
-        assert_eq!(classify(&failure(409, "", Some(&j))), Some(ErrorKind::Capacity));
+        assert_eq!(
+            classify(&failure(409, "", Some(&j))),
+            Some(ErrorKind::Capacity)
+        );
         let j = json!({"error": "taken", "status": "name_taken"});
-        assert_eq!(classify(&failure(422, "", Some(&j))), Some(ErrorKind::Conflict));
+        assert_eq!(
+            classify(&failure(422, "", Some(&j))),
+            Some(ErrorKind::Conflict)
+        );
         let j = json!({"error": "image not found"});
         assert_eq!(classify(&failure(422, "", Some(&j))), None);
     }

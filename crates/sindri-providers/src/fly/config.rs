@@ -160,9 +160,11 @@ fn parse_api(raw: &str) -> Result<Url> {
         .ok()
         .filter(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
         .ok_or_else(|| {
-            Error::invalid(format!("FLY_API_HOSTNAME `{raw}` is not an http(s) address"))
-                .with_provider(ProviderKind::Fly)
-                .with_hint("unset it to use https://api.machines.dev")
+            Error::invalid(format!(
+                "FLY_API_HOSTNAME `{raw}` is not an http(s) address"
+            ))
+            .with_provider(ProviderKind::Fly)
+            .with_hint("unset it to use https://api.machines.dev")
         })?;
     Ok(url)
 }
@@ -205,8 +207,10 @@ mod tests {
     use super::*;
 
     fn lookup(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-        let v: Vec<(String, String)> =
-            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let v: Vec<(String, String)> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         move |k| v.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone())
     }
 
@@ -214,9 +218,11 @@ mod tests {
     fn api_hostname_defaults_and_overrides_like_flyctl() {
         let c = FlyConfig::from_lookup(lookup(&[])).unwrap();
         assert_eq!(c.api.as_str(), "https://api.machines.dev/");
-        let c = FlyConfig::from_lookup(lookup(&[("FLY_API_HOSTNAME", "_api.internal:4280")])).unwrap();
+        let c =
+            FlyConfig::from_lookup(lookup(&[("FLY_API_HOSTNAME", "_api.internal:4280")])).unwrap();
         assert_eq!(c.api.as_str(), "http://_api.internal:4280/");
-        let c = FlyConfig::from_lookup(lookup(&[("FLY_API_HOSTNAME", "http://127.0.0.1:9/")])).unwrap();
+        let c =
+            FlyConfig::from_lookup(lookup(&[("FLY_API_HOSTNAME", "http://127.0.0.1:9/")])).unwrap();
         assert_eq!(c.api.as_str(), "http://127.0.0.1:9/");
         let e = FlyConfig::from_lookup(lookup(&[("FLY_API_HOSTNAME", "ftp://x")])).unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Invalid);
@@ -226,9 +232,13 @@ mod tests {
     fn token_comes_from_env_then_flyctl_config() {
         let home = tempfile::tempdir().unwrap();
         let h = home.path().to_str().unwrap().to_string();
-        let c = FlyConfig::from_lookup(lookup(&[("FLY_API_TOKEN", " tok1 "), ("HOME", &h)])).unwrap();
+        let c =
+            FlyConfig::from_lookup(lookup(&[("FLY_API_TOKEN", " tok1 "), ("HOME", &h)])).unwrap();
         let (t, src) = c.token().unwrap();
-        assert_eq!((t.expose(), src), ("tok1", TokenSource::Env("FLY_API_TOKEN".into())));
+        assert_eq!(
+            (t.expose(), src),
+            ("tok1", TokenSource::Env("FLY_API_TOKEN".into()))
+        );
 
         let c = FlyConfig::from_lookup(lookup(&[("HOME", &h)])).unwrap();
         let e = c.token().unwrap_err();
@@ -263,7 +273,10 @@ mod tests {
 
     #[test]
     fn access_token_reads_only_the_top_level_key() {
-        assert_eq!(access_token("x: 1\naccess_token: abc\n").as_deref(), Some("abc"));
+        assert_eq!(
+            access_token("x: 1\naccess_token: abc\n").as_deref(),
+            Some("abc")
+        );
         assert_eq!(access_token("access_token: 'q'\n").as_deref(), Some("q"));
         assert_eq!(access_token("  access_token: nested\n"), None);
         assert_eq!(access_token("access_token:\n"), None);

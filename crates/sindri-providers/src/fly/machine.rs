@@ -21,7 +21,10 @@ pub const KEEPALIVE: &str = "trap 'exit 0' TERM INT HUP; while :; do sleep 3600 
 /// The script every exec runs: sources the secrets in `secrets_dir`, changes to `$1`
 /// (when not empty), exports each `NAME=value` up to `--`, then runs the rest.
 fn exec_prelude(secrets_dir: &str) -> String {
-    let env = shell_quote(&format!("{}/secrets.env", secrets_dir.trim_end_matches('/')));
+    let env = shell_quote(&format!(
+        "{}/secrets.env",
+        secrets_dir.trim_end_matches('/')
+    ));
     format!(
         "[ -r {env} ] && . {env}; \
 if [ -n \"$1\" ]; then cd \"$1\" || exit 126; fi; shift; \
@@ -111,8 +114,10 @@ pub fn exec_argv(cmd: &ExecCommand, secrets_dir: &str) -> Result<Vec<String>> {
     ];
     for (k, v) in &cmd.env {
         if !is_env_name(k) {
-            return Err(Error::invalid(format!("`{k}` is not a valid environment variable name"))
-                .with_provider(ProviderKind::Fly));
+            return Err(
+                Error::invalid(format!("`{k}` is not a valid environment variable name"))
+                    .with_provider(ProviderKind::Fly),
+            );
         }
         argv.push(format!("{k}={v}"));
     }
@@ -157,7 +162,10 @@ mod tests {
         c.env = vec![("X".into(), "v w".into())];
         c.workdir = Some("/tmp".into());
         let a = exec_argv(&c, DEFAULT_SECRETS_DIR).unwrap();
-        assert_eq!(&a[3..], ["sindri-exec", "/tmp", "X=v w", "--", "echo", "a b"]);
+        assert_eq!(
+            &a[3..],
+            ["sindri-exec", "/tmp", "X=v w", "--", "echo", "a b"]
+        );
         c.env = vec![("1X".into(), "v".into())];
         assert!(exec_argv(&c, DEFAULT_SECRETS_DIR).is_err());
         let mut u = ExecCommand::new(["id"]);
@@ -168,8 +176,16 @@ mod tests {
     #[test]
     fn secrets_env_quotes_values_and_skips_mounted_ones() {
         let s = vec![
-            ResolvedSecret { name: "A".into(), value: SecretValue::new("it's"), mount: None },
-            ResolvedSecret { name: "B".into(), value: SecretValue::new("f"), mount: Some("/x".into()) },
+            ResolvedSecret {
+                name: "A".into(),
+                value: SecretValue::new("it's"),
+                mount: None,
+            },
+            ResolvedSecret {
+                name: "B".into(),
+                value: SecretValue::new("f"),
+                mount: Some("/x".into()),
+            },
         ];
         assert_eq!(secrets_env(&s), "export A='it'\\''s'\n");
     }

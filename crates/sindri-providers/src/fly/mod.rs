@@ -50,12 +50,14 @@ use sindri_core::{
     StatusState, TransferStats,
 };
 use sindri_render::fly::{HOME_VOLUME, app_name, guest};
-use sindri_render::{DEFAULT_VOLUME_GIB, ExportFormat, LABEL_ENVIRONMENT, LABEL_MANAGED, LABEL_PROJECT, Renderer};
+use sindri_render::{
+    DEFAULT_VOLUME_GIB, ExportFormat, LABEL_ENVIRONMENT, LABEL_MANAGED, LABEL_PROJECT, Renderer,
+};
 use sindri_spec::{FlySettings, ProviderKind, ProvidersSpec, Spec};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::http::{HttpClient, Redactor};
-use api::{FlyApi, Machine, META_APP_CREATED, META_SPEC_HASH};
+use api::{FlyApi, META_APP_CREATED, META_SPEC_HASH, Machine};
 pub use config::FlyConfig;
 
 /// The region used when `providers.fly.regions` is empty.
@@ -147,7 +149,13 @@ impl FlyProvider {
 
     /// The environment's machines in `app`, by labels; started ones first, then the
     /// newest.
-    async fn ours(&self, api: &FlyApi, app: &str, name: &str, project: &str) -> Result<Vec<Machine>> {
+    async fn ours(
+        &self,
+        api: &FlyApi,
+        app: &str,
+        name: &str,
+        project: &str,
+    ) -> Result<Vec<Machine>> {
         let mut ms: Vec<Machine> = api
             .machines(app)
             .await?
@@ -229,7 +237,11 @@ impl FlyProvider {
             // The API holds a wait for up to a minute; one that gave up at once is
             // not asked again in a tight loop.
             if started.elapsed() < Duration::from_millis(500) {
-                tokio::time::sleep(Duration::from_millis(250).min(deadline.saturating_duration_since(Instant::now()))).await;
+                tokio::time::sleep(
+                    Duration::from_millis(250)
+                        .min(deadline.saturating_duration_since(Instant::now())),
+                )
+                .await;
             }
         }
     }
@@ -249,7 +261,10 @@ impl FlyProvider {
             if Instant::now() + delay > deadline {
                 return Err(Error::new(
                     ErrorKind::Transient,
-                    format!("machine {id} of app `{app}` is {} and did not become {state} in time", m.state),
+                    format!(
+                        "machine {id} of app `{app}` is {} and did not become {state} in time",
+                        m.state
+                    ),
                 )
                 .with_provider(ProviderKind::Fly));
             }
@@ -343,10 +358,15 @@ impl FlyProvider {
         }
         Err(Error::new(
             ErrorKind::Capacity,
-            format!("no region had capacity for the machine: {}", failures.join("; ")),
+            format!(
+                "no region had capacity for the machine: {}",
+                failures.join("; ")
+            ),
         )
         .with_provider(ProviderKind::Fly)
-        .with_hint("add regions to providers.fly.regions, ask for a smaller size, or try again later"))
+        .with_hint(
+            "add regions to providers.fly.regions, ask for a smaller size, or try again later",
+        ))
     }
 
     /// Writes the secrets into `/run/sindri` through exec stdin.
@@ -493,9 +513,11 @@ async fn read_stdin(io: &mut ExecIo) -> Result<Option<String>> {
     let mut buf = Vec::new();
     stdin.read_to_end(&mut buf).await?;
     String::from_utf8(buf).map(Some).map_err(|_| {
-        Error::invalid("the fly provider passes a command's input as text, and this input is binary")
-            .with_provider(ProviderKind::Fly)
-            .with_hint("encode it first (e.g. base64) and decode it in the command")
+        Error::invalid(
+            "the fly provider passes a command's input as text, and this input is binary",
+        )
+        .with_provider(ProviderKind::Fly)
+        .with_hint("encode it first (e.g. base64) and decode it in the command")
     })
 }
 
@@ -610,7 +632,11 @@ impl Provider for FlyProvider {
         let mut steps = Vec::new();
         let app_exists = api.app(&app).await?.is_some();
         steps.push(PlanStep {
-            action: if app_exists { PlanAction::Keep } else { PlanAction::Create },
+            action: if app_exists {
+                PlanAction::Keep
+            } else {
+                PlanAction::Create
+            },
             resource: format!("app {app}"),
             reason: (!app_exists).then(|| format!("in organization {org}")),
         });
@@ -647,7 +673,10 @@ impl Provider for FlyProvider {
                 let (action, reason) = match (same, m.state.as_str()) {
                     (false, _) => (PlanAction::Update, Some("spec changed".to_string())),
                     (true, "started") => (PlanAction::Keep, None),
-                    (true, other) => (PlanAction::Update, Some(format!("it is {other}: deploy starts it"))),
+                    (true, other) => (
+                        PlanAction::Update,
+                        Some(format!("it is {other}: deploy starts it")),
+                    ),
                 };
                 steps.push(PlanStep {
                     action,
@@ -702,7 +731,11 @@ impl Provider for FlyProvider {
         .await?;
 
         let mut ours = self.ours(api, &app, spec.name(), &spec.project).await?;
-        let extras: Vec<Machine> = if ours.len() > 1 { ours.split_off(1) } else { Vec::new() };
+        let extras: Vec<Machine> = if ours.len() > 1 {
+            ours.split_off(1)
+        } else {
+            Vec::new()
+        };
         for extra in &extras {
             progress.message(&format!(
                 "removing machine {} (a duplicate left by an interrupted deploy)",
@@ -753,12 +786,22 @@ impl Provider for FlyProvider {
                 .await?
             }
             None => {
-                phase(progress, "create machine", self.create_in_regions(api, spec, &app, app_created, progress)).await?
+                phase(
+                    progress,
+                    "create machine",
+                    self.create_in_regions(api, spec, &app, app_created, progress),
+                )
+                .await?
             }
         };
 
         if opts.wait || !spec.secrets.is_empty() {
-            phase(progress, "wait for machine", self.wait_for(api, &app, &machine, "started")).await?;
+            phase(
+                progress,
+                "wait for machine",
+                self.wait_for(api, &app, &machine, "started"),
+            )
+            .await?;
         }
         if !spec.secrets.is_empty() {
             phase(
@@ -779,7 +822,8 @@ impl Provider for FlyProvider {
         d.project = spec.project.clone();
         d.spec_hash = hash;
         d.state = DeploymentState::Ready;
-        d.details.insert("app_created".into(), app_created.to_string());
+        d.details
+            .insert("app_created".into(), app_created.to_string());
         Ok(d)
     }
 
@@ -787,7 +831,10 @@ impl Provider for FlyProvider {
         let api = self.api().await?;
         let Some((app, m)) = self.locate(api, d).await? else {
             let mut s = Status::new(StatusState::Missing);
-            s.message = Some(format!("app `{}` has no machine of this environment", self.app_of(d)));
+            s.message = Some(format!(
+                "app `{}` has no machine of this environment",
+                self.app_of(d)
+            ));
             return Ok(s);
         };
         let mut s = Status::new(status_state(&m.state));
@@ -811,9 +858,20 @@ impl Provider for FlyProvider {
         });
         if let Some(services) = m.config.get("services").and_then(|v| v.as_array()) {
             for svc in services {
-                let proto = svc.get("protocol").and_then(|v| v.as_str()).unwrap_or("tcp");
-                let internal = svc.get("internal_port").and_then(|v| v.as_u64()).unwrap_or(0);
-                for p in svc.get("ports").and_then(|v| v.as_array()).into_iter().flatten() {
+                let proto = svc
+                    .get("protocol")
+                    .and_then(|v| v.as_str())
+                    .unwrap_or("tcp");
+                let internal = svc
+                    .get("internal_port")
+                    .and_then(|v| v.as_u64())
+                    .unwrap_or(0);
+                for p in svc
+                    .get("ports")
+                    .and_then(|v| v.as_array())
+                    .into_iter()
+                    .flatten()
+                {
                     if let Some(port) = p.get("port").and_then(|v| v.as_u64()) {
                         s.endpoints.push(Endpoint {
                             name: format!("port {internal}/{proto} (public)"),
@@ -864,7 +922,13 @@ impl Provider for FlyProvider {
         let argv = machine::exec_argv(cmd, &self.config.secrets_dir)?;
         let stdin = read_stdin(&mut io).await?;
         let r = api
-            .exec(&app, &m.id, &argv, stdin.as_deref(), self.config.exec_timeout)
+            .exec(
+                &app,
+                &m.id,
+                &argv,
+                stdin.as_deref(),
+                self.config.exec_timeout,
+            )
             .await?;
         if let Some(out) = &r.stdout {
             io.stdout.write_all(out.as_bytes()).await?;
@@ -879,7 +943,11 @@ impl Provider for FlyProvider {
 
     async fn connect(&self, d: &Deployment, _io: ExecIo) -> Result<i32> {
         let Some(flyctl) = self.config.flyctl.clone() else {
-            return Err(Error::unsupported(ProviderKind::Fly, Operation::Connect, Some(CONNECT_NOTE)));
+            return Err(Error::unsupported(
+                ProviderKind::Fly,
+                Operation::Connect,
+                Some(CONNECT_NOTE),
+            ));
         };
         let api = self.api().await?;
         let (app, m) = self.require_started(api, d).await?;
@@ -892,9 +960,12 @@ impl Provider for FlyProvider {
             .status()
             .await
             .map_err(|e| {
-                Error::new(ErrorKind::Unavailable, format!("cannot run {}: {e}", flyctl.display()))
-                    .with_provider(ProviderKind::Fly)
-                    .with_hint("reinstall flyctl: `curl -L https://fly.io/install.sh | sh`")
+                Error::new(
+                    ErrorKind::Unavailable,
+                    format!("cannot run {}: {e}", flyctl.display()),
+                )
+                .with_provider(ProviderKind::Fly)
+                .with_hint("reinstall flyctl: `curl -L https://fly.io/install.sh | sh`")
             })?;
         Ok(status.code().unwrap_or_else(|| {
             use std::os::unix::process::ExitStatusExt;
@@ -903,15 +974,27 @@ impl Provider for FlyProvider {
     }
 
     async fn logs(&self, _d: &Deployment, _opts: LogOptions, _out: LogSink<'_>) -> Result<()> {
-        Err(Error::unsupported(ProviderKind::Fly, Operation::Logs, Some(LOGS_NOTE)))
+        Err(Error::unsupported(
+            ProviderKind::Fly,
+            Operation::Logs,
+            Some(LOGS_NOTE),
+        ))
     }
 
     async fn copy_in(&self, _d: &Deployment, _from: &Path, _to: &str) -> Result<TransferStats> {
-        Err(Error::unsupported(ProviderKind::Fly, Operation::CopyIn, Some(COPY_NOTE)))
+        Err(Error::unsupported(
+            ProviderKind::Fly,
+            Operation::CopyIn,
+            Some(COPY_NOTE),
+        ))
     }
 
     async fn copy_out(&self, _d: &Deployment, _from: &str, _to: &Path) -> Result<TransferStats> {
-        Err(Error::unsupported(ProviderKind::Fly, Operation::CopyOut, Some(COPY_NOTE)))
+        Err(Error::unsupported(
+            ProviderKind::Fly,
+            Operation::CopyOut,
+            Some(COPY_NOTE),
+        ))
     }
 
     async fn destroy(&self, d: &Deployment, opts: DestroyOptions) -> Result<DestroyReport> {
@@ -929,13 +1012,16 @@ impl Provider for FlyProvider {
         {
             machines.push(m);
         }
-        let mut volume_ids: BTreeSet<String> = d.detail("volume").map(str::to_string).into_iter().collect();
+        let mut volume_ids: BTreeSet<String> =
+            d.detail("volume").map(str::to_string).into_iter().collect();
         let mut app_created = d.detail("app_created") == Some("true");
         for m in &machines {
             volume_ids.extend(m.volume_ids());
             app_created |= m.meta(META_APP_CREATED) == Some("true");
             if self.remove_machine(api, &app, m).await? {
-                report.removed.push(format!("machine {} of app {app}", m.id));
+                report
+                    .removed
+                    .push(format!("machine {} of app {app}", m.id));
             }
         }
         let volumes = api.volumes(&app).await?;
@@ -949,7 +1035,9 @@ impl Provider for FlyProvider {
         for v in &ours {
             if opts.volumes {
                 if api.delete_volume(&app, &v.id).await? {
-                    report.removed.push(format!("volume {} ({}) of app {app}", v.id, v.name));
+                    report
+                        .removed
+                        .push(format!("volume {} ({}) of app {app}", v.id, v.name));
                 }
             } else {
                 report.kept.push(format!(

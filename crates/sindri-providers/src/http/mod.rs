@@ -106,8 +106,9 @@ impl Auth {
                 value.expose().trim().to_string(),
             ),
         };
-        let mut value = HeaderValue::from_str(&text)
-            .map_err(|_| "the credential contains characters that cannot be sent in an HTTP header")?;
+        let mut value = HeaderValue::from_str(&text).map_err(
+            |_| "the credential contains characters that cannot be sent in an HTTP header",
+        )?;
         value.set_sensitive(true);
         Ok(Some((name, value)))
     }
@@ -311,14 +312,17 @@ impl HttpClient {
     /// request [accepts](Request::accept), is returned; anything else becomes an
     /// [`Error`] with a redacted message naming what was attempted.
     pub async fn send(&self, req: Request) -> Result<Response> {
-        let what = req.what.clone().unwrap_or_else(|| {
-            format!("{} {}", req.method, self.redact(req.url.path()))
-        });
+        let what = req
+            .what
+            .clone()
+            .unwrap_or_else(|| format!("{} {}", req.method, self.redact(req.url.path())));
         let body = match &req.body {
             Some(Ok(b)) => Some(b),
             Some(Err(e)) => {
-                return Err(Error::internal(format!("{what}: cannot encode the request: {e}"))
-                    .with_provider(self.provider));
+                return Err(
+                    Error::internal(format!("{what}: cannot encode the request: {e}"))
+                        .with_provider(self.provider),
+                );
             }
             None => None,
         };
@@ -336,7 +340,9 @@ impl HttpClient {
             }
             rb = rb.headers(headers);
             if let Some((bytes, content_type)) = body {
-                rb = rb.header(CONTENT_TYPE, content_type.as_str()).body(bytes.clone());
+                rb = rb
+                    .header(CONTENT_TYPE, content_type.as_str())
+                    .body(bytes.clone());
             }
             rb = match req.timeout {
                 RequestTimeout::Default => rb.timeout(self.options.request_timeout),
@@ -455,7 +461,9 @@ impl HttpClient {
         let message = self.redact(&message);
         let hint = match kind {
             ErrorKind::Auth => self.options.auth_hint.clone(),
-            ErrorKind::Quota => Some("an account limit was reached; check your plan with the provider".into()),
+            ErrorKind::Quota => {
+                Some("an account limit was reached; check your plan with the provider".into())
+            }
             ErrorKind::Transient => Some(match retry_after {
                 Some(d) if retryable && d > self.options.retry.max_retry_after => format!(
                     "the service asked to wait {}s before trying again; try again later",
@@ -508,19 +516,28 @@ impl HttpClient {
         let (kind, message, hint) = if e.is_connect() {
             (
                 ErrorKind::Unavailable,
-                format!("{what}: cannot reach {} at {host}{tries}: {cause}", self.service),
+                format!(
+                    "{what}: cannot reach {} at {host}{tries}: {cause}",
+                    self.service
+                ),
                 "check the network connection and the API address".to_string(),
             )
         } else if e.is_timeout() {
             (
                 ErrorKind::Transient,
-                format!("{what}: {} at {host} did not answer in time{tries}", self.service),
+                format!(
+                    "{what}: {} at {host} did not answer in time{tries}",
+                    self.service
+                ),
                 "the service is slow or unreachable; try again".to_string(),
             )
         } else {
             (
                 ErrorKind::Transient,
-                format!("{what}: the connection to {} at {host} failed{tries}: {cause}", self.service),
+                format!(
+                    "{what}: the connection to {} at {host} failed{tries}: {cause}",
+                    self.service
+                ),
                 "the request may or may not have taken effect; run the command again \
                  (sindri finds what it already created)"
                     .to_string(),
@@ -553,7 +570,7 @@ enum RequestTimeout {
 }
 
 /// One request, built with [`HttpClient::request`] and sent with [`HttpClient::send`].
-#[derive(Debug)]
+/// Its `Debug` output leaves out the body, which may hold secret values.
 pub struct Request {
     method: Method,
     url: Url,
@@ -563,6 +580,16 @@ pub struct Request {
     accept: Vec<u16>,
     idempotent: bool,
     what: Option<String>,
+}
+
+impl std::fmt::Debug for Request {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Request")
+            .field("method", &self.method)
+            .field("path", &self.url.path())
+            .field("what", &self.what)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Request {
@@ -575,7 +602,10 @@ impl Request {
     /// Adds a header. Invalid values are dropped with a debug log (callers pass
     /// constants and ids).
     pub fn header(mut self, name: &'static str, value: &str) -> Request {
-        match (HeaderName::from_bytes(name.as_bytes()), HeaderValue::from_str(value)) {
+        match (
+            HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_str(value),
+        ) {
             (Ok(n), Ok(v)) => self.headers.push((n, v)),
             _ => tracing::debug!(target: "sindri::http", "dropped an invalid header {name}"),
         }

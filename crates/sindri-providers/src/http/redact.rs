@@ -64,7 +64,14 @@ mod tests {
         r.add("abc");
         r.add("abcdef");
         r.add("");
-        assert_eq!(r.redact("x abcdef y abc z abcdefabc"), "x *** y *** z ******");
-        assert_eq!(format!("{r:?}"), "Redactor(2 secrets)", "Debug never shows a secret");
+        assert_eq!(
+            r.redact("x abcdef y abc z abcdefabc"),
+            "x *** y *** z ******"
+        );
+        assert_eq!(
+            format!("{r:?}"),
+            "Redactor(2 secrets)",
+            "Debug never shows a secret"
+        );
     }
 }

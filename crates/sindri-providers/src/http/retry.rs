@@ -50,7 +50,11 @@ impl RetryPolicy {
             .min(self.max_delay);
         let half = full / 2;
         let nanos = u64::try_from(half.as_nanos()).unwrap_or(u64::MAX);
-        let jitter = if nanos == 0 { 0 } else { random_u64() % (nanos + 1) };
+        let jitter = if nanos == 0 {
+            0
+        } else {
+            random_u64() % (nanos + 1)
+        };
         half + Duration::from_nanos(jitter)
     }
 }
@@ -91,11 +95,20 @@ mod tests {
         };
         for _ in 0..50 {
             let d1 = p.backoff(1);
-            assert!(d1 >= Duration::from_millis(50) && d1 <= Duration::from_millis(100), "{d1:?}");
+            assert!(
+                d1 >= Duration::from_millis(50) && d1 <= Duration::from_millis(100),
+                "{d1:?}"
+            );
             let d3 = p.backoff(3);
-            assert!(d3 >= Duration::from_millis(200) && d3 <= Duration::from_millis(400), "{d3:?}");
+            assert!(
+                d3 >= Duration::from_millis(200) && d3 <= Duration::from_millis(400),
+                "{d3:?}"
+            );
             let d9 = p.backoff(9);
-            assert!(d9 >= Duration::from_millis(500) && d9 <= Duration::from_millis(1000), "{d9:?}");
+            assert!(
+                d9 >= Duration::from_millis(500) && d9 <= Duration::from_millis(1000),
+                "{d9:?}"
+            );
         }
     }
 

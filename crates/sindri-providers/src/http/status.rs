@@ -94,13 +94,22 @@ mod tests {
 
     #[test]
     fn finds_the_message_where_apis_put_it() {
-        assert_eq!(api_message(&json!({"message": " bad "})).as_deref(), Some("bad"));
-        assert_eq!(api_message(&json!({"error": "nope", "status": "x"})).as_deref(), Some("nope"));
+        assert_eq!(
+            api_message(&json!({"message": " bad "})).as_deref(),
+            Some("bad")
+        );
+        assert_eq!(
+            api_message(&json!({"error": "nope", "status": "x"})).as_deref(),
+            Some("nope")
+        );
         assert_eq!(
             api_message(&json!({"error": {"code": 3, "message": "deep"}})).as_deref(),
             Some("deep")
         );
-        assert_eq!(api_message(&json!({"errors": [{"msg": "first"}]})).as_deref(), Some("first"));
+        assert_eq!(
+            api_message(&json!({"errors": [{"msg": "first"}]})).as_deref(),
+            Some("first")
+        );
         assert_eq!(api_message(&json!({"code": 3})), None);
         assert_eq!(api_message(&json!("text")), None);
     }

@@ -30,9 +30,9 @@ impl ChannelWriter {
             return Ok(());
         }
         let chunk = std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK));
-        self.tx
-            .blocking_send(chunk)
-            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the ssh process stopped reading"))
+        self.tx.blocking_send(chunk).map_err(|_| {
+            io::Error::new(io::ErrorKind::BrokenPipe, "the ssh process stopped reading")
+        })
     }
 }
 
@@ -149,7 +149,8 @@ pub(crate) fn pack<W: Write>(w: W, entries: &[Entry]) -> Result<TransferStats> {
     builder.follow_symlinks(false);
     let mut stats = TransferStats::default();
     for e in entries {
-        let meta = std::fs::symlink_metadata(&e.path).map_err(|err| io_error("stat", &e.path, err))?;
+        let meta =
+            std::fs::symlink_metadata(&e.path).map_err(|err| io_error("stat", &e.path, err))?;
         builder
             .append_path_with_name(&e.path, &e.name)
             .map_err(|err| io_error("archive", &e.path, err))?;
@@ -161,7 +162,12 @@ pub(crate) fn pack<W: Write>(w: W, entries: &[Entry]) -> Result<TransferStats> {
     builder
         .into_inner()
         .and_then(|mut w| w.flush())
-        .map_err(|e| Error::new(ErrorKind::Unavailable, format!("sending the archive failed: {e}")))?;
+        .map_err(|e| {
+            Error::new(
+                ErrorKind::Unavailable,
+                format!("sending the archive failed: {e}"),
+            )
+        })?;
     Ok(stats)
 }
 
@@ -181,7 +187,8 @@ pub(crate) fn unpack(reader: impl Read, to: &Path) -> Result<TransferStats> {
         .entries()
         .map_err(|e| Error::internal(format!("cannot read the archive: {e}")))?;
     for entry in entries {
-        let mut entry = entry.map_err(|e| Error::internal(format!("cannot read the archive: {e}")))?;
+        let mut entry =
+            entry.map_err(|e| Error::internal(format!("cannot read the archive: {e}")))?;
         let path = entry
             .path()
             .map_err(|e| Error::internal(format!("bad path in the archive: {e}")))?
@@ -225,9 +232,17 @@ pub(crate) fn unpack(reader: impl Read, to: &Path) -> Result<TransferStats> {
         }
         if let Some(parent) = target.parent() {
             std::fs::create_dir_all(parent).map_err(|e| io_error("create", parent, e))?;
-            let anchor = if parts.len() == 1 { parent.to_path_buf() } else { base.clone() };
-            let canon_anchor = anchor.canonicalize().map_err(|e| io_error("resolve", &anchor, e))?;
-            let canon_parent = parent.canonicalize().map_err(|e| io_error("resolve", parent, e))?;
+            let anchor = if parts.len() == 1 {
+                parent.to_path_buf()
+            } else {
+                base.clone()
+            };
+            let canon_anchor = anchor
+                .canonicalize()
+                .map_err(|e| io_error("resolve", &anchor, e))?;
+            let canon_parent = parent
+                .canonicalize()
+                .map_err(|e| io_error("resolve", parent, e))?;
             if !canon_parent.starts_with(&canon_anchor) {
                 return Err(Error::invalid(format!(
                     "refusing archive entry `{}`: it leads outside the destination through a symlink",
@@ -283,7 +298,10 @@ mod tests {
         let dest = src.join("out");
         let got = unpack(bytes.as_slice(), &dest).unwrap();
         assert_eq!(got, sent);
-        assert_eq!(std::fs::read(dest.join("a/b/deep.bin")).unwrap(), [0u8, 1, 2, 255]);
+        assert_eq!(
+            std::fs::read(dest.join("a/b/deep.bin")).unwrap(),
+            [0u8, 1, 2, 255]
+        );
         std::fs::remove_dir_all(&src).unwrap();
     }
 

@@ -35,7 +35,9 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
-use sindri_core::{Error, ErrorKind, ExecCommand, ExecIo, LogOptions, LogSink, Result, TransferStats};
+use sindri_core::{
+    Error, ErrorKind, ExecCommand, ExecIo, LogOptions, LogSink, Result, TransferStats,
+};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::process::Command;
 use tokio::sync::mpsc;
@@ -88,12 +90,17 @@ impl SshTarget {
             None => (default_user.to_string(), rest),
         };
         let (host, port) = if let Some(inner) = hostport.strip_prefix('[') {
-            let (h, after) = inner.split_once(']').ok_or_else(|| bad("`[` without `]`"))?;
+            let (h, after) = inner
+                .split_once(']')
+                .ok_or_else(|| bad("`[` without `]`"))?;
             match after {
                 "" => (h.to_string(), None),
                 p => (
                     h.to_string(),
-                    Some(p.strip_prefix(':').ok_or_else(|| bad("expected `:port` after `]`"))?),
+                    Some(
+                        p.strip_prefix(':')
+                            .ok_or_else(|| bad("expected `:port` after `]`"))?,
+                    ),
                 ),
             }
         } else if hostport.matches(':').count() > 1 {
@@ -149,14 +156,21 @@ fn validate_host(host: &str) -> std::result::Result<(), String> {
     if host.is_empty() {
         return Err("the host is empty".into());
     }
-    if host.starts_with('-') || host.chars().any(|c| c.is_whitespace() || c.is_control() || c == '@') {
+    if host.starts_with('-')
+        || host
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || c == '@')
+    {
         return Err(format!("`{host}` is not a host name or address"));
     }
     Ok(())
 }
 
 fn validate_user(user: &str) -> std::result::Result<(), String> {
-    if user.is_empty() || user.starts_with('-') || user.chars().any(|c| c.is_whitespace() || c.is_control()) {
+    if user.is_empty()
+        || user.starts_with('-')
+        || user.chars().any(|c| c.is_whitespace() || c.is_control())
+    {
         return Err(format!("`{user}` is not a user name"));
     }
     Ok(())
@@ -205,7 +219,10 @@ impl SshOptions {
         let var = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty());
         let dir = if let Some(d) = var("SINDRI_STATE_DIR") {
             PathBuf::from(d)
-        } else if let Some(x) = var("XDG_STATE_HOME").map(PathBuf::from).filter(|p| p.is_absolute()) {
+        } else if let Some(x) = var("XDG_STATE_HOME")
+            .map(PathBuf::from)
+            .filter(|p| p.is_absolute())
+        {
             x.join("sindri")
         } else if let Some(h) = var("HOME") {
             PathBuf::from(h).join(".local/state/sindri")
@@ -285,7 +302,10 @@ impl SshSession {
             h.update(part.as_bytes());
             h.update([0]);
         }
-        let name: String = h.finalize()[..8].iter().map(|b| format!("{b:02x}")).collect();
+        let name: String = h.finalize()[..8]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
         Some(dir.join(name))
     }
 
@@ -298,8 +318,14 @@ impl SshSession {
         };
         opt("BatchMode=yes".into());
         opt("StrictHostKeyChecking=accept-new".into());
-        opt(format!("UserKnownHostsFile={}", self.options.known_hosts.display()));
-        opt(format!("ConnectTimeout={}", self.options.connect_timeout.as_secs().max(1)));
+        opt(format!(
+            "UserKnownHostsFile={}",
+            self.options.known_hosts.display()
+        ));
+        opt(format!(
+            "ConnectTimeout={}",
+            self.options.connect_timeout.as_secs().max(1)
+        ));
         opt("ServerAliveInterval=15".into());
         opt("ServerAliveCountMax=4".into());
         opt("LogLevel=ERROR".into());
@@ -314,7 +340,10 @@ impl SshSession {
             Some(p) if master => {
                 opt("ControlMaster=auto".into());
                 opt(format!("ControlPath={}", p.display()));
-                opt(format!("ControlPersist={}", self.options.control_persist.as_secs().max(1)));
+                opt(format!(
+                    "ControlPersist={}",
+                    self.options.control_persist.as_secs().max(1)
+                ));
             }
             Some(p) => {
                 opt("ControlMaster=no".into());
@@ -347,7 +376,8 @@ impl SshSession {
                 .map_err(|e| archive::io_error("create the directory", parent, e))?;
         }
         if let Some(dir) = &self.options.control_dir {
-            std::fs::create_dir_all(dir).map_err(|e| archive::io_error("create the directory", dir, e))?;
+            std::fs::create_dir_all(dir)
+                .map_err(|e| archive::io_error("create the directory", dir, e))?;
             #[cfg(unix)]
             {
                 use std::os::unix::fs::PermissionsExt;
@@ -395,7 +425,8 @@ impl SshSession {
             std::process::id(),
             unique_suffix()
         ));
-        let log = std::fs::File::create(&log_path).map_err(|e| archive::io_error("create", &log_path, e))?;
+        let log = std::fs::File::create(&log_path)
+            .map_err(|e| archive::io_error("create", &log_path, e))?;
         let status = Command::new(&self.options.program)
             .args(self.args(true))
             .args(["--", &self.target.host, "true"])
@@ -423,13 +454,19 @@ impl SshSession {
             )
             .with_hint("install it: `apt-get install openssh-client` (Debian/Ubuntu), `brew install openssh` (macOS)")
         } else {
-            Error::internal(format!("cannot run `{}`: {e}", self.options.program.display()))
+            Error::internal(format!(
+                "cannot run `{}`: {e}",
+                self.options.program.display()
+            ))
         }
     }
 
     /// A typed error from ssh's own stderr.
     fn connect_error(&self, stderr: &str) -> Error {
-        let who = format!("{}@{}:{}", self.target.user, self.target.host, self.target.port);
+        let who = format!(
+            "{}@{}:{}",
+            self.target.user, self.target.host, self.target.port
+        );
         let text = stderr.trim();
         let has = |s: &str| text.contains(s);
         if has("Permission denied") || has("Too many authentication failures") {
@@ -439,13 +476,18 @@ impl SshSession {
             };
             Error::new(ErrorKind::Auth, format!("SSH to {who} refused {key}: {text}"))
                 .with_hint("check that the matching public key was given to the machine (providers.<name>.ssh_public_key)")
-        } else if has("Host key verification failed") || has("REMOTE HOST IDENTIFICATION HAS CHANGED") {
+        } else if has("Host key verification failed")
+            || has("REMOTE HOST IDENTIFICATION HAS CHANGED")
+        {
             let name = self.host_key_alias.as_deref().unwrap_or(&self.target.host);
-            Error::new(ErrorKind::Auth, format!("the host key of {who} does not match the one sindri recorded"))
-                .with_hint(format!(
-                    "if the machine was replaced, forget its old key: `ssh-keygen -R {name} -f {}`",
-                    self.options.known_hosts.display()
-                ))
+            Error::new(
+                ErrorKind::Auth,
+                format!("the host key of {who} does not match the one sindri recorded"),
+            )
+            .with_hint(format!(
+                "if the machine was replaced, forget its old key: `ssh-keygen -R {name} -f {}`",
+                self.options.known_hosts.display()
+            ))
         } else if [
             "Connection refused",
             "timed out",
@@ -460,10 +502,16 @@ impl SshSession {
         .iter()
         .any(|s| has(s))
         {
-            Error::new(ErrorKind::Unavailable, format!("cannot reach {who} over SSH: {text}"))
-                .with_hint("the machine may still be booting, or a firewall blocks the port")
+            Error::new(
+                ErrorKind::Unavailable,
+                format!("cannot reach {who} over SSH: {text}"),
+            )
+            .with_hint("the machine may still be booting, or a firewall blocks the port")
         } else {
-            Error::new(ErrorKind::Unavailable, format!("SSH to {who} failed: {text}"))
+            Error::new(
+                ErrorKind::Unavailable,
+                format!("SSH to {who} failed: {text}"),
+            )
         }
     }
 
@@ -545,7 +593,11 @@ impl SshSession {
         } = io;
         let mut child = self
             .command(&["-T"], remote)
-            .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+            .stdin(if stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -559,15 +611,25 @@ impl SshSession {
             })),
             _ => None,
         };
-        let mut out = child.stdout.take().ok_or_else(|| Error::internal("ssh stdout was not captured"))?;
-        let mut err = child.stderr.take().ok_or_else(|| Error::internal("ssh stderr was not captured"))?;
-        let (o, e) = tokio::join!(pump(&mut out, &mut stdout), pump(&mut err, &mut stderr));
+        let mut out = child
+            .stdout
+            .take()
+            .ok_or_else(|| Error::internal("ssh stdout was not captured"))?;
+        let mut err = child
+            .stderr
+            .take()
+            .ok_or_else(|| Error::internal("ssh stderr was not captured"))?;
+        // A writer that fails (a closed pipe: `sindri exec ... | head`) ends the
+        // command: nobody would read its output any more.
+        let pumped = tokio::try_join!(pump(&mut out, &mut stdout), pump(&mut err, &mut stderr));
+        if pumped.is_err() {
+            let _ = child.start_kill();
+        }
         let status = child.wait().await.map_err(|e| self.spawn_error(e));
         if let Some(f) = feeder {
             f.abort();
         }
-        o?;
-        e?;
+        pumped?;
         exit_code(status?)
     }
 
@@ -577,7 +639,11 @@ impl SshSession {
         self.connect_check().await?;
         let mut child = self
             .command(&["-T"], Some(line))
-            .stdin(if input.is_some() { Stdio::piped() } else { Stdio::null() })
+            .stdin(if input.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -591,8 +657,14 @@ impl SshSession {
         };
         let mut out = Vec::new();
         let mut err = Vec::new();
-        let mut so = child.stdout.take().ok_or_else(|| Error::internal("ssh stdout was not captured"))?;
-        let mut se = child.stderr.take().ok_or_else(|| Error::internal("ssh stderr was not captured"))?;
+        let mut so = child
+            .stdout
+            .take()
+            .ok_or_else(|| Error::internal("ssh stdout was not captured"))?;
+        let mut se = child
+            .stderr
+            .take()
+            .ok_or_else(|| Error::internal("ssh stderr was not captured"))?;
         let (a, b) = tokio::join!(so.read_to_end(&mut out), se.read_to_end(&mut err));
         a?;
         b?;
@@ -609,7 +681,9 @@ impl SshSession {
     /// existing directory. A relative `to` is relative to the login directory.
     pub async fn copy_in(&self, from: &Path, to: &str) -> Result<TransferStats> {
         let to = normalize_remote(to)?;
-        let meta = tokio::fs::metadata(from).await.map_err(|e| archive::io_error("read", from, e))?;
+        let meta = tokio::fs::metadata(from)
+            .await
+            .map_err(|e| archive::io_error("read", from, e))?;
         self.connect_check().await?;
         let q = quote(&to);
         if meta.is_dir() {
@@ -627,10 +701,9 @@ impl SshSession {
             self.check_copy(code, &stderr, &format!("copy {} to {to}", from.display()))?;
             packed
         } else if meta.is_file() {
-            let name = from
-                .file_name()
-                .and_then(|n| n.to_str())
-                .ok_or_else(|| Error::invalid(format!("{}: expected a file name in UTF-8", from.display())))?;
+            let name = from.file_name().and_then(|n| n.to_str()).ok_or_else(|| {
+                Error::invalid(format!("{}: expected a file name in UTF-8", from.display()))
+            })?;
             #[cfg(unix)]
             let mode = {
                 use std::os::unix::fs::PermissionsExt;
@@ -645,11 +718,16 @@ impl SshSession {
             let (tx, rx) = mpsc::channel::<Vec<u8>>(8);
             let path = from.to_path_buf();
             let reader = tokio::spawn(async move {
-                let mut f = tokio::fs::File::open(&path).await.map_err(|e| archive::io_error("open", &path, e))?;
+                let mut f = tokio::fs::File::open(&path)
+                    .await
+                    .map_err(|e| archive::io_error("open", &path, e))?;
                 let mut total = 0u64;
                 loop {
                     let mut buf = vec![0u8; archive::CHUNK];
-                    let n = f.read(&mut buf).await.map_err(|e| archive::io_error("read", &path, e))?;
+                    let n = f
+                        .read(&mut buf)
+                        .await
+                        .map_err(|e| archive::io_error("read", &path, e))?;
                     if n == 0 {
                         break;
                     }
@@ -684,8 +762,14 @@ impl SshSession {
             .stderr(Stdio::piped())
             .spawn()
             .map_err(|e| self.spawn_error(e))?;
-        let mut stdin = child.stdin.take().ok_or_else(|| Error::internal("ssh stdin was not captured"))?;
-        let mut se = child.stderr.take().ok_or_else(|| Error::internal("ssh stderr was not captured"))?;
+        let mut stdin = child
+            .stdin
+            .take()
+            .ok_or_else(|| Error::internal("ssh stdin was not captured"))?;
+        let mut se = child
+            .stderr
+            .take()
+            .ok_or_else(|| Error::internal("ssh stderr was not captured"))?;
         let send = async move {
             while let Some(chunk) = rx.recv().await {
                 if stdin.write_all(&chunk).await.is_err() {
@@ -699,7 +783,10 @@ impl SshSession {
         let (_, r) = tokio::join!(send, se.read_to_end(&mut err));
         r?;
         let status = child.wait().await.map_err(|e| self.spawn_error(e))?;
-        Ok((exit_code(status)?, String::from_utf8_lossy(&err).into_owned()))
+        Ok((
+            exit_code(status)?,
+            String::from_utf8_lossy(&err).into_owned(),
+        ))
     }
 
     fn check_copy(&self, code: i32, stderr: &str, what: &str) -> Result<()> {
@@ -708,7 +795,11 @@ impl SshSession {
             255 => Err(self.connect_error(stderr)),
             c => Err(Error::new(
                 ErrorKind::Platform,
-                format!("{what} failed on {} (exit code {c}): {}", self.target.host, stderr.trim()),
+                format!(
+                    "{what} failed on {} (exit code {c}): {}",
+                    self.target.host,
+                    stderr.trim()
+                ),
             )),
         }
     }
@@ -718,7 +809,9 @@ impl SshSession {
     pub async fn copy_out(&self, from: &str, to: &Path) -> Result<TransferStats> {
         let from = normalize_remote(from)?;
         if from == "/" {
-            return Err(Error::invalid("refusing to copy the whole file system out (`/`)"));
+            return Err(Error::invalid(
+                "refusing to copy the whole file system out (`/`)",
+            ));
         }
         self.connect_check().await?;
         let q = quote(&from);
@@ -733,11 +826,19 @@ impl SshSession {
             .stderr(Stdio::piped())
             .spawn()
             .map_err(|e| self.spawn_error(e))?;
-        let mut so = child.stdout.take().ok_or_else(|| Error::internal("ssh stdout was not captured"))?;
-        let mut se = child.stderr.take().ok_or_else(|| Error::internal("ssh stderr was not captured"))?;
+        let mut so = child
+            .stdout
+            .take()
+            .ok_or_else(|| Error::internal("ssh stdout was not captured"))?;
+        let mut se = child
+            .stderr
+            .take()
+            .ok_or_else(|| Error::internal("ssh stderr was not captured"))?;
         let (tx, rx) = mpsc::channel::<Vec<u8>>(8);
         let dest = to.to_path_buf();
-        let unpacker = tokio::task::spawn_blocking(move || archive::unpack(archive::ChannelReader::new(rx), &dest));
+        let unpacker = tokio::task::spawn_blocking(move || {
+            archive::unpack(archive::ChannelReader::new(rx), &dest)
+        });
         let recv = async move {
             loop {
                 let mut buf = vec![0u8; archive::CHUNK];
@@ -776,7 +877,12 @@ impl SshSession {
     /// Writes the machine's logs to `out` from the first of `sources` that exists:
     /// the last `opts.tail` lines, then new ones while `opts.follow` (until the
     /// remote side ends or the future is dropped).
-    pub async fn logs(&self, sources: &[LogSource], opts: LogOptions, out: LogSink<'_>) -> Result<()> {
+    pub async fn logs(
+        &self,
+        sources: &[LogSource],
+        opts: LogOptions,
+        out: LogSink<'_>,
+    ) -> Result<()> {
         let line = logs_script(sources, opts);
         self.connect_check().await?;
         let mut child = self
@@ -786,12 +892,23 @@ impl SshSession {
             .stderr(Stdio::piped())
             .spawn()
             .map_err(|e| self.spawn_error(e))?;
-        let mut so = child.stdout.take().ok_or_else(|| Error::internal("ssh stdout was not captured"))?;
-        let mut se = child.stderr.take().ok_or_else(|| Error::internal("ssh stderr was not captured"))?;
+        let mut so = child
+            .stdout
+            .take()
+            .ok_or_else(|| Error::internal("ssh stdout was not captured"))?;
+        let mut se = child
+            .stderr
+            .take()
+            .ok_or_else(|| Error::internal("ssh stderr was not captured"))?;
         let mut err = Vec::new();
-        let (o, e) = tokio::join!(pump(&mut so, out), se.read_to_end(&mut err));
-        o?;
-        e?;
+        let pumped = tokio::try_join!(pump(&mut so, out), async {
+            se.read_to_end(&mut err).await.map_err(Error::from)
+        });
+        if let Err(e) = pumped {
+            let _ = child.start_kill();
+            let _ = child.wait().await;
+            return Err(e);
+        }
         let status = child.wait().await.map_err(|e| self.spawn_error(e))?;
         let stderr = String::from_utf8_lossy(&err);
         match exit_code(status)? {
@@ -804,7 +921,11 @@ impl SshSession {
             255 => Err(self.connect_error(&stderr)),
             c => Err(Error::new(
                 ErrorKind::Platform,
-                format!("reading logs on {} failed (exit code {c}): {}", self.target.host, stderr.trim()),
+                format!(
+                    "reading logs on {} failed (exit code {c}): {}",
+                    self.target.host,
+                    stderr.trim()
+                ),
             )),
         }
     }
@@ -859,7 +980,9 @@ fn exit_code(status: std::process::ExitStatus) -> Result<i32> {
             ));
         }
     }
-    Err(Error::internal(format!("ssh ended without an exit code: {status}")))
+    Err(Error::internal(format!(
+        "ssh ended without an exit code: {status}"
+    )))
 }
 
 fn unique_suffix() -> String {
@@ -881,7 +1004,11 @@ fn normalize_remote(path: &str) -> Result<String> {
         return Err(Error::invalid("the remote path contains a NUL byte"));
     }
     let trimmed = p.trim_end_matches('/');
-    Ok(if trimmed.is_empty() { "/".to_string() } else { trimmed.to_string() })
+    Ok(if trimmed.is_empty() {
+        "/".to_string()
+    } else {
+        trimmed.to_string()
+    })
 }
 
 fn is_env_name(k: &str) -> bool {
@@ -893,8 +1020,7 @@ fn is_env_name(k: &str) -> bool {
 /// Quotes `s` as one word for a POSIX shell.
 pub fn quote(s: &str) -> String {
     if !s.is_empty()
-        && s
-            .chars()
+        && s.chars()
             .all(|c| c.is_ascii_alphanumeric() || "-_./=:,+@%".contains(c))
     {
         return s.to_string();
@@ -932,7 +1058,9 @@ fn logs_script(sources: &[LogSource], opts: LogOptions) -> String {
                     None => "+1".to_string(),
                 };
                 let follow = if opts.follow { " -F" } else { "" };
-                s.push_str(&format!("if [ -r {q} ]; then exec tail -n {n}{follow} -- {q}; fi; "));
+                s.push_str(&format!(
+                    "if [ -r {q} ]; then exec tail -n {n}{follow} -- {q}; fi; "
+                ));
                 tried.push(path.clone());
             }
         }
@@ -951,15 +1079,29 @@ mod tests {
     #[test]
     fn addresses_parse_with_users_ports_and_ipv6() {
         let t = SshTarget::parse("ubuntu@1.2.3.4:2222", "root").unwrap();
-        assert_eq!((t.user.as_str(), t.host.as_str(), t.port), ("ubuntu", "1.2.3.4", 2222));
+        assert_eq!(
+            (t.user.as_str(), t.host.as_str(), t.port),
+            ("ubuntu", "1.2.3.4", 2222)
+        );
         let t = SshTarget::parse("example.com", "root").unwrap();
         assert_eq!((t.user.as_str(), t.port), ("root", 22));
         let t = SshTarget::parse("ssh://me@[::1]:2200", "root").unwrap();
-        assert_eq!((t.user.as_str(), t.host.as_str(), t.port), ("me", "::1", 2200));
+        assert_eq!(
+            (t.user.as_str(), t.host.as_str(), t.port),
+            ("me", "::1", 2200)
+        );
         assert_eq!(t.url(), "ssh://me@[::1]:2200");
         let t = SshTarget::parse("fe80::1", "root").unwrap();
         assert_eq!((t.host.as_str(), t.port), ("fe80::1", 22));
-        for bad in ["", "host:0", "host:70000", "host:x", "@host", "-oProxyCommand=x", "a b"] {
+        for bad in [
+            "",
+            "host:0",
+            "host:70000",
+            "host:x",
+            "@host",
+            "-oProxyCommand=x",
+            "a b",
+        ] {
             let e = SshTarget::parse(bad, "root").unwrap_err();
             assert_eq!(e.kind(), ErrorKind::Invalid, "{bad}: {e}");
         }
@@ -991,7 +1133,11 @@ mod tests {
         assert_eq!(s.remote_line(&cmd).unwrap_err().kind(), ErrorKind::Invalid);
         let mut other = ExecCommand::new(["id"]);
         other.user = Some("postgres".into());
-        assert!(s.remote_line(&other).unwrap().starts_with("sudo -n -H -u postgres -- sh -c "));
+        assert!(
+            s.remote_line(&other)
+                .unwrap()
+                .starts_with("sudo -n -H -u postgres -- sh -c ")
+        );
     }
 
     #[test]
@@ -1008,12 +1154,24 @@ mod tests {
 
     #[test]
     fn ssh_errors_are_typed() {
-        let s = SshSession::new("e", SshTarget::new("u", "h"), SshOptions::in_state_dir(Path::new("/s")));
-        assert_eq!(s.connect_error("u@h: Permission denied (publickey).").kind(), ErrorKind::Auth);
+        let s = SshSession::new(
+            "e",
+            SshTarget::new("u", "h"),
+            SshOptions::in_state_dir(Path::new("/s")),
+        );
         assert_eq!(
-            s.connect_error("ssh: connect to host h port 22: Connection refused").kind(),
+            s.connect_error("u@h: Permission denied (publickey).")
+                .kind(),
+            ErrorKind::Auth
+        );
+        assert_eq!(
+            s.connect_error("ssh: connect to host h port 22: Connection refused")
+                .kind(),
             ErrorKind::Unavailable
         );
-        assert_eq!(s.connect_error("Host key verification failed.").kind(), ErrorKind::Auth);
+        assert_eq!(
+            s.connect_error("Host key verification failed.").kind(),
+            ErrorKind::Auth
+        );
     }
 }

@@ -89,6 +89,8 @@ pub struct TestEnv {
     pub spec: ResolvedSpec,
     /// Containers to remove by name on drop, for tests that create foreign ones.
     pub extra_containers: Vec<String>,
+    /// Image tags to remove on drop, for tests that tag images of their own.
+    pub extra_tags: Vec<String>,
 }
 
 impl TestEnv {
@@ -103,6 +105,7 @@ impl TestEnv {
             dir,
             spec,
             extra_containers: Vec::new(),
+            extra_tags: Vec::new(),
         }
     }
 
@@ -153,13 +156,22 @@ impl Drop for TestEnv {
     fn drop(&mut self) {
         let name = self.name.clone();
         let extra = self.extra_containers.clone();
+        let tags = self.extra_tags.clone();
         // Drop cannot await, and may run inside a runtime: clean up on a thread of its own.
         let _ = std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
                 .expect("runtime");
-            rt.block_on(remove_labelled(&name, &extra));
+            rt.block_on(async {
+                remove_labelled(&name, &extra).await;
+                if let Ok(docker) = Docker::connect_with_defaults() {
+                    for t in &tags {
+                        let opts = RemoveImageOptionsBuilder::new().noprune(true).build();
+                        let _ = docker.remove_image(t, Some(opts), None).await;
+                    }
+                }
+            });
         })
         .join();
     }

@@ -153,9 +153,12 @@ pub async fn cp(app: &App, args: CpArgs) -> CliResult {
     let rs = app.identify(spec);
     let state = app.state()?;
     let d = app.require_deployment(&*provider, &rs, &state).await?;
+    // Providers get absolute local paths: `back.txt` has an empty parent directory,
+    // which is easy to mishandle and never what a user means.
+    let local = |p: &str| std::path::absolute(Path::new(p)).unwrap_or_else(|_| Path::new(p).to_path_buf());
     let stats = match direction {
-        Direction::In(remote) => interruptible(dispatch::copy_in(&*provider, &d, Path::new(&args.from), remote)).await?,
-        Direction::Out(remote) => interruptible(dispatch::copy_out(&*provider, &d, remote, Path::new(&args.to))).await?,
+        Direction::In(remote) => interruptible(dispatch::copy_in(&*provider, &d, &local(&args.from), remote)).await?,
+        Direction::Out(remote) => interruptible(dispatch::copy_out(&*provider, &d, remote, &local(&args.to))).await?,
     };
     app.out.emit(&CpReport {
         direction: if matches!(direction, Direction::In(_)) { "in" } else { "out" },

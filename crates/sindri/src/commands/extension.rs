@@ -602,17 +602,22 @@ struct InstallReport {
 
 impl Report for InstallReport {
     fn human(&self) -> String {
-        let installed: Vec<&str> = self
-            .results
-            .iter()
-            .filter(|r| matches!(r.outcome, Outcome::Installed { .. }))
-            .map(|r| r.name.as_str())
-            .collect();
-        let mut s = if installed.is_empty() {
-            format!("nothing to install in `{}`: everything asked for is installed\n", self.environment)
-        } else {
-            format!("installed in `{}`: {}\n", self.environment, installed.join(", "))
+        let pick = |f: fn(&Outcome) -> bool| -> Vec<&str> {
+            self.results.iter().filter(|r| f(&r.outcome)).map(|r| r.name.as_str()).collect()
         };
+        let installed = pick(|o| matches!(o, Outcome::Installed { .. }));
+        let unchanged = pick(|o| matches!(o, Outcome::Unchanged));
+        let failed = pick(|o| matches!(o, Outcome::Failed(_) | Outcome::Skipped { .. }));
+        let mut s = String::new();
+        if !installed.is_empty() {
+            s.push_str(&format!("installed in `{}`: {}\n", self.environment, installed.join(", ")));
+        }
+        if !unchanged.is_empty() {
+            s.push_str(&format!("already installed: {}\n", unchanged.join(", ")));
+        }
+        if !failed.is_empty() {
+            s.push_str(&format!("not installed: {}\n", failed.join(", ")));
+        }
         for n in &self.notes {
             s.push_str(&format!("note: {n}\n"));
         }

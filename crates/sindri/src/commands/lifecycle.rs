@@ -68,6 +68,21 @@ pub async fn status(app: &App) -> CliResult {
         return Ok(());
     };
     let live = interruptible(dispatch::status(&*provider, &d)).await?;
+    if d.resource_id.is_none() && live.state == StatusState::Missing {
+        // Only what an earlier destroy kept is left.
+        app.out.emit(&StatusReport {
+            environment: rs.name().to_string(),
+            provider: provider.kind().to_string(),
+            deployed: false,
+            state: "not deployed",
+            recorded_state: None,
+            status: None,
+            notes: vec![
+                "volumes kept by an earlier destroy remain: `sindri deploy` reuses them, `sindri destroy --volumes` removes them".into(),
+            ],
+        });
+        return Ok(());
+    }
     let mut notes = Vec::new();
     match d.state {
         DeploymentState::Creating => notes.push(
@@ -128,6 +143,16 @@ async fn change(app: &App, what: Change) -> CliResult {
     let (action, new_state, label) = match what {
         Change::Start => {
             interruptible(dispatch::start(&*provider, &d)).await?;
+            // Secrets live in memory (tmpfs, the platform's process env) and do not
+            // survive a stop. An unchanged-spec deploy changes nothing else and puts
+            // them back, so a started environment is as complete as a deployed one.
+            if !rs.spec.secrets.is_empty() {
+                let full = app.resolve(rs.spec.clone()).await?;
+                let progress = crate::progress::CliProgress::new(&app.out);
+                let restored = interruptible(dispatch::deploy(&*provider, &full, sindri_core::DeployOptions::default(), &progress)).await;
+                progress.finish();
+                d = restored?;
+            }
             ("start", DeploymentState::Ready, "started")
         }
         Change::Stop => {
@@ -175,10 +200,11 @@ struct DestroyOutput {
 
 impl Report for DestroyOutput {
     fn human(&self) -> String {
-        if !self.existed {
-            return format!("`{}` is not deployed on {}: nothing to destroy", self.environment, self.provider);
-        }
-        let mut s = format!("destroyed `{}` on {}\n", self.environment, self.provider);
+        let mut s = if self.existed {
+            format!("destroyed `{}` on {}\n", self.environment, self.provider)
+        } else {
+            format!("`{}` is not deployed on {}: nothing to destroy\n", self.environment, self.provider)
+        };
         for r in &self.report.removed {
             s.push_str(&format!("  removed {r}\n"));
         }
@@ -216,10 +242,12 @@ pub async fn destroy(app: &App, args: DestroyArgs) -> CliResult {
     let report = interruptible(dispatch::destroy(&*provider, &d, DestroyOptions { volumes: args.volumes })).await?;
     state.delete_deployment(&d.project, &d.name)?;
     state.record_event(&d.project, &d.name, "destroy", &format!("destroyed (volumes: {})", args.volumes))?;
+    // What was found may be only what an earlier destroy kept (the home volume): the
+    // environment existed only if something was removed now.
     app.out.emit(&DestroyOutput {
         environment: d.name.clone(),
         provider: d.provider.to_string(),
-        existed: true,
+        existed: !report.removed.is_empty(),
         report,
     });
     Ok(())

@@ -101,7 +101,13 @@ fn enc(s: &str) -> String {
 
 /// A Query API call with a syntactically valid but unchecked signature (moto routes by
 /// the credential scope and does not verify signatures).
-pub fn raw_query(port: u16, service: &str, action: &str, version: &str, params: &[(&str, &str)]) -> String {
+pub fn raw_query(
+    port: u16,
+    service: &str,
+    action: &str,
+    version: &str,
+    params: &[(&str, &str)],
+) -> String {
     let mut body = format!("Action={action}&Version={version}");
     for (k, v) in params {
         body.push_str(&format!("&{}={}", enc(k), enc(v)));
@@ -114,19 +120,35 @@ pub fn raw_query(port: u16, service: &str, action: &str, version: &str, params: 
         port,
         "POST",
         "/",
-        &[("Authorization", &auth), ("Content-Type", "application/x-www-form-urlencoded")],
+        &[
+            ("Authorization", &auth),
+            ("Content-Type", "application/x-www-form-urlencoded"),
+        ],
         body.as_bytes(),
     )
     .expect("moto answers");
-    assert!((200..300).contains(&status), "{action} failed ({status}): {text}");
+    assert!(
+        (200..300).contains(&status),
+        "{action} failed ({status}): {text}"
+    );
     text
 }
 
 /// A minimal HTTP/1.1 exchange with `Connection: close`.
-pub fn http(host: &str, port: u16, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> std::io::Result<(u16, String)> {
+pub fn http(
+    host: &str,
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> std::io::Result<(u16, String)> {
     let mut s = TcpStream::connect((host, port))?;
     s.set_read_timeout(Some(Duration::from_secs(30)))?;
-    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {host}:{port}\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
+    let mut req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {host}:{port}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
     for (k, v) in headers {
         req.push_str(&format!("{k}: {v}\r\n"));
     }
@@ -141,7 +163,10 @@ pub fn http(host: &str, port: u16, method: &str, path: &str, headers: &[(&str, &
         .nth(1)
         .and_then(|c| c.parse().ok())
         .ok_or_else(|| std::io::Error::other(format!("not HTTP: {text:.200}")))?;
-    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
     Ok((status, body))
 }
 
@@ -164,7 +189,9 @@ pub fn texts(xml: &str, tag: &str) -> Vec<String> {
 pub fn items(xml: &str, set: &str) -> Vec<String> {
     let open = format!("<{set}>");
     let close = format!("</{set}>");
-    let Some(start) = xml.find(&open) else { return vec![] };
+    let Some(start) = xml.find(&open) else {
+        return vec![];
+    };
     let body = &xml[start + open.len()..];
     // Walk items at depth 1.
     let mut out = Vec::new();
@@ -197,15 +224,20 @@ pub fn items(xml: &str, set: &str) -> Vec<String> {
 /// A tag's value in an item's `<tagSet>`.
 pub fn tag(item: &str, key: &str) -> Option<String> {
     items(item, "tagSet").into_iter().find_map(|t| {
-        (texts(&t, "key").first().map(String::as_str) == Some(key)).then(|| texts(&t, "value").first().cloned().unwrap_or_default())
+        (texts(&t, "key").first().map(String::as_str) == Some(key))
+            .then(|| texts(&t, "value").first().cloned().unwrap_or_default())
     })
 }
 
 /// Instances moto holds, as `<item>` blocks of `instancesSet`.
 pub fn instances(moto: &Moto, filters: &[(&str, &str)]) -> Vec<String> {
     let mut params = Vec::new();
-    let names: Vec<String> = (1..=filters.len()).map(|i| format!("Filter.{i}.Name")).collect();
-    let values: Vec<String> = (1..=filters.len()).map(|i| format!("Filter.{i}.Value.1")).collect();
+    let names: Vec<String> = (1..=filters.len())
+        .map(|i| format!("Filter.{i}.Name"))
+        .collect();
+    let values: Vec<String> = (1..=filters.len())
+        .map(|i| format!("Filter.{i}.Value.1"))
+        .collect();
     for (i, (k, v)) in filters.iter().enumerate() {
         params.push((names[i].as_str(), *k));
         params.push((values[i].as_str(), *v));
@@ -272,21 +304,30 @@ pub struct Proxy {
 
 impl Proxy {
     pub async fn start(upstream: u16) -> Proxy {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind proxy");
         let port = listener.local_addr().expect("addr").port();
         let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
         let faults: Arc<Mutex<Vec<Fault>>> = Arc::default();
         let (s2, f2) = (seen.clone(), faults.clone());
         let task = tokio::spawn(async move {
             loop {
-                let Ok((conn, _)) = listener.accept().await else { break };
+                let Ok((conn, _)) = listener.accept().await else {
+                    break;
+                };
                 let (s3, f3) = (s2.clone(), f2.clone());
                 tokio::spawn(async move {
                     let _ = serve(conn, upstream, s3, f3).await;
                 });
             }
         });
-        Proxy { port, seen, faults, task }
+        Proxy {
+            port,
+            seen,
+            faults,
+            task,
+        }
     }
 
     pub fn url(&self) -> String {
@@ -306,7 +347,10 @@ impl Proxy {
     }
 
     pub fn calls(&self, action: &str) -> Vec<Seen> {
-        self.seen().into_iter().filter(|s| s.action == action).collect()
+        self.seen()
+            .into_iter()
+            .filter(|s| s.action == action)
+            .collect()
     }
 }
 
@@ -342,7 +386,10 @@ async fn serve(
             headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_string());
         }
     }
-    let len: usize = headers.get("content-length").and_then(|v| v.parse().ok()).unwrap_or(0);
+    let len: usize = headers
+        .get("content-length")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
     while buf.len() < head_end + len {
         let mut chunk = [0u8; 8192];
         let n = conn.read(&mut chunk).await?;
@@ -364,7 +411,9 @@ async fn serve(
         let mut fs = faults.lock().unwrap();
         let idx = fs.iter().position(|f| {
             (action == f.action || action.ends_with(&format!(".{}", f.action)))
-                && f.body_contains.as_ref().is_none_or(|s| body.contains(s.as_str()))
+                && f.body_contains
+                    .as_ref()
+                    .is_none_or(|s| body.contains(s.as_str()))
                 && f.times != Some(0)
         });
         idx.map(|i| {
@@ -441,13 +490,17 @@ pub const IMDS_KEY: &str = "AKIDFROMIMDS";
 
 impl Imds {
     pub async fn start(region: &'static str) -> Imds {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind imds");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind imds");
         let port = listener.local_addr().expect("addr").port();
         let hits: Arc<Mutex<Vec<ImdsHit>>> = Arc::default();
         let h2 = hits.clone();
         let task = tokio::spawn(async move {
             loop {
-                let Ok((mut conn, _)) = listener.accept().await else { break };
+                let Ok((mut conn, _)) = listener.accept().await else {
+                    break;
+                };
                 let h3 = h2.clone();
                 tokio::spawn(async move {
                     let mut buf = vec![0u8; 16384];
@@ -464,7 +517,9 @@ impl Imds {
                     let path = first.next().unwrap_or("").to_string();
                     let token = head.lines().find_map(|l| {
                         let (k, v) = l.split_once(':')?;
-                        k.trim().eq_ignore_ascii_case("x-aws-ec2-metadata-token").then(|| v.trim().to_string())
+                        k.trim()
+                            .eq_ignore_ascii_case("x-aws-ec2-metadata-token")
+                            .then(|| v.trim().to_string())
                     });
                     h3.lock().unwrap().push(ImdsHit {
                         method: method.clone(),
@@ -475,7 +530,9 @@ impl Imds {
                     let (status, body) = match (method.as_str(), path.as_str()) {
                         ("PUT", "/latest/api/token") => (200, IMDS_TOKEN.to_string()),
                         (_, _) if !authorized => (401, String::new()),
-                        ("GET", "/latest/meta-data/iam/security-credentials/") => (200, "sindri-test-role".to_string()),
+                        ("GET", "/latest/meta-data/iam/security-credentials/") => {
+                            (200, "sindri-test-role".to_string())
+                        }
                         ("GET", "/latest/meta-data/iam/security-credentials/sindri-test-role") => (
                             200,
                             format!(
@@ -537,7 +594,11 @@ impl Home {
         let dir = tempfile::tempdir().expect("home");
         std::fs::create_dir_all(dir.path().join(".ssh")).expect(".ssh");
         std::fs::copy(key, dir.path().join(".ssh/id_ed25519")).expect("copy key");
-        std::fs::copy(key.with_extension("pub"), dir.path().join(".ssh/id_ed25519.pub")).expect("copy pub");
+        std::fs::copy(
+            key.with_extension("pub"),
+            dir.path().join(".ssh/id_ed25519.pub"),
+        )
+        .expect("copy pub");
         Home { dir }
     }
 
@@ -561,7 +622,10 @@ pub fn test_env(endpoint: &str, home: &Path) -> BTreeMap<String, String> {
         ("AWS_EC2_METADATA_DISABLED".to_string(), "true".to_string()),
         ("HOME".to_string(), home.display().to_string()),
         ("SINDRI_AWS_SSH_CIDR".to_string(), CIDR.to_string()),
-        ("SINDRI_STATE_DIR".to_string(), home.join("state").display().to_string()),
+        (
+            "SINDRI_STATE_DIR".to_string(),
+            home.join("state").display().to_string(),
+        ),
     ])
 }
 
@@ -601,14 +665,20 @@ impl TestSpec {
                 obj.insert(k.clone(), v.clone());
             }
         }
-        let spec: Spec = serde_json::from_value(serde_json::json!({"name": name, "deployment": d})).expect("spec");
+        let spec: Spec = serde_json::from_value(serde_json::json!({"name": name, "deployment": d}))
+            .expect("spec");
         let spec = ResolvedSpec::new(spec, &dir.path().join("sindri.yaml"));
         TestSpec { dir, spec }
     }
 
     /// A record of this spec as the CLI would hold it after a deploy lost its state.
     pub fn record(&self) -> Deployment {
-        let mut d = Deployment::creating(self.spec.name(), sindri_spec::ProviderKind::Aws, &self.spec.project, &self.spec.spec_hash());
+        let mut d = Deployment::creating(
+            self.spec.name(),
+            sindri_spec::ProviderKind::Aws,
+            &self.spec.project,
+            &self.spec.spec_hash(),
+        );
         d.state = DeploymentState::Creating;
         d
     }

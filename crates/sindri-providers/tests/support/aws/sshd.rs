@@ -32,7 +32,10 @@ pub fn free_port() -> u16 {
 
 /// The current user's name, as sshd will authenticate it.
 pub fn current_user() -> String {
-    let out = Command::new("id").arg("-un").output().expect("run `id -un`");
+    let out = Command::new("id")
+        .arg("-un")
+        .output()
+        .expect("run `id -un`");
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
@@ -67,12 +70,18 @@ impl Sshd {
         match client_key_from {
             Some(k) => {
                 std::fs::copy(k, &identity).expect("copy client key");
-                std::fs::copy(k.with_extension("pub"), identity.with_extension("pub")).expect("copy client pub key");
-                std::fs::set_permissions(&identity, std::os::unix::fs::PermissionsExt::from_mode(0o600)).expect("chmod key");
+                std::fs::copy(k.with_extension("pub"), identity.with_extension("pub"))
+                    .expect("copy client pub key");
+                std::fs::set_permissions(
+                    &identity,
+                    std::os::unix::fs::PermissionsExt::from_mode(0o600),
+                )
+                .expect("chmod key");
             }
             None => keygen(&identity),
         }
-        std::fs::copy(identity.with_extension("pub"), d.join("authorized_keys")).expect("authorized_keys");
+        std::fs::copy(identity.with_extension("pub"), d.join("authorized_keys"))
+            .expect("authorized_keys");
         let user = current_user();
         let config = format!(
             "Port {port}\nListenAddress 127.0.0.1\nHostKey {hk}\nPidFile {pid}\nAuthorizedKeysFile {ak}\n\
@@ -92,7 +101,9 @@ impl Sshd {
             .arg(d.join("sshd_config"))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::from(std::fs::File::create(d.join("sshd.log")).expect("sshd log")))
+            .stderr(Stdio::from(
+                std::fs::File::create(d.join("sshd.log")).expect("sshd log"),
+            ))
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {SSHD}: {e}"));
         let mut s = Sshd {
@@ -116,7 +127,11 @@ impl Sshd {
             }
             std::thread::sleep(std::time::Duration::from_millis(25));
         }
-        panic!("sshd never listened on 127.0.0.1:{}: {}", self.port, self.log());
+        panic!(
+            "sshd never listened on 127.0.0.1:{}: {}",
+            self.port,
+            self.log()
+        );
     }
 
     /// What sshd logged.
@@ -143,7 +158,9 @@ impl Sshd {
         let _ = self.child.kill();
         let _ = self.child.wait();
         for pid in kids {
-            let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
+            let _ = Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status();
         }
     }
 }
@@ -159,11 +176,21 @@ fn descendants(pid: u32) -> Vec<u32> {
     let mut parents: Vec<(u32, u32)> = Vec::new();
     if let Ok(rd) = std::fs::read_dir("/proc") {
         for e in rd.flatten() {
-            let Some(p) = e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else { continue };
-            let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else { continue };
+            let Some(p) = e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+                continue;
+            };
+            let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else {
+                continue;
+            };
             // The command name may contain spaces; the fields after its `)` are fixed.
-            let Some(after) = stat.rsplit_once(')').map(|(_, a)| a) else { continue };
-            if let Some(ppid) = after.split_whitespace().nth(1).and_then(|f| f.parse::<u32>().ok()) {
+            let Some(after) = stat.rsplit_once(')').map(|(_, a)| a) else {
+                continue;
+            };
+            if let Some(ppid) = after
+                .split_whitespace()
+                .nth(1)
+                .and_then(|f| f.parse::<u32>().ok())
+            {
                 parents.push((p, ppid));
             }
         }

@@ -216,24 +216,39 @@ impl Drop for KubeServer {
     }
 }
 
-/// Panics with how to install busybox when the static busybox is missing: exec runs
-/// real commands with it.
-fn require_busybox() {
-    let ok = std::process::Command::new("/bin/busybox")
-        .arg("--list")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    assert!(
-        ok,
-        "the test Kubernetes API server runs exec with /bin/busybox in a chroot: install Debian's \
-         busybox-static (`apt-get install busybox-static`; .ci/setup does) and run the tests as root"
-    );
+/// Panics with what to do when exec cannot work here: it runs real commands with the
+/// static busybox in a chroot, which needs Debian's busybox-static and root.
+fn require_busybox_and_chroot() {
+    static CHECKED: std::sync::OnceLock<()> = std::sync::OnceLock::new();
+    CHECKED.get_or_init(|| {
+        let listed = std::process::Command::new("/bin/busybox")
+            .arg("--list")
+            .output()
+            .is_ok_and(|o| o.status.success());
+        assert!(
+            listed,
+            "the test Kubernetes API server runs exec with /bin/busybox: install Debian's \
+             busybox-static (`apt-get install busybox-static`; .ci/setup does)"
+        );
+        let probe = tempfile::tempdir().expect("temp dir");
+        std::fs::create_dir_all(probe.path().join("bin")).expect("mkdir");
+        std::fs::copy("/bin/busybox", probe.path().join("bin/busybox")).expect("copy busybox");
+        let out = std::process::Command::new("chroot")
+            .arg(probe.path())
+            .args(["/bin/busybox", "true"])
+            .output();
+        assert!(
+            out.as_ref().is_ok_and(|o| o.status.success()),
+            "the test Kubernetes API server runs exec in a chroot, which needs root (CAP_SYS_CHROOT) \
+             and coreutils' chroot: {out:?}"
+        );
+    });
 }
 
 impl KubeServer {
     /// Starts a server on a free loopback port with one node (no GPUs).
     pub async fn start() -> KubeServer {
-        require_busybox();
+        require_busybox_and_chroot();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind a loopback port");

@@ -100,12 +100,22 @@ impl E2b {
             ..E2bState::default()
         }));
         let dir = super::api_specs().join("e2b");
-        let api_contract: Arc<dyn Contract> = Arc::new(OpenApi::load(&dir.join("openapi.yml"), "", super::strict));
+        let api_contract: Arc<dyn Contract> =
+            Arc::new(OpenApi::load(&dir.join("openapi.yml"), "", super::strict));
         let envd_contract = Arc::new(EnvdContract::load(&dir));
-        let api = TestServer::start(Some(api_contract), Arc::new(ApiFake { state: state.clone() })).await;
+        let api = TestServer::start(
+            Some(api_contract),
+            Arc::new(ApiFake {
+                state: state.clone(),
+            }),
+        )
+        .await;
         let envd = TestServer::start(
             Some(envd_contract.clone() as Arc<dyn Contract>),
-            Arc::new(EnvdFake { state: state.clone(), contract: envd_contract }),
+            Arc::new(EnvdFake {
+                state: state.clone(),
+                contract: envd_contract,
+            }),
         )
         .await;
         E2b { api, envd, state }
@@ -195,10 +205,17 @@ struct ApiFake {
 }
 
 impl Fake for ApiFake {
-    fn call(self: Arc<Self>, ex: Exchange, _log: Log) -> Pin<Box<dyn Future<Output = Reply> + Send>> {
+    fn call(
+        self: Arc<Self>,
+        ex: Exchange,
+        _log: Log,
+    ) -> Pin<Box<dyn Future<Output = Reply> + Send>> {
         Box::pin(async move {
             if ex.h("x-api-key") != Some(API_KEY) {
-                return e(401, &format!("Invalid API key: {}", ex.h("x-api-key").unwrap_or("")));
+                return e(
+                    401,
+                    &format!("Invalid API key: {}", ex.h("x-api-key").unwrap_or("")),
+                );
             }
             let mut st = lock(&self.state);
             api(&mut st, &ex)
@@ -252,7 +269,10 @@ fn api(st: &mut E2bState, ex: &Exchange) -> Reply {
                     (percent_decode(k, false), percent_decode(v, false))
                 })
                 .collect();
-            let states: Vec<&str> = ex.q("state").map(|s| s.split(',').collect()).unwrap_or_else(|| vec!["running"]);
+            let states: Vec<&str> = ex
+                .q("state")
+                .map(|s| s.split(',').collect())
+                .unwrap_or_else(|| vec!["running"]);
             let matching: Vec<&FakeSandbox> = st
                 .sandboxes
                 .values()
@@ -260,8 +280,17 @@ fn api(st: &mut E2bState, ex: &Exchange) -> Reply {
                 .filter(|s| filter.iter().all(|(k, v)| s.metadata.get(k) == Some(v)))
                 .collect();
             let start: usize = ex.q("nextToken").and_then(|t| t.parse().ok()).unwrap_or(0);
-            let limit = ex.q("limit").and_then(|l| l.parse().ok()).unwrap_or(100usize).min(st.page_size);
-            let page: Vec<Value> = matching.iter().skip(start).take(limit).map(|s| detail(s, true)).collect();
+            let limit = ex
+                .q("limit")
+                .and_then(|l| l.parse().ok())
+                .unwrap_or(100usize)
+                .min(st.page_size);
+            let page: Vec<Value> = matching
+                .iter()
+                .skip(start)
+                .take(limit)
+                .map(|s| detail(s, true))
+                .collect();
             let mut headers = Vec::new();
             if start + limit < matching.len() {
                 headers.push(("X-Next-Token".to_string(), (start + limit).to_string()));
@@ -300,7 +329,10 @@ fn api(st: &mut E2bState, ex: &Exchange) -> Reply {
         "GET /v2/sandboxes/{sandboxID}/logs" => match st.sandboxes.get(&id) {
             None => e(404, &format!("sandbox \"{id}\" not found")),
             Some(s) => {
-                let limit = ex.q("limit").and_then(|l| l.parse().ok()).unwrap_or(1000usize);
+                let limit = ex
+                    .q("limit")
+                    .and_then(|l| l.parse().ok())
+                    .unwrap_or(1000usize);
                 let cursor: Option<i64> = ex.q("cursor").and_then(|c| c.parse().ok());
                 let mut logs: Vec<&(i64, String)> = s.logs.iter().collect();
                 if ex.q("direction") == Some("backward") {
@@ -333,25 +365,46 @@ fn rpc_err(status: u16, code: &str, msg: &str) -> Reply {
 }
 
 impl Fake for EnvdFake {
-    fn call(self: Arc<Self>, ex: Exchange, log: Log) -> Pin<Box<dyn Future<Output = Reply> + Send>> {
+    fn call(
+        self: Arc<Self>,
+        ex: Exchange,
+        log: Log,
+    ) -> Pin<Box<dyn Future<Output = Reply> + Send>> {
         Box::pin(async move {
             let rpc = ex.op.starts_with('/');
             let sid = ex.h("e2b-sandbox-id").unwrap_or("").to_string();
             let sandbox = lock(&self.state).sandboxes.get(&sid).cloned();
             let Some(sandbox) = sandbox.filter(|s| s.state == "running") else {
                 let msg = format!("sandbox {sid:?} is not running (or does not exist)");
-                return if rpc { rpc_err(502, "unavailable", &msg) } else { e(502, &msg) };
+                return if rpc {
+                    rpc_err(502, "unavailable", &msg)
+                } else {
+                    e(502, &msg)
+                };
             };
             if ex.h("e2b-sandbox-port") != Some("49983") {
-                log.violation(format!("{}: the E2b-Sandbox-Port header is not 49983", ex.op));
+                log.violation(format!(
+                    "{}: the E2b-Sandbox-Port header is not 49983",
+                    ex.op
+                ));
             }
             if ex.h("x-access-token") != Some(sandbox.token.as_str()) {
                 let msg = "invalid access token";
-                return if rpc { rpc_err(401, "unauthenticated", msg) } else { e(401, msg) };
+                return if rpc {
+                    rpc_err(401, "unauthenticated", msg)
+                } else {
+                    e(401, msg)
+                };
             }
             if let Some(basic) = ex.h("authorization").and_then(|a| a.strip_prefix("Basic ")) {
-                let user = B64.decode(basic).ok().and_then(|b| String::from_utf8(b).ok()).unwrap_or_default();
-                lock(&self.state).users.push(user.trim_end_matches(':').to_string());
+                let user = B64
+                    .decode(basic)
+                    .ok()
+                    .and_then(|b| String::from_utf8(b).ok())
+                    .unwrap_or_default();
+                lock(&self.state)
+                    .users
+                    .push(user.trim_end_matches(':').to_string());
             }
             match ex.op.as_str() {
                 "/process.Process/Start" => self.start(&ex, &sandbox, log).await,
@@ -364,7 +417,11 @@ impl Fake for EnvdFake {
                             h.lock().await.take();
                             Reply::Json(200, json!({}))
                         }
-                        None => rpc_err(404, "not_found", &format!("process with pid {pid} not found")),
+                        None => rpc_err(
+                            404,
+                            "not_found",
+                            &format!("process with pid {pid} not found"),
+                        ),
                     }
                 }
                 "/process.Process/Update" => {
@@ -372,10 +429,18 @@ impl Fake for EnvdFake {
                     let pid = b["process"]["pid"].as_u64().unwrap_or(0) as u32;
                     let mut st = lock(&self.state);
                     if !st.procs.contains_key(&pid) {
-                        return rpc_err(404, "not_found", &format!("process with pid {pid} not found"));
+                        return rpc_err(
+                            404,
+                            "not_found",
+                            &format!("process with pid {pid} not found"),
+                        );
                     }
                     let size = &b["pty"]["size"];
-                    st.resizes.push((pid, size["cols"].as_u64().unwrap_or(0) as u32, size["rows"].as_u64().unwrap_or(0) as u32));
+                    st.resizes.push((
+                        pid,
+                        size["cols"].as_u64().unwrap_or(0) as u32,
+                        size["rows"].as_u64().unwrap_or(0) as u32,
+                    ));
                     Reply::Json(200, json!({}))
                 }
                 "/filesystem.Filesystem/Stat" => {
@@ -398,7 +463,11 @@ impl Fake for EnvdFake {
                                 .collect();
                             Reply::Json(200, json!({"entries": entries}))
                         }
-                        Err(_) => rpc_err(404, "not_found", &format!("directory {path} does not exist")),
+                        Err(_) => rpc_err(
+                            404,
+                            "not_found",
+                            &format!("directory {path} does not exist"),
+                        ),
                     }
                 }
                 "/filesystem.Filesystem/MakeDir" => {
@@ -406,7 +475,9 @@ impl Fake for EnvdFake {
                     if std::path::Path::new(&path).exists() {
                         return rpc_err(409, "already_exists", &format!("{path} already exists"));
                     }
-                    match std::fs::create_dir_all(&path).and_then(|_| std::fs::symlink_metadata(&path)) {
+                    match std::fs::create_dir_all(&path)
+                        .and_then(|_| std::fs::symlink_metadata(&path))
+                    {
                         Ok(m) => Reply::Json(200, json!({"entry": entry(&path, &m)})),
                         Err(err) => rpc_err(500, "internal", &err.to_string()),
                     }
@@ -416,7 +487,12 @@ impl Fake for EnvdFake {
                     match std::fs::metadata(&path) {
                         Ok(m) if m.is_dir() => e(400, &format!("path '{path}' is a directory")),
                         Ok(_) => match std::fs::read(&path) {
-                            Ok(data) => Reply::Bytes(200, "application/octet-stream".into(), data, Vec::new()),
+                            Ok(data) => Reply::Bytes(
+                                200,
+                                "application/octet-stream".into(),
+                                data,
+                                Vec::new(),
+                            ),
                             Err(err) => e(500, &err.to_string()),
                         },
                         Err(_) => e(404, &format!("path '{path}' does not exist")),
@@ -425,7 +501,12 @@ impl Fake for EnvdFake {
                 "POST /files" => {
                     let path = ex.q("path").unwrap_or("").to_string();
                     let ct = ex.h("content-type").unwrap_or("").to_string();
-                    let boundary = ct.split("boundary=").nth(1).unwrap_or("").trim_matches('"').to_string();
+                    let boundary = ct
+                        .split("boundary=")
+                        .nth(1)
+                        .unwrap_or("")
+                        .trim_matches('"')
+                        .to_string();
                     let parts = match super::multipart::parse(&ex.body, &boundary) {
                         Ok(p) => p,
                         Err(err) => return e(400, &err),
@@ -449,8 +530,14 @@ impl Fake for EnvdFake {
                     }
                 }
                 other => {
-                    log.violation(format!("sindri called {other}, which this fake of envd does not implement"));
-                    rpc_err(501, "unimplemented", &format!("{other} is not implemented by the fake"))
+                    log.violation(format!(
+                        "sindri called {other}, which this fake of envd does not implement"
+                    ));
+                    rpc_err(
+                        501,
+                        "unimplemented",
+                        &format!("{other} is not implemented by the fake"),
+                    )
                 }
             }
         })
@@ -489,7 +576,11 @@ impl EnvdFake {
             st.procs.get(&pid).cloned()
         };
         let Some(handle) = handle else {
-            return rpc_err(404, "not_found", &format!("process with pid {pid} not found"));
+            return rpc_err(
+                404,
+                "not_found",
+                &format!("process with pid {pid} not found"),
+            );
         };
         let (data, pty) = match (b["input"]["stdin"].as_str(), b["input"]["pty"].as_str()) {
             (Some(d), _) => (d, false),
@@ -508,7 +599,11 @@ impl EnvdFake {
         match guard.as_mut() {
             Some(w) => match w.write_all(&bytes).await {
                 Ok(()) => Reply::Json(200, json!({})),
-                Err(err) => rpc_err(400, "failed_precondition", &format!("stdin is closed: {err}")),
+                Err(err) => rpc_err(
+                    400,
+                    "failed_precondition",
+                    &format!("stdin is closed: {err}"),
+                ),
             },
             None => rpc_err(400, "failed_precondition", "stdin is closed"),
         }
@@ -521,7 +616,12 @@ impl EnvdFake {
         };
         let p = &msg["process"];
         let cmd = p["cmd"].as_str().unwrap_or("").to_string();
-        let args: Vec<String> = p["args"].as_array().into_iter().flatten().filter_map(|a| a.as_str().map(str::to_string)).collect();
+        let args: Vec<String> = p["args"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|a| a.as_str().map(str::to_string))
+            .collect();
         let pty = !msg["pty"].is_null();
         let stdin = msg["stdin"].as_bool().unwrap_or(true);
         let mut c = tokio::process::Command::new(&cmd);
@@ -541,9 +641,14 @@ impl EnvdFake {
         }
         let (tx, rx) = tokio::sync::mpsc::channel::<Vec<u8>>(256);
         let contract = self.contract.clone();
-        let send = move |tx: tokio::sync::mpsc::Sender<Vec<u8>>, v: Value, log: Log, contract: Arc<EnvdContract>| async move {
+        let send = move |tx: tokio::sync::mpsc::Sender<Vec<u8>>,
+                         v: Value,
+                         log: Log,
+                         contract: Arc<EnvdContract>| async move {
             for problem in contract.protos.errors("process.StartResponse", &v) {
-                log.violation(format!("the fake streamed an invalid StartResponse: {problem}"));
+                log.violation(format!(
+                    "the fake streamed an invalid StartResponse: {problem}"
+                ));
             }
             let body = serde_json::to_vec(&v).unwrap_or_default();
             let _ = tx.send(envelope(0, &body)).await;
@@ -568,8 +673,15 @@ impl EnvdFake {
         }
         let state = self.state.clone();
         tokio::spawn(async move {
-            send(tx.clone(), json!({"event": {"start": {"pid": pid}}}), log.clone(), contract.clone()).await;
-            let pump = |mut r: Box<dyn tokio::io::AsyncRead + Send + Unpin>, field: &'static str| {
+            send(
+                tx.clone(),
+                json!({"event": {"start": {"pid": pid}}}),
+                log.clone(),
+                contract.clone(),
+            )
+            .await;
+            let pump = |mut r: Box<dyn tokio::io::AsyncRead + Send + Unpin>,
+                        field: &'static str| {
                 let (tx, log, contract) = (tx.clone(), log.clone(), contract.clone());
                 tokio::spawn(async move {
                     let mut buf = vec![0u8; 8192];
@@ -584,8 +696,14 @@ impl EnvdFake {
                     }
                 })
             };
-            let out = child.stdout.take().map(|o| pump(Box::new(o), if pty { "pty" } else { "stdout" }));
-            let err = child.stderr.take().map(|o| pump(Box::new(o), if pty { "pty" } else { "stderr" }));
+            let out = child
+                .stdout
+                .take()
+                .map(|o| pump(Box::new(o), if pty { "pty" } else { "stdout" }));
+            let err = child
+                .stderr
+                .take()
+                .map(|o| pump(Box::new(o), if pty { "pty" } else { "stderr" }));
             if let Some(t) = out {
                 let _ = t.await;
             }
@@ -600,7 +718,13 @@ impl EnvdFake {
             if code != 0 {
                 end["exitCode"] = json!(code);
             }
-            send(tx.clone(), json!({"event": {"end": end}}), log.clone(), contract.clone()).await;
+            send(
+                tx.clone(),
+                json!({"event": {"end": end}}),
+                log.clone(),
+                contract.clone(),
+            )
+            .await;
             let _ = tx.send(envelope(2, b"{}")).await;
         });
         Reply::Stream(200, "application/connect+json".into(), rx)

@@ -11,9 +11,22 @@ use super::server::{Contract, Matched, RawRequest, Violation};
 
 /// The Connect error codes (connectrpc.com/docs/protocol#error-codes).
 const CONNECT_CODES: [&str; 16] = [
-    "canceled", "unknown", "invalid_argument", "deadline_exceeded", "not_found", "already_exists",
-    "permission_denied", "resource_exhausted", "failed_precondition", "aborted", "out_of_range",
-    "unimplemented", "internal", "unavailable", "data_loss", "unauthenticated",
+    "canceled",
+    "unknown",
+    "invalid_argument",
+    "deadline_exceeded",
+    "not_found",
+    "already_exists",
+    "permission_denied",
+    "resource_exhausted",
+    "failed_precondition",
+    "aborted",
+    "out_of_range",
+    "unimplemented",
+    "internal",
+    "unavailable",
+    "data_loss",
+    "unauthenticated",
 ];
 
 /// envd.yaml + process.proto + filesystem.proto.
@@ -53,39 +66,83 @@ pub fn envelopes(body: &[u8]) -> Result<Vec<(u8, Vec<u8>)>, String> {
 
 impl Contract for EnvdContract {
     fn check(&self, req: &RawRequest<'_>) -> Result<Matched, Violation> {
-        let bad = |status: u16, m: String| Violation { status, message: format!("envd {}: {m}", req.path) };
+        let bad = |status: u16, m: String| Violation {
+            status,
+            message: format!("envd {}: {m}", req.path),
+        };
         let Some(rpc) = self.protos.rpc(req.path) else {
             if req.path.starts_with("/process.") || req.path.starts_with("/filesystem.") {
-                return Err(bad(404, "no such RPC in process.proto or filesystem.proto".into()));
+                return Err(bad(
+                    404,
+                    "no such RPC in process.proto or filesystem.proto".into(),
+                ));
             }
             return self.openapi.check(req);
         };
         if req.method != "POST" {
-            return Err(bad(405, format!("Connect RPCs are POSTed, not {}", req.method)));
+            return Err(bad(
+                405,
+                format!("Connect RPCs are POSTed, not {}", req.method),
+            ));
         }
-        let ct = req.headers.get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("");
+        let ct = req
+            .headers
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
         let message: Value = if rpc.client_streaming || rpc.server_streaming {
             if ct != "application/connect+json" {
-                return Err(bad(415, format!("a streaming RPC with JSON takes application/connect+json, not `{ct}`")));
+                return Err(bad(
+                    415,
+                    format!("a streaming RPC with JSON takes application/connect+json, not `{ct}`"),
+                ));
             }
             if rpc.client_streaming {
-                return Err(bad(400, "client-streaming RPCs need HTTP/2 bidirectional streams; not used by sindri".into()));
+                return Err(bad(
+                    400,
+                    "client-streaming RPCs need HTTP/2 bidirectional streams; not used by sindri"
+                        .into(),
+                ));
             }
             let env = envelopes(req.body).map_err(|e| bad(400, e))?;
             match env.as_slice() {
-                [(0, m)] => serde_json::from_slice(m).map_err(|e| bad(400, format!("the request message is not JSON: {e}")))?,
-                [(f, _)] => return Err(bad(400, format!("the request envelope has flags {f:#x}; expected 0"))),
-                _ => return Err(bad(400, format!("a server-streaming request has exactly one message, not {}", env.len()))),
+                [(0, m)] => serde_json::from_slice(m)
+                    .map_err(|e| bad(400, format!("the request message is not JSON: {e}")))?,
+                [(f, _)] => {
+                    return Err(bad(
+                        400,
+                        format!("the request envelope has flags {f:#x}; expected 0"),
+                    ));
+                }
+                _ => {
+                    return Err(bad(
+                        400,
+                        format!(
+                            "a server-streaming request has exactly one message, not {}",
+                            env.len()
+                        ),
+                    ));
+                }
             }
         } else {
             if ct.split(';').next().unwrap_or("").trim() != "application/json" {
-                return Err(bad(415, format!("a unary RPC with JSON takes application/json, not `{ct}`")));
+                return Err(bad(
+                    415,
+                    format!("a unary RPC with JSON takes application/json, not `{ct}`"),
+                ));
             }
-            let version = req.headers.get("connect-protocol-version").and_then(|v| v.to_str().ok());
+            let version = req
+                .headers
+                .get("connect-protocol-version")
+                .and_then(|v| v.to_str().ok());
             if version != Some("1") {
-                return Err(bad(400, "the Connect-Protocol-Version: 1 header is missing".into()));
+                return Err(bad(
+                    400,
+                    "the Connect-Protocol-Version: 1 header is missing".into(),
+                ));
             }
-            serde_json::from_slice(req.body).map_err(|e| bad(400, format!("the request is not JSON: {e}")))?
+            serde_json::from_slice(req.body)
+                .map_err(|e| bad(400, format!("the request is not JSON: {e}")))?
         };
         let errs = self.protos.errors(&rpc.input, &message);
         if !errs.is_empty() {
@@ -114,7 +171,9 @@ impl Contract for EnvdContract {
         }
         match v.get("code").and_then(Value::as_str) {
             Some(c) if CONNECT_CODES.contains(&c) => Vec::new(),
-            other => vec![format!("status {status}: a Connect error needs a known `code`, found {other:?}")],
+            other => vec![format!(
+                "status {status}: a Connect error needs a known `code`, found {other:?}"
+            )],
         }
     }
 }

@@ -160,7 +160,9 @@ pub struct Fly {
 impl Fly {
     /// Starts a fake Fly API on a free port.
     pub async fn start() -> Fly {
-        let fake = Arc::new(FlyFake { state: Mutex::new(FlyState::default()) });
+        let fake = Arc::new(FlyFake {
+            state: Mutex::new(FlyState::default()),
+        });
         let contract: Arc<dyn Contract> = Arc::new(contract());
         let server = TestServer::start(Some(contract), fake.clone()).await;
         Fly { server, fake }
@@ -215,7 +217,11 @@ fn settle(m: &mut FakeMachine) {
 }
 
 impl Fake for FlyFake {
-    fn call(self: Arc<Self>, ex: Exchange, _log: Log) -> Pin<Box<dyn Future<Output = Reply> + Send>> {
+    fn call(
+        self: Arc<Self>,
+        ex: Exchange,
+        _log: Log,
+    ) -> Pin<Box<dyn Future<Output = Reply> + Send>> {
         Box::pin(async move {
             let auth = ex.h("authorization").unwrap_or("");
             if auth != format!("Bearer {TOKEN}") && auth != format!("FlyV1 {TOKEN}") {
@@ -235,8 +241,12 @@ impl FlyFake {
         let body = ex.json();
         {
             let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
-            let Some(app) = st.apps.get_mut(ex.p("app_name")) else { return err(404, "app not found") };
-            let Some(m) = app.machines.get_mut(ex.p("machine_id")) else { return err(404, "machine not found") };
+            let Some(app) = st.apps.get_mut(ex.p("app_name")) else {
+                return err(404, "app not found");
+            };
+            let Some(m) = app.machines.get_mut(ex.p("machine_id")) else {
+                return err(404, "machine not found");
+            };
             settle(m);
             if m.state != "started" {
                 return err(412, &format!("machine is {}, not started", m.state));
@@ -244,14 +254,21 @@ impl FlyFake {
         }
         let command: Vec<String> = body["command"]
             .as_array()
-            .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str().map(str::to_string))
+                    .collect()
+            })
             .unwrap_or_default();
         let stdin = body["stdin"].as_str().map(str::to_string);
         self.state
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .execs
-            .push(ExecCall { command: command.clone(), stdin: stdin.clone() });
+            .push(ExecCall {
+                command: command.clone(),
+                stdin: stdin.clone(),
+            });
         let out = local::run(&command, stdin.as_deref().map(str::as_bytes), &[], None).await;
         let mut r = json!({
             "stdout": String::from_utf8_lossy(&out.stdout),
@@ -288,7 +305,13 @@ fn handle(st: &mut FlyState, ex: &Exchange) -> Reply {
                 return err(422, "Name has already been taken");
             }
             let org = b["org_slug"].as_str().unwrap_or("personal").to_string();
-            st.apps.insert(name, FakeApp { org, ..FakeApp::default() });
+            st.apps.insert(
+                name,
+                FakeApp {
+                    org,
+                    ..FakeApp::default()
+                },
+            );
             Reply::Empty(201)
         }
         "Apps_show" => match st.apps.get(&app_name) {
@@ -318,14 +341,19 @@ fn handle_in_app(st: &mut FlyState, ex: &Exchange, app_name: &str) -> Reply {
     let new_machine_id = st.id("");
     let new_volume_id = st.id("vol_");
     let new_instance = st.id("01H");
-    let Some(app) = st.apps.get_mut(app_name) else { return err(404, "app not found") };
+    let Some(app) = st.apps.get_mut(app_name) else {
+        return err(404, "app not found");
+    };
     let mid = ex.p("machine_id").to_string();
     match op {
         "Machines_list" => {
             for m in app.machines.values_mut() {
                 settle(m);
             }
-            Reply::Json(200, Value::Array(app.machines.values().map(machine_json).collect()))
+            Reply::Json(
+                200,
+                Value::Array(app.machines.values().map(machine_json).collect()),
+            )
         }
         "Machines_create" | "Machines_update" => {
             let config = b["config"].clone();
@@ -344,7 +372,11 @@ fn handle_in_app(st: &mut FlyState, ex: &Exchange, app_name: &str) -> Reply {
                            "status": "insufficient_capacity"}),
                 );
             }
-            let id = if op == "Machines_create" { new_machine_id } else { mid.clone() };
+            let id = if op == "Machines_create" {
+                new_machine_id
+            } else {
+                mid.clone()
+            };
             if op == "Machines_update" && !app.machines.contains_key(&id) {
                 return err(404, "machine not found");
             }
@@ -354,7 +386,10 @@ fn handle_in_app(st: &mut FlyState, ex: &Exchange, app_name: &str) -> Reply {
                     return err(400, &format!("volume {vid} not found"));
                 };
                 if v.region != region {
-                    return err(400, &format!("volume {vid} is in {}, not {region}", v.region));
+                    return err(
+                        400,
+                        &format!("volume {vid} is in {}, not {region}", v.region),
+                    );
                 }
                 if v.attached.as_deref().is_some_and(|a| a != id) {
                     return err(400, &format!("volume {vid} is attached to another machine"));
@@ -370,12 +405,20 @@ fn handle_in_app(st: &mut FlyState, ex: &Exchange, app_name: &str) -> Reply {
                 id: id.clone(),
                 name: b["name"].as_str().unwrap_or(&id).to_string(),
                 region,
-                state: if op == "Machines_create" { "created".into() } else { "replacing".into() },
+                state: if op == "Machines_create" {
+                    "created".into()
+                } else {
+                    "replacing".into()
+                },
                 pending: Some("started".into()),
                 config,
                 instance_id: new_instance,
                 private_ip: format!("fdaa:0:1:a7b:1::{}", app.machines.len() + 2),
-                created_at: app.machines.get(&id).map(|m| m.created_at.clone()).unwrap_or(created_at),
+                created_at: app
+                    .machines
+                    .get(&id)
+                    .map(|m| m.created_at.clone())
+                    .unwrap_or(created_at),
             };
             let j = machine_json(&m);
             app.machines.insert(id, m);
@@ -389,7 +432,9 @@ fn handle_in_app(st: &mut FlyState, ex: &Exchange, app_name: &str) -> Reply {
             None => err(404, "machine not found"),
         },
         "Machines_start" | "Machines_stop" | "Machines_suspend" => {
-            let Some(m) = app.machines.get_mut(&mid) else { return err(404, "machine not found") };
+            let Some(m) = app.machines.get_mut(&mid) else {
+                return err(404, "machine not found");
+            };
             settle(m);
             let (from, to): (&[&str], &str) = match op {
                 "Machines_start" => (&["stopped", "suspended", "created"], "started"),
@@ -409,21 +454,34 @@ fn handle_in_app(st: &mut FlyState, ex: &Exchange, app_name: &str) -> Reply {
             Reply::Empty(200)
         }
         "Machines_wait" => {
-            let Some(m) = app.machines.get_mut(&mid) else { return err(404, "machine not found") };
+            let Some(m) = app.machines.get_mut(&mid) else {
+                return err(404, "machine not found");
+            };
             settle(m);
             let want = ex.q("state").unwrap_or("started");
             if m.state == want {
                 Reply::Json(200, json!({"ok": true}))
             } else {
                 // The real API holds the request until its timeout; the fake gives up at once.
-                Reply::Json(408, json!({"error": format!("deadline exceeded waiting for {want}; machine is {}", m.state)}))
+                Reply::Json(
+                    408,
+                    json!({"error": format!("deadline exceeded waiting for {want}; machine is {}", m.state)}),
+                )
             }
         }
         "Machines_delete" => {
-            let Some(m) = app.machines.get_mut(&mid) else { return err(404, "machine not found") };
+            let Some(m) = app.machines.get_mut(&mid) else {
+                return err(404, "machine not found");
+            };
             settle(m);
             if !matches!(m.state.as_str(), "stopped" | "created" | "failed") {
-                return err(412, &format!("unable to destroy machine, not currently stopped (it is {})", m.state));
+                return err(
+                    412,
+                    &format!(
+                        "unable to destroy machine, not currently stopped (it is {})",
+                        m.state
+                    ),
+                );
             }
             app.machines.remove(&mid);
             for v in app.volumes.values_mut() {
@@ -433,7 +491,10 @@ fn handle_in_app(st: &mut FlyState, ex: &Exchange, app_name: &str) -> Reply {
             }
             Reply::Empty(200)
         }
-        "Volumes_list" => Reply::Json(200, Value::Array(app.volumes.values().map(volume_json).collect())),
+        "Volumes_list" => Reply::Json(
+            200,
+            Value::Array(app.volumes.values().map(volume_json).collect()),
+        ),
         "Volumes_create" => {
             let region = b["region"].as_str().unwrap_or("").to_string();
             let name = b["name"].as_str().unwrap_or("").to_string();
@@ -441,7 +502,10 @@ fn handle_in_app(st: &mut FlyState, ex: &Exchange, app_name: &str) -> Reply {
                 return err(400, "name and region are required");
             }
             if full_volumes.contains(&region) {
-                return err(409, &format!("failed to create volume in {region}: aborted: no capacity"));
+                return err(
+                    409,
+                    &format!("failed to create volume in {region}: aborted: no capacity"),
+                );
             }
             let v = FakeVolume {
                 id: new_volume_id.clone(),
@@ -460,7 +524,11 @@ fn handle_in_app(st: &mut FlyState, ex: &Exchange, app_name: &str) -> Reply {
                 None => err(404, "volume not found"),
                 Some(v) if v.attached.is_some() => err(412, "volume is attached to a machine"),
                 Some(_) => {
-                    let v = app.volumes.remove(&vid).map(|v| volume_json(&v)).unwrap_or(Value::Null);
+                    let v = app
+                        .volumes
+                        .remove(&vid)
+                        .map(|v| volume_json(&v))
+                        .unwrap_or(Value::Null);
                     Reply::Json(200, v)
                 }
             }

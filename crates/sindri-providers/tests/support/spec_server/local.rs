@@ -18,14 +18,27 @@ pub struct Output {
 }
 
 /// Runs `argv` to its end with `stdin` (closed when `None`).
-pub async fn run(argv: &[String], stdin: Option<&[u8]>, env: &[(String, String)], cwd: Option<&str>) -> Output {
+pub async fn run(
+    argv: &[String],
+    stdin: Option<&[u8]>,
+    env: &[(String, String)],
+    cwd: Option<&str>,
+) -> Output {
     let Some((cmd, args)) = argv.split_first() else {
-        return Output { code: 127, stdout: Vec::new(), stderr: b"no command".to_vec() };
+        return Output {
+            code: 127,
+            stdout: Vec::new(),
+            stderr: b"no command".to_vec(),
+        };
     };
     let mut c = tokio::process::Command::new(cmd);
     c.args(args)
         .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-        .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true);
@@ -35,7 +48,11 @@ pub async fn run(argv: &[String], stdin: Option<&[u8]>, env: &[(String, String)]
     let mut child = match c.spawn() {
         Ok(ch) => ch,
         Err(e) => {
-            return Output { code: 127, stdout: Vec::new(), stderr: format!("{cmd}: {e}\n").into_bytes() };
+            return Output {
+                code: 127,
+                stdout: Vec::new(),
+                stderr: format!("{cmd}: {e}\n").into_bytes(),
+            };
         }
     };
     if let (Some(data), Some(mut pipe)) = (stdin, child.stdin.take()) {
@@ -51,7 +68,11 @@ pub async fn run(argv: &[String], stdin: Option<&[u8]>, env: &[(String, String)]
             stdout: o.stdout,
             stderr: o.stderr,
         },
-        Err(e) => Output { code: 127, stdout: Vec::new(), stderr: e.to_string().into_bytes() },
+        Err(e) => Output {
+            code: 127,
+            stdout: Vec::new(),
+            stderr: e.to_string().into_bytes(),
+        },
     }
 }
 

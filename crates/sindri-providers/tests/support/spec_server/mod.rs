@@ -14,9 +14,11 @@ pub mod e2b;
 pub mod envd_contract;
 pub mod fly;
 pub mod local;
+pub mod lyceum;
 pub mod multipart;
 pub mod openapi;
 pub mod proto;
+pub mod runpod;
 pub mod server;
 
 use std::path::PathBuf;

@@ -22,7 +22,8 @@ fn find(hay: &[u8], needle: &[u8], from: usize) -> Option<usize> {
 pub fn parse(body: &[u8], boundary: &str) -> Result<Vec<Part>, String> {
     let delim = format!("--{boundary}");
     let mut parts = Vec::new();
-    let mut pos = find(body, delim.as_bytes(), 0).ok_or("the body does not start with the boundary")?;
+    let mut pos =
+        find(body, delim.as_bytes(), 0).ok_or("the body does not start with the boundary")?;
     loop {
         pos += delim.len();
         if body[pos..].starts_with(b"--") {
@@ -35,7 +36,8 @@ pub fn parse(body: &[u8], boundary: &str) -> Result<Vec<Part>, String> {
         let head_end = find(body, b"\r\n\r\n", pos).ok_or("a part has no header end")?;
         let head = String::from_utf8_lossy(&body[pos..head_end]).into_owned();
         let data_start = head_end + 4;
-        let next = find(body, format!("\r\n{delim}").as_bytes(), data_start).ok_or("a part is not terminated by the boundary")?;
+        let next = find(body, format!("\r\n{delim}").as_bytes(), data_start)
+            .ok_or("a part is not terminated by the boundary")?;
         let mut name = None;
         let mut filename = None;
         for line in head.split("\r\n") {

@@ -48,23 +48,37 @@ impl OpenApi {
         let schemas = doc
             .pointer("/components/schemas")
             .and_then(Value::as_object)
-            .map(|m| m.iter().map(|(k, v)| (k.clone(), schema(v))).collect::<Map<_, _>>())
+            .map(|m| {
+                m.iter()
+                    .map(|(k, v)| (k.clone(), schema(v)))
+                    .collect::<Map<_, _>>()
+            })
             .unwrap_or_default();
         let root = json!({"components": {"schemas": schemas}});
         let mut paths = Vec::new();
-        for template in doc.get("paths").and_then(Value::as_object).map(|m| m.keys().cloned().collect::<Vec<_>>()).unwrap_or_default() {
+        for template in doc
+            .get("paths")
+            .and_then(Value::as_object)
+            .map(|m| m.keys().cloned().collect::<Vec<_>>())
+            .unwrap_or_default()
+        {
             let segs = template
                 .trim_start_matches('/')
                 .split('/')
-                .map(|s| match s.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
-                    Some(p) => Seg::Param(p.to_string()),
-                    None => Seg::Lit(s.to_string()),
-                })
+                .map(
+                    |s| match s.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
+                        Some(p) => Seg::Param(p.to_string()),
+                        None => Seg::Lit(s.to_string()),
+                    },
+                )
                 .collect();
             paths.push((segs, template));
         }
         OpenApi {
-            name: file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+            name: file
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default(),
             base_path: base_path.trim_end_matches('/').to_string(),
             doc,
             root,
@@ -101,10 +115,9 @@ impl OpenApi {
         }
         let mut doc = self.root.clone();
         doc["allOf"] = json!([schema(openapi_schema)]);
-        let v = Arc::new(
-            jsonschema::validator_for(&doc)
-                .unwrap_or_else(|e| panic!("{}: the schema at {key} does not compile: {e}", self.name)),
-        );
+        let v = Arc::new(jsonschema::validator_for(&doc).unwrap_or_else(|e| {
+            panic!("{}: the schema at {key} does not compile: {e}", self.name)
+        }));
         cache.insert(key.to_string(), v.clone());
         v
     }
@@ -114,13 +127,25 @@ impl OpenApi {
         v.iter_errors(instance)
             .map(|e| {
                 let at = e.instance_path().to_string();
-                format!("{} {}", if at.is_empty() { "(body)".to_string() } else { at }, e)
+                format!(
+                    "{} {}",
+                    if at.is_empty() {
+                        "(body)".to_string()
+                    } else {
+                        at
+                    },
+                    e
+                )
             })
             .collect()
     }
 
     /// The (template, operation) for a method and decoded path segments.
-    fn find(&self, method: &str, segs: &[String]) -> Result<(String, BTreeMap<String, String>), Violation> {
+    fn find(
+        &self,
+        method: &str,
+        segs: &[String],
+    ) -> Result<(String, BTreeMap<String, String>), Violation> {
         let mut best: Option<(usize, &String, BTreeMap<String, String>)> = None;
         for (tsegs, template) in &self.paths {
             if tsegs.len() != segs.len() {
@@ -145,12 +170,20 @@ impl OpenApi {
         let Some((_, template, params)) = best else {
             return Err(Violation {
                 status: 404,
-                message: format!("{}: no path `/{}` in the API description", self.name, segs.join("/")),
+                message: format!(
+                    "{}: no path `/{}` in the API description",
+                    self.name,
+                    segs.join("/")
+                ),
             });
         };
         let item = &self.doc["paths"][template.as_str()];
         if item.get(method.to_ascii_lowercase()).is_none() {
-            let allowed: Vec<&str> = METHODS.iter().copied().filter(|m| item.get(*m).is_some()).collect();
+            let allowed: Vec<&str> = METHODS
+                .iter()
+                .copied()
+                .filter(|m| item.get(*m).is_some())
+                .collect();
             return Err(Violation {
                 status: 405,
                 message: format!(
@@ -169,10 +202,17 @@ impl Contract for OpenApi {
         let Some(rest) = req.path.strip_prefix(&self.base_path) else {
             return Err(Violation {
                 status: 404,
-                message: format!("{}: the path does not start with {}", self.name, self.base_path),
+                message: format!(
+                    "{}: the path does not start with {}",
+                    self.name, self.base_path
+                ),
             });
         };
-        let segs: Vec<String> = rest.trim_start_matches('/').split('/').map(|s| percent_decode(s, false)).collect();
+        let segs: Vec<String> = rest
+            .trim_start_matches('/')
+            .split('/')
+            .map(|s| percent_decode(s, false))
+            .collect();
         let (template, params) = self.find(req.method, &segs)?;
         let method = req.method.to_ascii_lowercase();
         let item = &self.doc["paths"][template.as_str()];
@@ -189,7 +229,10 @@ impl Contract for OpenApi {
 
         // Parameters of the path item and of the operation.
         let mut declared: Vec<&Value> = Vec::new();
-        for list in [item.get("parameters"), op.get("parameters")].into_iter().flatten() {
+        for list in [item.get("parameters"), op.get("parameters")]
+            .into_iter()
+            .flatten()
+        {
             for p in list.as_array().into_iter().flatten() {
                 declared.push(self.deref(p));
             }
@@ -203,20 +246,35 @@ impl Contract for OpenApi {
             let raw: Option<String> = match place {
                 "query" => {
                     known_query.push(name.to_string());
-                    req.query.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
+                    req.query
+                        .iter()
+                        .find(|(k, _)| k == name)
+                        .map(|(_, v)| v.clone())
                 }
                 "path" => params.get(name).cloned(),
-                "header" => req.headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_string),
+                "header" => req
+                    .headers
+                    .get(name)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_string),
                 _ => None,
             };
             match raw {
-                None if required => return Err(bad(400, format!("the required {place} parameter `{name}` is missing"))),
+                None if required => {
+                    return Err(bad(
+                        400,
+                        format!("the required {place} parameter `{name}` is missing"),
+                    ));
+                }
                 None => {}
                 Some(raw) => {
                     let value = self.parameter_value(&s, &raw);
                     let errs = self.errors(&format!("{op_id}/param/{name}"), &s, &value);
                     if !errs.is_empty() {
-                        return Err(bad(400, format!("{place} parameter `{name}`={raw:?}: {}", errs.join("; "))));
+                        return Err(bad(
+                            400,
+                            format!("{place} parameter `{name}`={raw:?}: {}", errs.join("; ")),
+                        ));
                     }
                 }
             }
@@ -228,15 +286,24 @@ impl Contract for OpenApi {
         }
 
         // Security: one of the alternatives must be satisfied.
-        if let Some(alternatives) = op.get("security").or_else(|| self.doc.get("security")).and_then(Value::as_array) {
+        if let Some(alternatives) = op
+            .get("security")
+            .or_else(|| self.doc.get("security"))
+            .and_then(Value::as_array)
+        {
             let satisfied = alternatives.is_empty()
                 || alternatives.iter().any(|alt| {
                     alt.as_object().is_some_and(|schemes| {
-                        schemes.keys().all(|scheme| self.has_credential(scheme, req))
+                        schemes
+                            .keys()
+                            .all(|scheme| self.has_credential(scheme, req))
                     })
                 });
             if !satisfied {
-                return Err(bad(401, "no credential of a scheme the operation accepts".into()));
+                return Err(bad(
+                    401,
+                    "no credential of a scheme the operation accepts".into(),
+                ));
             }
         }
 
@@ -248,7 +315,10 @@ impl Contract for OpenApi {
             }
             None => {}
             Some(spec) => {
-                let required = spec.get("required").and_then(Value::as_bool).unwrap_or(false);
+                let required = spec
+                    .get("required")
+                    .and_then(Value::as_bool)
+                    .unwrap_or(false);
                 if req.body.is_empty() {
                     if required {
                         return Err(bad(400, "the required request body is missing".into()));
@@ -259,8 +329,17 @@ impl Contract for OpenApi {
                         .get("content-type")
                         .and_then(|v| v.to_str().ok())
                         .unwrap_or("");
-                    let media = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
-                    let content = spec.get("content").and_then(Value::as_object).cloned().unwrap_or_default();
+                    let media = ct
+                        .split(';')
+                        .next()
+                        .unwrap_or("")
+                        .trim()
+                        .to_ascii_lowercase();
+                    let content = spec
+                        .get("content")
+                        .and_then(Value::as_object)
+                        .cloned()
+                        .unwrap_or_default();
                     let Some(declared) = content.get(&media) else {
                         return Err(bad(
                             415,
@@ -276,15 +355,25 @@ impl Contract for OpenApi {
                             .map_err(|e| bad(400, format!("the body is not JSON: {e}")))?;
                         let errs = self.errors(&format!("{op_id}/body"), &s, &v);
                         if !errs.is_empty() {
-                            return Err(bad(400, format!("the body does not match the schema: {}", errs.join("; "))));
+                            return Err(bad(
+                                400,
+                                format!("the body does not match the schema: {}", errs.join("; ")),
+                            ));
                         }
                     } else if media == "multipart/form-data" {
                         let parts = multipart_names(ct, req.body).map_err(|e| bad(400, e))?;
                         let s = self.deref(&s);
-                        let props = s.get("properties").and_then(Value::as_object).cloned().unwrap_or_default();
+                        let props = s
+                            .get("properties")
+                            .and_then(Value::as_object)
+                            .cloned()
+                            .unwrap_or_default();
                         for name in &parts {
                             if !props.contains_key(name) {
-                                return Err(bad(400, format!("multipart part `{name}` is not a declared field")));
+                                return Err(bad(
+                                    400,
+                                    format!("multipart part `{name}` is not a declared field"),
+                                ));
                             }
                         }
                         if parts.is_empty() {
@@ -301,20 +390,36 @@ impl Contract for OpenApi {
         })
     }
 
-    fn check_reply(&self, op_id: &str, status: u16, content_type: &str, body: &[u8]) -> Vec<String> {
-        let Some(op) = self.operation(op_id) else { return Vec::new() };
-        let Some(responses) = op.get("responses") else { return Vec::new() };
+    fn check_reply(
+        &self,
+        op_id: &str,
+        status: u16,
+        content_type: &str,
+        body: &[u8],
+    ) -> Vec<String> {
+        let Some(op) = self.operation(op_id) else {
+            return Vec::new();
+        };
+        let Some(responses) = op.get("responses") else {
+            return Vec::new();
+        };
         let declared = responses
             .get(status.to_string())
             .or_else(|| responses.get(format!("{}XX", status / 100)))
             .or_else(|| responses.get("default"));
-        let Some(declared) = declared.map(|r| self.deref(r)) else { return Vec::new() };
+        let Some(declared) = declared.map(|r| self.deref(r)) else {
+            return Vec::new();
+        };
         let media = content_type.split(';').next().unwrap_or("").trim();
         if !media.ends_with("json") || body.is_empty() {
             return Vec::new();
         }
-        let Some(s) = declared.pointer("/content/application~1json/schema") else { return Vec::new() };
-        if s.get("type").and_then(Value::as_str) == Some("string") && !s.as_object().is_some_and(|o| o.contains_key("$ref")) {
+        let Some(s) = declared.pointer("/content/application~1json/schema") else {
+            return Vec::new();
+        };
+        if s.get("type").and_then(Value::as_str) == Some("string")
+            && !s.as_object().is_some_and(|o| o.contains_key("$ref"))
+        {
             // A text answer declared as a JSON string (e.g. Fly's exec in this copy).
             return Vec::new();
         }
@@ -349,8 +454,14 @@ impl OpenApi {
     fn parameter_value(&self, s: &Value, raw: &str) -> Value {
         let s = self.deref(s);
         match s.get("type").and_then(Value::as_str) {
-            Some("integer") => raw.parse::<i64>().map(Value::from).unwrap_or_else(|_| Value::String(raw.into())),
-            Some("number") => raw.parse::<f64>().map(Value::from).unwrap_or_else(|_| Value::String(raw.into())),
+            Some("integer") => raw
+                .parse::<i64>()
+                .map(Value::from)
+                .unwrap_or_else(|_| Value::String(raw.into())),
+            Some("number") => raw
+                .parse::<f64>()
+                .map(Value::from)
+                .unwrap_or_else(|_| Value::String(raw.into())),
             Some("boolean") => match raw {
                 "true" => Value::Bool(true),
                 "false" => Value::Bool(false),
@@ -358,17 +469,29 @@ impl OpenApi {
             },
             Some("array") => {
                 let items = s.get("items").cloned().unwrap_or(json!({}));
-                Value::Array(raw.split(',').map(|p| self.parameter_value(&items, p)).collect())
+                Value::Array(
+                    raw.split(',')
+                        .map(|p| self.parameter_value(&items, p))
+                        .collect(),
+                )
             }
             _ => Value::String(raw.into()),
         }
     }
 
     fn has_credential(&self, scheme: &str, req: &RawRequest<'_>) -> bool {
-        let Some(def) = self.doc.pointer(&format!("/components/securitySchemes/{scheme}")) else {
+        let Some(def) = self
+            .doc
+            .pointer(&format!("/components/securitySchemes/{scheme}"))
+        else {
             return false;
         };
-        let header = |name: &str| req.headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
+        let header = |name: &str| {
+            req.headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        };
         match def.get("type").and_then(Value::as_str) {
             Some("apiKey") => {
                 let name = def.get("name").and_then(Value::as_str).unwrap_or("");
@@ -379,8 +502,14 @@ impl OpenApi {
                 }
             }
             Some("http") => {
-                let scheme = def.get("scheme").and_then(Value::as_str).unwrap_or("bearer");
-                header("authorization").is_some_and(|v| v.to_ascii_lowercase().starts_with(&format!("{} ", scheme.to_ascii_lowercase())))
+                let scheme = def
+                    .get("scheme")
+                    .and_then(Value::as_str)
+                    .unwrap_or("bearer");
+                header("authorization").is_some_and(|v| {
+                    v.to_ascii_lowercase()
+                        .starts_with(&format!("{} ", scheme.to_ascii_lowercase()))
+                })
             }
             _ => false,
         }
@@ -401,7 +530,9 @@ fn multipart_names(content_type: &str, body: &[u8]) -> Result<Vec<String>, Strin
 
 /// An OpenAPI 3.0 schema as JSON Schema (2020-12).
 pub fn schema(v: &Value) -> Value {
-    let Some(o) = v.as_object() else { return v.clone() };
+    let Some(o) = v.as_object() else {
+        return v.clone();
+    };
     let mut out = Map::new();
     for (k, val) in o {
         match k.as_str() {
@@ -410,7 +541,11 @@ pub fn schema(v: &Value) -> Value {
             "properties" | "patternProperties" => {
                 let m = val
                     .as_object()
-                    .map(|m| m.iter().map(|(n, s)| (n.clone(), schema(s))).collect::<Map<_, _>>())
+                    .map(|m| {
+                        m.iter()
+                            .map(|(n, s)| (n.clone(), schema(s)))
+                            .collect::<Map<_, _>>()
+                    })
                     .unwrap_or_default();
                 out.insert(k.to_string(), Value::Object(m));
             }
@@ -418,7 +553,10 @@ pub fn schema(v: &Value) -> Value {
                 out.insert(k.to_string(), schema(val));
             }
             "allOf" | "anyOf" | "oneOf" => {
-                let a = val.as_array().map(|a| a.iter().map(schema).collect()).unwrap_or_default();
+                let a = val
+                    .as_array()
+                    .map(|a| a.iter().map(schema).collect())
+                    .unwrap_or_default();
                 out.insert(k.to_string(), Value::Array(a));
             }
             _ => {

@@ -61,9 +61,14 @@ impl Protos {
         let mut enums: BTreeMap<String, Vec<String>> = BTreeMap::new();
         let mut rpcs_raw: Vec<(String, String, String, bool, String, bool)> = Vec::new();
         for f in files {
-            let text = std::fs::read_to_string(f).unwrap_or_else(|e| panic!("cannot read {}: {e}", f.display()));
+            let text = std::fs::read_to_string(f)
+                .unwrap_or_else(|e| panic!("cannot read {}: {e}", f.display()));
             let toks = tokenize(&text);
-            let mut p = Parser { toks, pos: 0, package: String::new() };
+            let mut p = Parser {
+                toks,
+                pos: 0,
+                package: String::new(),
+            };
             p.file(&mut messages, &mut enums, &mut rpcs_raw);
         }
         let resolve = |scope: &str, name: &str| -> String {
@@ -72,7 +77,11 @@ impl Protos {
             }
             let mut s = scope.to_string();
             loop {
-                let candidate = if s.is_empty() { name.to_string() } else { format!("{s}.{name}") };
+                let candidate = if s.is_empty() {
+                    name.to_string()
+                } else {
+                    format!("{s}.{name}")
+                };
                 if messages.contains_key(&candidate) || enums.contains_key(&candidate) {
                     return candidate;
                 }
@@ -90,13 +99,20 @@ impl Protos {
                 json!({"anyOf": [{"enum": enum_values}, {"type": "integer"}]}),
             );
         }
-        defs.insert("google.protobuf.Timestamp".into(), json!({"type": "string"}));
+        defs.insert(
+            "google.protobuf.Timestamp".into(),
+            json!({"type": "string"}),
+        );
         for (full, (scope, msg)) in &messages {
             let mut props = Map::new();
             let mut groups: BTreeMap<String, Vec<String>> = BTreeMap::new();
             for f in &msg.fields {
                 let one = ty_schema(&f.ty, &|n| resolve(scope, n));
-                let s = if f.repeated { json!({"type": "array", "items": one}) } else { one };
+                let s = if f.repeated {
+                    json!({"type": "array", "items": one})
+                } else {
+                    one
+                };
                 let camel = lower_camel(&f.name);
                 props.insert(camel.clone(), s.clone());
                 if camel != f.name {
@@ -110,7 +126,8 @@ impl Protos {
                     }
                 }
             }
-            let mut s = json!({"type": "object", "additionalProperties": false, "properties": props});
+            let mut s =
+                json!({"type": "object", "additionalProperties": false, "properties": props});
             let mut all = Vec::new();
             for names in groups.values() {
                 let mut pairs = Vec::new();
@@ -142,7 +159,11 @@ impl Protos {
                 }
             })
             .collect();
-        Protos { rpcs, defs, cache: Mutex::new(HashMap::new()) }
+        Protos {
+            rpcs,
+            defs,
+            cache: Mutex::new(HashMap::new()),
+        }
     }
 
     /// The RPC served at `path`.
@@ -157,9 +178,15 @@ impl Protos {
             cache
                 .entry(message.to_string())
                 .or_insert_with(|| {
-                    assert!(self.defs.contains_key(message), "no message {message} in the .proto files");
+                    assert!(
+                        self.defs.contains_key(message),
+                        "no message {message} in the .proto files"
+                    );
                     let doc = json!({"$defs": self.defs, "$ref": format!("#/$defs/{message}")});
-                    Arc::new(jsonschema::validator_for(&doc).unwrap_or_else(|e| panic!("schema of {message}: {e}")))
+                    Arc::new(
+                        jsonschema::validator_for(&doc)
+                            .unwrap_or_else(|e| panic!("schema of {message}: {e}")),
+                    )
                 })
                 .clone()
         };
@@ -198,7 +225,9 @@ fn ty_schema(t: &Ty, resolve: &dyn Fn(&str) -> String) -> Value {
             "uint64" | "fixed64" => {
                 json!({"anyOf": [{"type": "integer", "minimum": 0}, {"type": "string", "pattern": "^[0-9]+$"}]})
             }
-            "float" | "double" => json!({"anyOf": [{"type": "number"}, {"enum": ["NaN", "Infinity", "-Infinity"]}]}),
+            "float" | "double" => {
+                json!({"anyOf": [{"type": "number"}, {"enum": ["NaN", "Infinity", "-Infinity"]}]})
+            }
             "bytes" => json!({"type": "string", "pattern": "^[A-Za-z0-9+/]*={0,2}$"}),
             other => panic!("unknown scalar type {other}"),
         },
@@ -208,8 +237,8 @@ fn ty_schema(t: &Ty, resolve: &dyn Fn(&str) -> String) -> Value {
 }
 
 const SCALARS: [&str; 15] = [
-    "double", "float", "int32", "int64", "uint32", "uint64", "sint32", "sint64", "fixed32", "fixed64",
-    "sfixed32", "sfixed64", "bool", "string", "bytes",
+    "double", "float", "int32", "int64", "uint32", "uint64", "sint32", "sint64", "fixed32",
+    "fixed64", "sfixed32", "sfixed64", "bool", "string", "bytes",
 ];
 
 fn ty_of(name: &str) -> Ty {
@@ -284,7 +313,11 @@ impl Parser {
 
     fn expect(&mut self, t: &str) {
         let got = self.next();
-        assert_eq!(got, t, "proto parse error: expected `{t}`, found `{got}` at token {}", self.pos);
+        assert_eq!(
+            got, t,
+            "proto parse error: expected `{t}`, found `{got}` at token {}",
+            self.pos
+        );
     }
 
     fn skip_statement(&mut self) {
@@ -306,7 +339,12 @@ impl Parser {
         }
     }
 
-    fn file(&mut self, msgs: &mut BTreeMap<String, (String, Msg)>, enums: &mut BTreeMap<String, Vec<String>>, rpcs: &mut Vec<RawRpc>) {
+    fn file(
+        &mut self,
+        msgs: &mut BTreeMap<String, (String, Msg)>,
+        enums: &mut BTreeMap<String, Vec<String>>,
+        rpcs: &mut Vec<RawRpc>,
+    ) {
         while self.pos < self.toks.len() {
             match self.peek() {
                 "package" => {
@@ -333,7 +371,12 @@ impl Parser {
         }
     }
 
-    fn message(&mut self, scope: &str, msgs: &mut BTreeMap<String, (String, Msg)>, enums: &mut BTreeMap<String, Vec<String>>) {
+    fn message(
+        &mut self,
+        scope: &str,
+        msgs: &mut BTreeMap<String, (String, Msg)>,
+        enums: &mut BTreeMap<String, Vec<String>>,
+    ) {
         let name = self.next();
         let full = format!("{scope}.{name}");
         self.expect("{");
@@ -403,7 +446,12 @@ impl Parser {
             while self.next() != "]" {}
         }
         self.expect(";");
-        Field { name, ty, repeated, oneof: None }
+        Field {
+            name,
+            ty,
+            repeated,
+            oneof: None,
+        }
     }
 
     fn enumeration(&mut self, scope: &str, enums: &mut BTreeMap<String, Vec<String>>) {
@@ -460,7 +508,14 @@ impl Parser {
                     } else {
                         self.expect(";");
                     }
-                    rpcs.push((self.package.clone(), service.clone(), method, cs, format!("{input}|{output}"), ss));
+                    rpcs.push((
+                        self.package.clone(),
+                        service.clone(),
+                        method,
+                        cs,
+                        format!("{input}|{output}"),
+                        ss,
+                    ));
                 }
                 _ => self.skip_statement(),
             }

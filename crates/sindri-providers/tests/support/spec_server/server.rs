@@ -41,7 +41,10 @@ pub struct Exchange {
 impl Exchange {
     /// A query parameter.
     pub fn q(&self, name: &str) -> Option<&str> {
-        self.query.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+        self.query
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
     }
 
     /// A path parameter.
@@ -133,7 +136,8 @@ pub trait Contract: Send + Sync + 'static {
 /// A fake service behind the contract.
 pub trait Fake: Send + Sync + 'static {
     /// Answers a request that passed the contract.
-    fn call(self: Arc<Self>, ex: Exchange, log: Log) -> Pin<Box<dyn Future<Output = Reply> + Send>>;
+    fn call(self: Arc<Self>, ex: Exchange, log: Log)
+    -> Pin<Box<dyn Future<Output = Reply> + Send>>;
 }
 
 /// What a fault answers instead of the fake.
@@ -223,7 +227,9 @@ impl TestServer {
         let l2 = log.clone();
         let task = tokio::spawn(async move {
             loop {
-                let Ok((stream, _)) = listener.accept().await else { continue };
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
                 let (contract, fake, log) = (contract.clone(), fake.clone(), l2.clone());
                 tokio::spawn(async move {
                     let svc = hyper::service::service_fn(move |req| {
@@ -250,7 +256,12 @@ impl TestServer {
 
     /// How many requests matched operation `op`.
     pub fn count(&self, op: &str) -> usize {
-        self.log.lock().requests.iter().filter(|r| r.op == op).count()
+        self.log
+            .lock()
+            .requests
+            .iter()
+            .filter(|r| r.op == op)
+            .count()
     }
 
     /// The violations recorded so far.
@@ -262,7 +273,11 @@ impl TestServer {
     /// its own).
     pub fn assert_clean(&self) {
         let v = self.violations();
-        assert!(v.is_empty(), "requests that the real service would reject:\n{}", v.join("\n"));
+        assert!(
+            v.is_empty(),
+            "requests that the real service would reject:\n{}",
+            v.join("\n")
+        );
     }
 
     /// The next `times` requests matching operation `op` get `fault` instead of the
@@ -300,14 +315,14 @@ async fn handle(
     req: Request<Incoming>,
 ) -> Result<Response<Body>, Dropped> {
     let (parts, body) = req.into_parts();
-    let body = body.collect().await.map(|c| c.to_bytes().to_vec()).unwrap_or_default();
+    let body = body
+        .collect()
+        .await
+        .map(|c| c.to_bytes().to_vec())
+        .unwrap_or_default();
     let method = parts.method.as_str().to_string();
     let raw_path = parts.uri.path().to_string();
-    let query: Vec<(String, String)> = parts
-        .uri
-        .query()
-        .map(parse_query)
-        .unwrap_or_default();
+    let query: Vec<(String, String)> = parts.uri.query().map(parse_query).unwrap_or_default();
     let raw = RawRequest {
         method: &method,
         path: &raw_path,
@@ -323,7 +338,10 @@ async fn handle(
             params: BTreeMap::new(),
         }),
     };
-    let op = checked.as_ref().map(|m| m.op.clone()).unwrap_or_else(|_| "?".into());
+    let op = checked
+        .as_ref()
+        .map(|m| m.op.clone())
+        .unwrap_or_else(|_| "?".into());
     {
         let mut l = log.lock();
         l.requests.push(Logged {
@@ -339,7 +357,10 @@ async fn handle(
         Ok(m) => m,
         Err(v) => {
             log.violation(format!("{method} {raw_path}: {}", v.message));
-            return Ok(json_response(v.status, &json!({"error": v.message, "message": v.message, "code": v.status})));
+            return Ok(json_response(
+                v.status,
+                &json!({"error": v.message, "message": v.message, "code": v.status}),
+            ));
         }
     };
     let fault = {
@@ -369,19 +390,28 @@ async fn handle(
     let response = match reply {
         Reply::Drop => return Err(Dropped),
         Reply::Json(status, v) => {
-            check_reply(&contract, &log, &op, status, "application/json", &serde_json::to_vec(&v).unwrap_or_default());
+            check_reply(
+                &contract,
+                &log,
+                &op,
+                status,
+                "application/json",
+                &serde_json::to_vec(&v).unwrap_or_default(),
+            );
             json_response(status, &v)
         }
         Reply::Empty(status) => {
             check_reply(&contract, &log, &op, status, "", &[]);
             let mut r = Response::new(Full::new(Bytes::new()).boxed());
-            *r.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            *r.status_mut() =
+                StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
             r
         }
         Reply::Bytes(status, ct, bytes, headers) => {
             check_reply(&contract, &log, &op, status, &ct, &bytes);
             let mut r = Response::new(Full::new(Bytes::from(bytes)).boxed());
-            *r.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            *r.status_mut() =
+                StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
             set_header(r.headers_mut(), "content-type", &ct);
             for (k, v) in headers {
                 set_header(r.headers_mut(), &k, &v);
@@ -395,7 +425,8 @@ async fn handle(
                     .map(|chunk| (Ok::<_, Infallible>(Frame::data(Bytes::from(chunk))), rx))
             });
             let mut r = Response::new(StreamBody::new(stream).boxed());
-            *r.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            *r.status_mut() =
+                StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
             set_header(r.headers_mut(), "content-type", &ct);
             r
         }
@@ -403,22 +434,35 @@ async fn handle(
     Ok(response)
 }
 
-fn check_reply(contract: &Option<Arc<dyn Contract>>, log: &Log, op: &str, status: u16, ct: &str, body: &[u8]) {
+fn check_reply(
+    contract: &Option<Arc<dyn Contract>>,
+    log: &Log,
+    op: &str,
+    status: u16,
+    ct: &str,
+    body: &[u8],
+) {
     if let Some(c) = contract {
         for p in c.check_reply(op, status, ct, body) {
-            log.violation(format!("the fake's answer to {op} breaks the API description: {p}"));
+            log.violation(format!(
+                "the fake's answer to {op} breaks the API description: {p}"
+            ));
         }
     }
 }
 
 fn set_header(h: &mut HeaderMap, k: &str, v: &str) {
-    if let (Ok(k), Ok(v)) = (HeaderName::from_bytes(k.as_bytes()), HeaderValue::from_str(v)) {
+    if let (Ok(k), Ok(v)) = (
+        HeaderName::from_bytes(k.as_bytes()),
+        HeaderValue::from_str(v),
+    ) {
         h.insert(k, v);
     }
 }
 
 fn json_response(status: u16, v: &Value) -> Response<Body> {
-    let mut r = Response::new(Full::new(Bytes::from(serde_json::to_vec(v).unwrap_or_default())).boxed());
+    let mut r =
+        Response::new(Full::new(Bytes::from(serde_json::to_vec(v).unwrap_or_default())).boxed());
     *r.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     set_header(r.headers_mut(), "content-type", "application/json");
     r
@@ -432,7 +476,11 @@ where
     F: Fn(Exchange) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Reply> + Send + 'static,
 {
-    fn call(self: Arc<Self>, ex: Exchange, _log: Log) -> Pin<Box<dyn Future<Output = Reply> + Send>> {
+    fn call(
+        self: Arc<Self>,
+        ex: Exchange,
+        _log: Log,
+    ) -> Pin<Box<dyn Future<Output = Reply> + Send>> {
         Box::pin((self.0)(ex))
     }
 }
@@ -461,7 +509,9 @@ pub fn percent_decode(s: &str, plus_is_space: bool) -> String {
     while i < b.len() {
         match b[i] {
             b'%' if i + 2 < b.len() => {
-                let hex = std::str::from_utf8(&b[i + 1..i + 3]).ok().and_then(|h| u8::from_str_radix(h, 16).ok());
+                let hex = std::str::from_utf8(&b[i + 1..i + 3])
+                    .ok()
+                    .and_then(|h| u8::from_str_radix(h, 16).ok());
                 match hex {
                     Some(v) => {
                         out.push(v);
