@@ -21,7 +21,12 @@ fn table(out: &mut String, name: &str, files: &[PathBuf]) {
     writeln!(out, "pub static {name}: &[(&str, &str)] = &[").ok();
     for f in files {
         let file_name = f.file_name().and_then(|n| n.to_str()).unwrap_or_default();
-        writeln!(out, "    ({file_name:?}, include_str!({:?})),", f.display().to_string()).ok();
+        writeln!(
+            out,
+            "    ({file_name:?}, include_str!({:?})),",
+            f.display().to_string()
+        )
+        .ok();
     }
     writeln!(out, "];").ok();
 }

@@ -93,11 +93,13 @@ impl ResolvedSpec {
     /// the secret values. Equal hashes mean a redeploy has nothing to change. The
     /// secret values enter the hash, never the record, and the hash is one-way.
     ///
-    /// The `run` section is left out: it says what to run in the environment, not what
-    /// the environment is, so editing a job's command must not rebuild its machine.
+    /// The `run` and `extensions` sections are left out: they say what runs and what
+    /// is installed in the environment, not what the environment is, so editing a job's
+    /// command or adding a tool must not rebuild its machine (extensions are tracked
+    /// and installed incrementally on their own).
     pub fn spec_hash(&self) -> String {
         let mut h = Sha256::new();
-        let environment = Spec { run: None, ..self.spec.clone() };
+        let environment = Spec { run: None, extensions: Default::default(), ..self.spec.clone() };
         h.update(serde_json::to_vec(&environment).unwrap_or_default());
         for s in &self.secrets {
             h.update(s.name.as_bytes());

@@ -16,7 +16,9 @@ const N: usize = 1000;
 fn synthetic() -> (Catalog, Vec<String>) {
     let mut seed: u64 = 0x5eed;
     let mut next = move || {
-        seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         (seed >> 33) as usize
     };
     let names: Vec<String> = (0..N).map(|i| format!("ext-{i:04}")).collect();
@@ -32,7 +34,11 @@ fn synthetic() -> (Catalog, Vec<String>) {
             }
         }
         // A few conflicts with extensions outside the request keep that check busy.
-        let conflicts = if i % 50 == 0 { vec![format!("other-{i}")] } else { Vec::new() };
+        let conflicts = if i % 50 == 0 {
+            vec![format!("other-{i}")]
+        } else {
+            Vec::new()
+        };
         c.insert(
             Manifest {
                 name: names[i].clone(),
@@ -42,7 +48,10 @@ fn synthetic() -> (Catalog, Vec<String>) {
                 requires,
                 conflicts,
                 requirements: Default::default(),
-                install: vec![Step::Apt(AptStep { packages: vec![format!("pkg-{i}")], update: false })],
+                install: vec![Step::Apt(AptStep {
+                    packages: vec![format!("pkg-{i}")],
+                    update: false,
+                })],
                 env: Default::default(),
                 path: Vec::new(),
                 validate: Vec::new(),
@@ -61,12 +70,16 @@ fn bench(cr: &mut Criterion) {
     let r = resolve(&catalog, &all, &Target::default()).expect("resolves");
     assert_eq!(r.order.len(), N);
     cr.bench_function("resolve 1000 extensions (all requested)", |b| {
-        b.iter(|| resolve(&catalog, std::hint::black_box(&all), &Target::default()).expect("resolves"))
+        b.iter(|| {
+            resolve(&catalog, std::hint::black_box(&all), &Target::default()).expect("resolves")
+        })
     });
     // A typical request: a handful of leaves pulling in their closure.
     let few = Request::named(&names[N - 10..]);
     cr.bench_function("resolve 10 leaves of a 1000-extension catalog", |b| {
-        b.iter(|| resolve(&catalog, std::hint::black_box(&few), &Target::default()).expect("resolves"))
+        b.iter(|| {
+            resolve(&catalog, std::hint::black_box(&few), &Target::default()).expect("resolves")
+        })
     });
 }
 

@@ -182,7 +182,9 @@ impl Catalog {
                                 ));
                                 continue;
                             }
-                            if let Some(other) = profiles_from_user.insert(p.name.clone(), file.clone()) {
+                            if let Some(other) =
+                                profiles_from_user.insert(p.name.clone(), file.clone())
+                            {
                                 problems.push(format!(
                                     "profile `{}` is defined twice: {} and {}",
                                     p.name,
@@ -211,12 +213,14 @@ impl Catalog {
 
     /// Adds (or replaces) an extension.
     pub fn insert(&mut self, manifest: Manifest, source: Source) {
-        self.extensions.insert(manifest.name.clone(), Entry { manifest, source });
+        self.extensions
+            .insert(manifest.name.clone(), Entry { manifest, source });
     }
 
     /// Adds (or replaces) a profile.
     pub fn insert_profile(&mut self, profile: Profile, source: Source) {
-        self.profiles.insert(profile.name.clone(), ProfileEntry { profile, source });
+        self.profiles
+            .insert(profile.name.clone(), ProfileEntry { profile, source });
     }
 
     /// An extension by name.
@@ -273,11 +277,19 @@ impl Catalog {
         Ok(out)
     }
 
-    fn expand_profile(&self, name: &str, chain: &mut Vec<String>, out: &mut Vec<String>) -> Result<()> {
+    fn expand_profile(
+        &self,
+        name: &str,
+        chain: &mut Vec<String>,
+        out: &mut Vec<String>,
+    ) -> Result<()> {
         if let Some(pos) = chain.iter().position(|c| c == name) {
             let mut cycle: Vec<&str> = chain[pos..].iter().map(String::as_str).collect();
             cycle.push(name);
-            return Err(Error::invalid(format!("profiles extend each other in a cycle: {}", cycle.join(" → "))));
+            return Err(Error::invalid(format!(
+                "profiles extend each other in a cycle: {}",
+                cycle.join(" → ")
+            )));
         }
         let Some(entry) = self.profiles.get(name) else {
             let mut msg = format!("unknown profile `{name}`");
@@ -286,7 +298,9 @@ impl Catalog {
             }
             let mut e = Error::invalid(msg);
             e = match self.suggest_profile(name) {
-                Some(s) => e.with_hint(format!("did you mean `{s}`? (`sindri profile list` shows every profile)")),
+                Some(s) => e.with_hint(format!(
+                    "did you mean `{s}`? (`sindri profile list` shows every profile)"
+                )),
                 None => e.with_hint("`sindri profile list` shows every profile"),
             };
             return Err(e);
@@ -320,7 +334,9 @@ pub fn did_you_mean<'a>(name: &str, candidates: impl Iterator<Item = &'a str>) -
 
 fn check_file_name(problems: &mut Vec<String>, file: &str, name: &str, what: &str) {
     if file.strip_suffix(".yaml") != Some(name) {
-        problems.push(format!("built-in {file}: defines {what} `{name}`; name the file `{name}.yaml`"));
+        problems.push(format!(
+            "built-in {file}: defines {what} `{name}`; name the file `{name}.yaml`"
+        ));
     }
 }
 
@@ -349,7 +365,10 @@ mod tests {
         let names = ["nodejs", "python", "pytorch-cpu", "ripgrep", "git"];
         assert_eq!(did_you_mean("pyhton", names.into_iter()), Some("python"));
         assert_eq!(did_you_mean("node", names.into_iter()), Some("nodejs"));
-        assert_eq!(did_you_mean("pytorch", names.into_iter()), Some("pytorch-cpu"));
+        assert_eq!(
+            did_you_mean("pytorch", names.into_iter()),
+            Some("pytorch-cpu")
+        );
         assert_eq!(did_you_mean("ripgre", names.into_iter()), Some("ripgrep"));
         assert_eq!(did_you_mean("kubernetes", names.into_iter()), None);
     }

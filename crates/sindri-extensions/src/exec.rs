@@ -96,7 +96,11 @@ impl LineWriter {
 }
 
 impl AsyncWrite for LineWriter {
-    fn poll_write(self: Pin<&mut Self>, _: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
         self.feed(buf);
         Poll::Ready(Ok(buf.len()))
     }
@@ -129,8 +133,16 @@ pub async fn run(
     let (tx, mut rx) = mpsc::unbounded_channel();
     let io = ExecIo {
         stdin: None,
-        stdout: Box::new(LineWriter { shared: shared.clone(), stream: 0, tx: tx.clone() }),
-        stderr: Box::new(LineWriter { shared: shared.clone(), stream: 1, tx }),
+        stdout: Box::new(LineWriter {
+            shared: shared.clone(),
+            stream: 0,
+            tx: tx.clone(),
+        }),
+        stderr: Box::new(LineWriter {
+            shared: shared.clone(),
+            stream: 1,
+            tx,
+        }),
         tty: None,
     };
     let cmd = ExecCommand::new(argv);
@@ -173,11 +185,21 @@ mod tests {
     async fn output_is_split_into_lines_and_tags_are_set_apart() {
         let shared = Arc::new(Mutex::new(Shared::default()));
         let (tx, mut rx) = mpsc::unbounded_channel();
-        let mut out = LineWriter { shared: shared.clone(), stream: 0, tx: tx.clone() };
-        let mut err = LineWriter { shared: shared.clone(), stream: 1, tx };
+        let mut out = LineWriter {
+            shared: shared.clone(),
+            stream: 0,
+            tx: tx.clone(),
+        };
+        let mut err = LineWriter {
+            shared: shared.clone(),
+            stream: 1,
+            tx,
+        };
         out.write_all(b"hel").await.unwrap();
         err.write_all(b"warning: x\n").await.unwrap();
-        out.write_all(b"lo\nsindri:new-apt jq\n50%\r100%\nlast").await.unwrap();
+        out.write_all(b"lo\nsindri:new-apt jq\n50%\r100%\nlast")
+            .await
+            .unwrap();
         drop(out);
         drop(err);
         let s = shared.lock().unwrap();
@@ -195,9 +217,15 @@ mod tests {
     async fn the_tail_keeps_the_last_lines() {
         let shared = Arc::new(Mutex::new(Shared::default()));
         let (tx, _rx) = mpsc::unbounded_channel();
-        let mut out = LineWriter { shared: shared.clone(), stream: 1, tx };
+        let mut out = LineWriter {
+            shared: shared.clone(),
+            stream: 1,
+            tx,
+        };
         for i in 0..100 {
-            out.write_all(format!("line {i}\n").as_bytes()).await.unwrap();
+            out.write_all(format!("line {i}\n").as_bytes())
+                .await
+                .unwrap();
         }
         let s = shared.lock().unwrap();
         assert_eq!(s.tail.len(), TAIL_LINES);

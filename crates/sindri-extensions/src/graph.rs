@@ -106,7 +106,9 @@ fn same_cycle(a: &[usize], b: &[usize]) -> bool {
     if a.len() != b.len() {
         return false;
     }
-    let Some(shift) = b.iter().position(|&x| x == a[0]) else { return false };
+    let Some(shift) = b.iter().position(|&x| x == a[0]) else {
+        return false;
+    };
     (0..a.len()).all(|i| a[i] == b[(i + shift) % b.len()])
 }
 

@@ -147,7 +147,11 @@ pub struct Failure {
 
 impl std::fmt::Display for Failure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "failed at step {}/{} ({}): {}", self.phase, self.phases, self.label, self.message)?;
+        write!(
+            f,
+            "failed at step {}/{} ({}): {}",
+            self.phase, self.phases, self.label, self.message
+        )?;
         if !self.log_tail.is_empty() {
             write!(f, "\n    --- last {} lines ---", self.log_tail.len())?;
             for l in &self.log_tail {
@@ -246,7 +250,11 @@ impl InstallReport {
     }
 
     fn with(&self, f: impl Fn(&Outcome) -> bool) -> Vec<&str> {
-        self.results.iter().filter(|r| f(&r.outcome)).map(|r| r.name.as_str()).collect()
+        self.results
+            .iter()
+            .filter(|r| f(&r.outcome))
+            .map(|r| r.name.as_str())
+            .collect()
     }
 
     /// An error describing every failure (for commands that fail when an install
@@ -259,19 +267,26 @@ impl InstallReport {
         for r in self.failed() {
             match &r.outcome {
                 Outcome::Failed(f) => lines.push(format!("extension `{}` {f}", r.name)),
-                Outcome::Skipped { reason } => lines.push(format!("extension `{}` skipped: {reason}", r.name)),
+                Outcome::Skipped { reason } => {
+                    lines.push(format!("extension `{}` skipped: {reason}", r.name))
+                }
                 _ => {}
             }
         }
         for h in &self.hook_failures {
-            let mut l = format!("post_deploy hook of `{}` failed: {}", h.extension, h.message);
+            let mut l = format!(
+                "post_deploy hook of `{}` failed: {}",
+                h.extension, h.message
+            );
             for t in &h.log_tail {
                 l.push_str(&format!("\n    {t}"));
             }
             lines.push(l);
         }
         let installed = self.installed();
-        let mut hint = String::from("fix the cause and run the same command again: what succeeded is kept and not reinstalled");
+        let mut hint = String::from(
+            "fix the cause and run the same command again: what succeeded is kept and not reinstalled",
+        );
         if !installed.is_empty() {
             hint.push_str(&format!(" (installed this time: {})", installed.join(", ")));
         }
@@ -385,7 +400,13 @@ struct Job<'m> {
 }
 
 impl<'m> Job<'m> {
-    fn fail(&self, at: usize, exit_code: Option<i32>, message: String, log_tail: Vec<String>) -> Failure {
+    fn fail(
+        &self,
+        at: usize,
+        exit_code: Option<i32>,
+        message: String,
+        log_tail: Vec<String>,
+    ) -> Failure {
         Failure {
             phase: at + 1,
             phases: self.phases.len(),
@@ -414,7 +435,14 @@ impl<'a> Installer<'a> {
         state: &'a StateStore,
         progress: &'a dyn InstallProgress,
     ) -> Installer<'a> {
-        Installer { provider, deployment, catalog, state, progress, concurrency: 4 }
+        Installer {
+            provider,
+            deployment,
+            catalog,
+            state,
+            progress,
+            concurrency: 4,
+        }
     }
 
     /// At most `n` extensions of a wave are worked on at once (default 4).
@@ -468,18 +496,29 @@ impl<'a> Installer<'a> {
     /// What installing `resolution` would do given `probe`; `force` names extensions
     /// to install again even when unchanged. Refuses, before anything runs, an
     /// environment that cannot take the install (no apt-get for apt steps, no root).
-    pub fn plan(&self, resolution: &Resolution, probe: &Probe, force: &BTreeSet<String>) -> Result<InstallPlan> {
+    pub fn plan(
+        &self,
+        resolution: &Resolution,
+        probe: &Probe,
+        force: &BTreeSet<String>,
+    ) -> Result<InstallPlan> {
         let mut items = Vec::new();
         for name in &resolution.order {
             let m = self.manifest(name)?;
             let action = match probe.installed_version(name) {
                 _ if force.contains(name) => Action::Reinstall,
                 Some(v) if v == m.version => Action::Keep,
-                Some(v) => Action::Upgrade { from: v.to_string() },
+                Some(v) => Action::Upgrade {
+                    from: v.to_string(),
+                },
                 None if probe.recorded.contains_key(name) => Action::Restore,
                 None => Action::Install,
             };
-            items.push(PlanItem { name: name.clone(), version: m.version.clone(), action });
+            items.push(PlanItem {
+                name: name.clone(),
+                version: m.version.clone(),
+                action,
+            });
         }
         let todo: Vec<&PlanItem> = items.iter().filter(|i| i.action.installs()).collect();
         self.preflight(todo.iter().map(|i| i.name.as_str()), probe)?;
@@ -491,7 +530,12 @@ impl<'a> Installer<'a> {
             .map(|n| {
                 self.catalog
                     .manifest(n)
-                    .map(|m| m.requires.iter().filter_map(|r| index.get(r.as_str()).copied()).collect())
+                    .map(|m| {
+                        m.requires
+                            .iter()
+                            .filter_map(|r| index.get(r.as_str()).copied())
+                            .collect()
+                    })
                     .unwrap_or_default()
             })
             .collect();
@@ -508,7 +552,12 @@ impl<'a> Installer<'a> {
         let mut any = false;
         for n in names {
             any = true;
-            if self.manifest(n)?.install.iter().any(|s| matches!(s, Step::Apt(_))) {
+            if self
+                .manifest(n)?
+                .install
+                .iter()
+                .any(|s| matches!(s, Step::Apt(_)))
+            {
                 apt_users.push(n.to_string());
             }
         }
@@ -518,12 +567,18 @@ impl<'a> Installer<'a> {
                 apt_users.join(", "),
                 if apt_users.len() == 1 { "s" } else { "" }
             ))
-            .with_hint("use a Debian or Ubuntu image (deployment.image), or leave these extensions out"));
+            .with_hint(
+                "use a Debian or Ubuntu image (deployment.image), or leave these extensions out",
+            ));
         }
         if any && probe.env.uid != Some(0) && !probe.env.sudo {
             return Err(Error::invalid(format!(
                 "installing extensions needs root, and the environment runs as uid {} without sudo",
-                probe.env.uid.map(|u| u.to_string()).unwrap_or_else(|| "unknown".into())
+                probe
+                    .env
+                    .uid
+                    .map(|u| u.to_string())
+                    .unwrap_or_else(|| "unknown".into())
             ))
             .with_hint("use an image whose user is root or has passwordless sudo"));
         }
@@ -539,29 +594,43 @@ impl<'a> Installer<'a> {
     /// Installs what `plan` says, wave by wave. Failures are in the report, not
     /// errors: what succeeded stays installed and recorded.
     pub async fn install(&self, plan: &InstallPlan, probe: &Probe) -> InstallReport {
-        let run = RunState { apt: tokio::sync::Mutex::new(false), apt_runs: Mutex::new(0) };
+        let run = RunState {
+            apt: tokio::sync::Mutex::new(false),
+            apt_runs: Mutex::new(0),
+        };
         let mut results: BTreeMap<String, ExtensionResult> = BTreeMap::new();
-        let reasons: BTreeMap<&str, String> =
-            plan.items.iter().map(|i| (i.name.as_str(), i.action.describe())).collect();
+        let reasons: BTreeMap<&str, String> = plan
+            .items
+            .iter()
+            .map(|i| (i.name.as_str(), i.action.describe()))
+            .collect();
         for wave in &plan.waves {
             let mut jobs = Vec::new();
             for name in wave {
                 let Ok(m) = self.manifest(name) else { continue };
                 let broken = m.requires.iter().find(|r| {
-                    results.get(*r).is_some_and(|res| matches!(res.outcome, Outcome::Failed(_) | Outcome::Skipped { .. }))
+                    results.get(*r).is_some_and(|res| {
+                        matches!(res.outcome, Outcome::Failed(_) | Outcome::Skipped { .. })
+                    })
                 });
                 if let Some(r) = broken {
                     let res = ExtensionResult {
                         name: name.clone(),
                         version: m.version.clone(),
-                        outcome: Outcome::Skipped { reason: format!("requires `{r}`, which did not install") },
+                        outcome: Outcome::Skipped {
+                            reason: format!("requires `{r}`, which did not install"),
+                        },
                         millis: 0,
                     };
                     self.progress.extension_finished(name, &res);
                     results.insert(name.clone(), res);
                     continue;
                 }
-                jobs.push(self.job(name, m, reasons.get(name.as_str()).cloned().unwrap_or_default()));
+                jobs.push(self.job(
+                    name,
+                    m,
+                    reasons.get(name.as_str()).cloned().unwrap_or_default(),
+                ));
             }
             for res in self.run_wave(jobs, probe, &run).await {
                 results.insert(res.name.clone(), res);
@@ -581,7 +650,11 @@ impl<'a> Installer<'a> {
             }
         }
         let apt_runs = *run.apt_runs.lock().unwrap_or_else(|e| e.into_inner());
-        InstallReport { results: ordered, hook_failures: Vec::new(), apt_runs }
+        InstallReport {
+            results: ordered,
+            hook_failures: Vec::new(),
+            apt_runs,
+        }
     }
 
     fn job<'m>(&self, name: &str, m: &'m Manifest, reason: String) -> Job<'m> {
@@ -603,7 +676,10 @@ impl<'a> Installer<'a> {
                     _ => Vec::new(),
                 })
                 .collect();
-            phases.push((Phase::Batched, format!("apt-get install {}", pkgs.join(" "))));
+            phases.push((
+                Phase::Batched,
+                format!("apt-get install {}", pkgs.join(" ")),
+            ));
         }
         for (i, s) in m.install.iter().enumerate().skip(batched) {
             phases.push((Phase::Step(i), s.label()));
@@ -627,26 +703,35 @@ impl<'a> Installer<'a> {
     }
 
     /// One wave: prepare everyone, one batched apt run, then the rest concurrently.
-    async fn run_wave(&self, jobs: Vec<Job<'_>>, probe: &Probe, run: &RunState) -> Vec<ExtensionResult> {
+    async fn run_wave(
+        &self,
+        jobs: Vec<Job<'_>>,
+        probe: &Probe,
+        run: &RunState,
+    ) -> Vec<ExtensionResult> {
         for j in &jobs {
-            self.progress.extension_started(&j.name, &j.manifest.version, j.phases.len());
+            self.progress
+                .extension_started(&j.name, &j.manifest.version, j.phases.len());
         }
         // 1. Environment files and pre_install hooks.
-        let prepared: Vec<std::result::Result<Job<'_>, ExtensionResult>> = futures_util::stream::iter(jobs)
-            .map(|mut j| async move {
-                if let Some((Phase::Prepare(_), label)) = j.phases.first().cloned() {
-                    self.progress.phase_started(&j.name, 0, &label);
-                    let Some(s) = script::prepare(j.manifest) else { return Ok(j) };
-                    if let Err(f) = self.run_phase(&j, 0, s, true, probe).await {
-                        return Err(self.finish(&j, Outcome::Failed(f)));
+        let prepared: Vec<std::result::Result<Job<'_>, ExtensionResult>> =
+            futures_util::stream::iter(jobs)
+                .map(|mut j| async move {
+                    if let Some((Phase::Prepare(_), label)) = j.phases.first().cloned() {
+                        self.progress.phase_started(&j.name, 0, &label);
+                        let Some(s) = script::prepare(j.manifest) else {
+                            return Ok(j);
+                        };
+                        if let Err(f) = self.run_phase(&j, 0, s, true, probe).await {
+                            return Err(self.finish(&j, Outcome::Failed(f)));
+                        }
+                        j.next = 1;
                     }
-                    j.next = 1;
-                }
-                Ok(j)
-            })
-            .buffered(self.concurrency)
-            .collect()
-            .await;
+                    Ok(j)
+                })
+                .buffered(self.concurrency)
+                .collect()
+                .await;
         let mut done = Vec::new();
         let mut jobs = Vec::new();
         for p in prepared {
@@ -664,8 +749,12 @@ impl<'a> Installer<'a> {
             let mut packages: Vec<String> = Vec::new();
             for &i in &batch {
                 let j = &jobs[i];
-                self.progress.phase_started(&j.name, j.next, &j.phases[j.next].1);
-                for p in j.manifest.install[..j.manifest.leading_apt_steps()].iter().flat_map(apt_packages) {
+                self.progress
+                    .phase_started(&j.name, j.next, &j.phases[j.next].1);
+                for p in j.manifest.install[..j.manifest.leading_apt_steps()]
+                    .iter()
+                    .flat_map(apt_packages)
+                {
                     if !packages.contains(p) {
                         packages.push(p.clone());
                     }
@@ -679,12 +768,17 @@ impl<'a> Installer<'a> {
                 Ok(added) => {
                     for &i in &batch {
                         let j = &mut jobs[i];
-                        let mine: BTreeSet<&str> = j.manifest.install[..j.manifest.leading_apt_steps()]
+                        let mine: BTreeSet<&str> = j.manifest.install
+                            [..j.manifest.leading_apt_steps()]
                             .iter()
                             .flat_map(apt_packages)
                             .map(|p| p.split('=').next().unwrap_or(p))
                             .collect();
-                        j.apt_added = added.iter().filter(|p| mine.contains(p.as_str())).cloned().collect();
+                        j.apt_added = added
+                            .iter()
+                            .filter(|p| mine.contains(p.as_str()))
+                            .cloned()
+                            .collect();
                         j.next += 1;
                     }
                 }
@@ -742,15 +836,23 @@ impl<'a> Installer<'a> {
             let r = match phase {
                 Phase::Prepare(_) | Phase::Batched => Ok(()),
                 Phase::Step(i) => match &m.install[i] {
-                    Step::Apt(a) => match self.apt(&j.name, &a.packages, a.update, probe, run).await {
-                        Ok(added) => {
-                            j.apt_added.extend(added);
-                            Ok(())
+                    Step::Apt(a) => {
+                        match self.apt(&j.name, &a.packages, a.update, probe, run).await {
+                            Ok(added) => {
+                                j.apt_added.extend(added);
+                                Ok(())
+                            }
+                            Err((code, msg, tail)) => Err(j.fail(at, code, msg, tail)),
                         }
-                        Err((code, msg, tail)) => Err(j.fail(at, code, msg, tail)),
-                    },
-                    Step::Script(s) => self.run_phase(&j, at, script::step(&m.install[i]), s.root, probe).await,
-                    other => self.run_phase(&j, at, script::step(other), true, probe).await,
+                    }
+                    Step::Script(s) => {
+                        self.run_phase(&j, at, script::step(&m.install[i]), s.root, probe)
+                            .await
+                    }
+                    other => {
+                        self.run_phase(&j, at, script::step(other), true, probe)
+                            .await
+                    }
                 },
                 Phase::PostInstall(h) => self.run_phase(&j, at, h, true, probe).await,
                 Phase::Validate => {
@@ -766,7 +868,8 @@ impl<'a> Installer<'a> {
                                 format!("`{}`: {}", c.run, c.problem.clone().unwrap_or_default())
                             })
                             .unwrap_or_default(),
-                            bad.map(|c| c.output.lines().map(str::to_string).collect()).unwrap_or_default(),
+                            bad.map(|c| c.output.lines().map(str::to_string).collect())
+                                .unwrap_or_default(),
                         ))
                     }
                 }
@@ -798,22 +901,44 @@ impl<'a> Installer<'a> {
     async fn cleanup_failed(&self, j: &Job<'_>, probe: &Probe) {
         if script::env_file(j.manifest).is_some() {
             let s = format!("rm -f {}/{}.sh\n", script::ENV_DIR, j.name);
-            let _ = exec::run(self.provider, self.deployment, self.argv(s, true, probe), &|_| {}).await;
+            let _ = exec::run(
+                self.provider,
+                self.deployment,
+                self.argv(s, true, probe),
+                &|_| {},
+            )
+            .await;
         }
     }
 
     /// Writes the marker and the state record.
-    async fn record(&self, j: &Job<'_>, at: usize, probe: &Probe) -> std::result::Result<(), Failure> {
+    async fn record(
+        &self,
+        j: &Job<'_>,
+        at: usize,
+        probe: &Probe,
+    ) -> std::result::Result<(), Failure> {
         let now = unix_now();
         // A reinstall keeps the packages an earlier install added on the list to remove.
-        let mut added = probe.env.markers.get(&j.name).map(|m| m.apt.clone()).unwrap_or_default();
+        let mut added = probe
+            .env
+            .markers
+            .get(&j.name)
+            .map(|m| m.apt.clone())
+            .unwrap_or_default();
         for p in &j.apt_added {
             if !added.contains(p) {
                 added.push(p.clone());
             }
         }
-        self.run_phase(j, at, script::write_marker(&j.name, &j.manifest.version, now, &added), true, probe)
-            .await?;
+        self.run_phase(
+            j,
+            at,
+            script::write_marker(&j.name, &j.manifest.version, now, &added),
+            true,
+            probe,
+        )
+        .await?;
         let rec = InstalledExtension {
             project: self.deployment.project.clone(),
             environment: self.deployment.name.clone(),
@@ -822,9 +947,14 @@ impl<'a> Installer<'a> {
             installed_at: now,
             validated_at: (!j.manifest.validate.is_empty()).then_some(now),
         };
-        self.state
-            .record_extension(&rec)
-            .map_err(|e| j.fail(at, None, format!("recording in the state store: {e}"), Vec::new()))
+        self.state.record_extension(&rec).map_err(|e| {
+            j.fail(
+                at,
+                None,
+                format!("recording in the state store: {e}"),
+                Vec::new(),
+            )
+        })
     }
 
     /// Runs a script as one phase of a job.
@@ -838,7 +968,14 @@ impl<'a> Installer<'a> {
     ) -> std::result::Result<(), Failure> {
         let name = j.name.as_str();
         let on_line = |l: &str| self.progress.output(name, l);
-        match exec::run(self.provider, self.deployment, self.argv(body, root, probe), &on_line).await {
+        match exec::run(
+            self.provider,
+            self.deployment,
+            self.argv(body, root, probe),
+            &on_line,
+        )
+        .await
+        {
             Ok(Ran { code: 0, .. }) => Ok(()),
             Ok(r) => Err(j.fail(at, Some(r.code), format!("exit code {}", r.code), r.tail)),
             Err(e) => Err(j.fail(at, None, e.to_string(), Vec::new())),
@@ -867,10 +1004,21 @@ impl<'a> Installer<'a> {
             }
         };
         *run.apt_runs.lock().unwrap_or_else(|e| e.into_inner()) += 1;
-        match exec::run(self.provider, self.deployment, self.argv(body, true, probe), &on_line).await {
+        match exec::run(
+            self.provider,
+            self.deployment,
+            self.argv(body, true, probe),
+            &on_line,
+        )
+        .await
+        {
             Ok(r) if r.code == 0 => {
                 *updated = true;
-                Ok(r.tags.iter().filter_map(|t| t.strip_prefix("new-apt ")).map(str::to_string).collect())
+                Ok(r.tags
+                    .iter()
+                    .filter_map(|t| t.strip_prefix("new-apt "))
+                    .map(str::to_string)
+                    .collect())
             }
             Ok(r) => {
                 // The lists were updated even when the install failed; a package
@@ -884,7 +1032,11 @@ impl<'a> Installer<'a> {
                 let msg = if unknown.is_empty() {
                     format!("apt-get exited with code {}", r.code)
                 } else {
-                    format!("apt-get exited with code {}: no package named {}", r.code, unknown.join(", "))
+                    format!(
+                        "apt-get exited with code {}: no package named {}",
+                        r.code,
+                        unknown.join(", ")
+                    )
                 };
                 Err((Some(r.code), msg, r.tail))
             }
@@ -950,7 +1102,13 @@ impl<'a> Installer<'a> {
         for c in &m.validate {
             let on_line = |l: &str| self.progress.output(name, l);
             let body = format!("{}\n", c.run);
-            let r = exec::run(self.provider, self.deployment, self.argv(body, false, probe), &on_line).await;
+            let r = exec::run(
+                self.provider,
+                self.deployment,
+                self.argv(body, false, probe),
+                &on_line,
+            )
+            .await;
             let result = match r {
                 Err(e) => CheckResult {
                     run: c.run.clone(),
@@ -1006,10 +1164,19 @@ impl<'a> Installer<'a> {
                 continue;
             }
             let Ok(m) = self.manifest(name) else { continue };
-            let Some(hook) = &m.hooks.post_deploy else { continue };
+            let Some(hook) = &m.hooks.post_deploy else {
+                continue;
+            };
             self.progress.message(&format!("{name}: post_deploy hook"));
             let on_line = |l: &str| self.progress.output(name, l);
-            match exec::run(self.provider, self.deployment, self.argv(hook.clone(), true, probe), &on_line).await {
+            match exec::run(
+                self.provider,
+                self.deployment,
+                self.argv(hook.clone(), true, probe),
+                &on_line,
+            )
+            .await
+            {
                 Ok(r) if r.code == 0 => {}
                 Ok(r) => failures.push(HookFailure {
                     extension: name.clone(),
@@ -1034,7 +1201,8 @@ impl<'a> Installer<'a> {
         let probe = self.probe().await?;
         let plan = self.plan(resolution, &probe, &BTreeSet::new())?;
         let mut report = self.install(&plan, &probe).await;
-        self.post_deploy(&resolution.order, &probe, &mut report).await;
+        self.post_deploy(&resolution.order, &probe, &mut report)
+            .await;
         Ok((plan, report))
     }
 
@@ -1052,10 +1220,20 @@ impl<'a> Installer<'a> {
             if let Some(m) = self.catalog.manifest(r) {
                 for s in &m.install {
                     match s {
-                        Step::Apt(a) => keep_apt.extend(a.packages.iter().map(|p| p.split('=').next().unwrap_or(p).to_string())),
-                        Step::Pip(p) => keep_other.extend(p.packages.iter().map(|p| script::pip_name(p).to_string())),
-                        Step::Npm(n) => keep_other.extend(n.packages.iter().map(|p| script::npm_name(p).to_string())),
-                        Step::Cargo(c) => keep_other.extend(c.crates.iter().map(|c| c.split('@').next().unwrap_or(c).to_string())),
+                        Step::Apt(a) => keep_apt.extend(
+                            a.packages
+                                .iter()
+                                .map(|p| p.split('=').next().unwrap_or(p).to_string()),
+                        ),
+                        Step::Pip(p) => keep_other
+                            .extend(p.packages.iter().map(|p| script::pip_name(p).to_string())),
+                        Step::Npm(n) => keep_other
+                            .extend(n.packages.iter().map(|p| script::npm_name(p).to_string())),
+                        Step::Cargo(c) => keep_other.extend(
+                            c.crates
+                                .iter()
+                                .map(|c| c.split('@').next().unwrap_or(c).to_string()),
+                        ),
                         _ => {}
                     }
                 }
@@ -1066,7 +1244,10 @@ impl<'a> Installer<'a> {
         }
         let mut out = Vec::new();
         for name in order {
-            out.push(self.remove_one(&name, probe, &keep_apt, &keep_other).await?);
+            out.push(
+                self.remove_one(&name, probe, &keep_apt, &keep_other)
+                    .await?,
+            );
         }
         Ok(out)
     }
@@ -1080,14 +1261,20 @@ impl<'a> Installer<'a> {
     ) -> Result<Removal> {
         let manifest = self.catalog.manifest(name);
         let marker = probe.env.markers.get(name).cloned().unwrap_or_default();
-        let version = manifest.map(|m| m.version.clone()).unwrap_or_else(|| marker.version.clone());
+        let version = manifest
+            .map(|m| m.version.clone())
+            .unwrap_or_else(|| marker.version.clone());
         let mut warnings = Vec::new();
         if manifest.is_none() {
             warnings.push(format!(
                 "`{name}` is no longer in the catalog: only its apt packages, environment and record are removed"
             ));
         }
-        let (removed, kept): (Vec<String>, Vec<String>) = marker.apt.iter().cloned().partition(|p| !keep_apt.contains(p));
+        let (removed, kept): (Vec<String>, Vec<String>) = marker
+            .apt
+            .iter()
+            .cloned()
+            .partition(|p| !keep_apt.contains(p));
         let mut kept = kept;
         if let Some(m) = manifest {
             for p in m.apt_packages() {
@@ -1106,19 +1293,34 @@ impl<'a> Installer<'a> {
             "remove packages, environment and marker".into(),
             script::auto_remove(manifest, name, &removed, &keep),
         ));
-        self.progress.extension_started(name, &version, phases.len() + 1);
+        self.progress
+            .extension_started(name, &version, phases.len() + 1);
         let started = Instant::now();
         let total = phases.len() + 1;
         for (i, (label, body)) in phases.iter().enumerate() {
             self.progress.phase_started(name, i, label);
             let on_line = |l: &str| self.progress.output(name, l);
-            let failure = match exec::run(self.provider, self.deployment, self.argv(body.clone(), true, probe), &on_line).await {
+            let failure = match exec::run(
+                self.provider,
+                self.deployment,
+                self.argv(body.clone(), true, probe),
+                &on_line,
+            )
+            .await
+            {
                 Ok(r) if r.code == 0 => None,
                 Ok(r) => Some((Some(r.code), format!("exit code {}", r.code), r.tail)),
                 Err(e) => Some((None, e.to_string(), Vec::new())),
             };
             if let Some((exit_code, message, log_tail)) = failure {
-                let f = Failure { phase: i + 1, phases: total, label: label.clone(), exit_code, message, log_tail };
+                let f = Failure {
+                    phase: i + 1,
+                    phases: total,
+                    label: label.clone(),
+                    exit_code,
+                    message,
+                    log_tail,
+                };
                 let res = ExtensionResult {
                     name: name.to_string(),
                     version: version.clone(),
@@ -1137,7 +1339,8 @@ impl<'a> Installer<'a> {
             }
         }
         self.progress.phase_started(name, total - 1, "forget");
-        self.state.remove_extension(&self.deployment.project, &self.deployment.name, name)?;
+        self.state
+            .remove_extension(&self.deployment.project, &self.deployment.name, name)?;
         self.progress.extension_finished(
             name,
             &ExtensionResult {
@@ -1147,7 +1350,14 @@ impl<'a> Installer<'a> {
                 millis: started.elapsed().as_millis() as u64,
             },
         );
-        Ok(Removal { name: name.to_string(), ok: true, removed_packages: removed, kept_packages: kept, failure: None, warnings })
+        Ok(Removal {
+            name: name.to_string(),
+            ok: true,
+            removed_packages: removed,
+            kept_packages: kept,
+            failure: None,
+            warnings,
+        })
     }
 }
 
@@ -1176,7 +1386,9 @@ pub fn check_removal(catalog: &Catalog, installed: &[String], remove: &[String])
         }
     }
     for i in installed.iter().filter(|i| !remove.contains(i)) {
-        let Some(m) = catalog.manifest(i) else { continue };
+        let Some(m) = catalog.manifest(i) else {
+            continue;
+        };
         for req in m.requires.iter().filter(|r| remove.contains(r)) {
             problems.push(format!(
                 "`{i}` requires `{req}`: remove both (`sindri extension remove {i} {}`)",
@@ -1187,7 +1399,8 @@ pub fn check_removal(catalog: &Catalog, installed: &[String], remove: &[String])
     if problems.is_empty() {
         Ok(())
     } else {
-        Err(Error::invalid(problems.join("\n")).with_hint("nothing was removed; `sindri extension status` lists what is installed"))
+        Err(Error::invalid(problems.join("\n"))
+            .with_hint("nothing was removed; `sindri extension status` lists what is installed"))
     }
 }
 
@@ -1196,18 +1409,32 @@ pub fn removal_order(catalog: &Catalog, names: &[String]) -> Vec<String> {
     let mut sorted: Vec<&String> = names.iter().collect();
     sorted.sort();
     sorted.dedup();
-    let index: BTreeMap<&str, usize> = sorted.iter().enumerate().map(|(i, n)| (n.as_str(), i)).collect();
+    let index: BTreeMap<&str, usize> = sorted
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (n.as_str(), i))
+        .collect();
     let deps: Vec<Vec<usize>> = sorted
         .iter()
         .map(|n| {
             catalog
                 .manifest(n)
-                .map(|m| m.requires.iter().filter_map(|r| index.get(r.as_str()).copied()).collect())
+                .map(|m| {
+                    m.requires
+                        .iter()
+                        .filter_map(|r| index.get(r.as_str()).copied())
+                        .collect()
+                })
                 .unwrap_or_default()
         })
         .collect();
     match graph::waves(&deps) {
-        Ok(w) => w.into_iter().rev().flatten().map(|i| sorted[i].clone()).collect(),
+        Ok(w) => w
+            .into_iter()
+            .rev()
+            .flatten()
+            .map(|i| sorted[i].clone())
+            .collect(),
         Err(_) => sorted.into_iter().cloned().collect(),
     }
 }

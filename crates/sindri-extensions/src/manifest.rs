@@ -26,12 +26,18 @@ pub const NAME_PATTERN: &str = r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$";
 pub struct Manifest {
     /// The extension's name, used in `extensions.active`, profiles and `requires`.
     /// Lowercase letters, digits and single `-`; the file must be named `<name>.yaml`.
-    #[schemars(regex(pattern = r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$"), length(min = 1, max = 63))]
+    #[schemars(
+        regex(pattern = r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$"),
+        length(min = 1, max = 63)
+    )]
     pub name: String,
 
     /// The manifest's version. Changing it makes the next deploy reinstall the
     /// extension, so bump it whenever the install steps change.
-    #[schemars(length(min = 1, max = 64), regex(pattern = r"^[0-9A-Za-z][0-9A-Za-z.+~_-]*$"))]
+    #[schemars(
+        length(min = 1, max = 64),
+        regex(pattern = r"^[0-9A-Za-z][0-9A-Za-z.+~_-]*$")
+    )]
     pub version: String,
 
     /// One line saying what the tool is, shown by `sindri extension list`.
@@ -213,7 +219,11 @@ impl Step {
             Step::Npm(s) => format!("npm install -g {}", s.packages.join(" ")),
             Step::Cargo(s) => format!("cargo install {}", s.crates.join(" ")),
             Step::Script(s) => {
-                let first = s.run.lines().map(str::trim).find(|l| !l.is_empty() && !l.starts_with('#'));
+                let first = s
+                    .run
+                    .lines()
+                    .map(str::trim)
+                    .find(|l| !l.is_empty() && !l.starts_with('#'));
                 match first {
                     Some(l) if l.chars().count() > 60 => {
                         format!("script: {}…", l.chars().take(59).collect::<String>())
@@ -317,7 +327,9 @@ pub struct DownloadFile {
 }
 
 /// A CPU architecture, as Debian names it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Arch {
     /// x86-64 (`x86_64`).
@@ -426,7 +438,10 @@ impl Remove {
 pub struct Profile {
     /// The profile's name, used in `extensions.profile`. The file must be named
     /// `<name>.yaml`.
-    #[schemars(regex(pattern = r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$"), length(min = 1, max = 63))]
+    #[schemars(
+        regex(pattern = r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$"),
+        length(min = 1, max = 63)
+    )]
     pub name: String,
     /// One line saying what the profile is for.
     #[schemars(length(min = 1, max = 200))]
@@ -482,7 +497,10 @@ impl Manifest {
         if problems.is_empty() {
             Ok(m)
         } else {
-            Err(problems.into_iter().map(|p| format!("{origin}: {p}")).collect())
+            Err(problems
+                .into_iter()
+                .map(|p| format!("{origin}: {p}"))
+                .collect())
         }
     }
 
@@ -497,8 +515,13 @@ impl Manifest {
         }
         if self.version.is_empty()
             || self.version.len() > 64
-            || !self.version.chars().all(|c| c.is_ascii_alphanumeric() || ".+~_-".contains(c))
-            || !self.version.starts_with(|c: char| c.is_ascii_alphanumeric())
+            || !self
+                .version
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || ".+~_-".contains(c))
+            || !self
+                .version
+                .starts_with(|c: char| c.is_ascii_alphanumeric())
         {
             p.push(format!(
                 "version: `{}` is not a version (letters, digits and `.+~_-`, e.g. `1.2.0`)",
@@ -543,12 +566,21 @@ impl Manifest {
                     let mut seen = BTreeSet::new();
                     for (j, f) in d.files.iter().enumerate() {
                         if !seen.insert(f.arch) {
-                            p.push(format!("{at}.files[{j}]: a second file for {}", f.arch.as_str()));
+                            p.push(format!(
+                                "{at}.files[{j}]: a second file for {}",
+                                f.arch.as_str()
+                            ));
                         }
-                        if !f.url.starts_with("https://") || f.url.contains(['\'', '"', ' ', '\n']) {
+                        if !f.url.starts_with("https://") || f.url.contains(['\'', '"', ' ', '\n'])
+                        {
                             p.push(format!("{at}.files[{j}].url: `{}` must be an https:// URL without quotes or spaces", f.url));
                         }
-                        if f.sha256.len() != 64 || !f.sha256.chars().all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c)) {
+                        if f.sha256.len() != 64
+                            || !f
+                                .sha256
+                                .chars()
+                                .all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c))
+                        {
                             p.push(format!(
                                 "{at}.files[{j}].sha256: `{}` is not a SHA-256 (64 lowercase hex digits)",
                                 f.sha256
@@ -561,13 +593,18 @@ impl Manifest {
                     match &d.install {
                         DownloadInstall::Binary(path) => {
                             if !is_abs_path(path) {
-                                p.push(format!("{at}.install.binary: `{path}` must be an absolute path"));
+                                p.push(format!(
+                                    "{at}.install.binary: `{path}` must be an absolute path"
+                                ));
                             }
                         }
                         DownloadInstall::Extract(e) => {
                             needs_remove_script = true;
                             if !is_abs_path(&e.dir) {
-                                p.push(format!("{at}.install.extract.dir: `{}` must be an absolute path", e.dir));
+                                p.push(format!(
+                                    "{at}.install.extract.dir: `{}` must be an absolute path",
+                                    e.dir
+                                ));
                             }
                         }
                     }
@@ -583,18 +620,24 @@ impl Manifest {
         }
         for (k, v) in &self.env {
             if !is_env_name(k) {
-                p.push(format!("env: `{k}` is not a variable name (letters, digits, `_`)"));
+                p.push(format!(
+                    "env: `{k}` is not a variable name (letters, digits, `_`)"
+                ));
             }
             if k == "PATH" {
                 p.push("env: set `path:` instead of PATH".into());
             }
             if v.contains(['"', '`', '\\', '\n']) {
-                p.push(format!("env.{k}: the value may not contain `\"`, `` ` ``, `\\` or newlines"));
+                p.push(format!(
+                    "env.{k}: the value may not contain `\"`, `` ` ``, `\\` or newlines"
+                ));
             }
         }
         for d in &self.path {
             if !is_abs_path(d) || d.contains(':') {
-                p.push(format!("path: `{d}` must be an absolute directory without `:`"));
+                p.push(format!(
+                    "path: `{d}` must be an absolute directory without `:`"
+                ));
             }
         }
         for (i, v) in self.validate.iter().enumerate() {
@@ -604,7 +647,9 @@ impl Manifest {
             if let Some(re) = &v.expect
                 && let Err(e) = regex::Regex::new(re)
             {
-                p.push(format!("validate[{i}].expect: `{re}` is not a regular expression: {e}"));
+                p.push(format!(
+                    "validate[{i}].expect: `{re}` is not a regular expression: {e}"
+                ));
             }
         }
         p
@@ -621,7 +666,10 @@ impl Manifest {
     /// How many leading `apt` steps there are: those can be batched with other
     /// extensions' into one `apt-get install`, the rest must keep their order.
     pub fn leading_apt_steps(&self) -> usize {
-        self.install.iter().take_while(|s| matches!(s, Step::Apt(a) if !a.update)).count()
+        self.install
+            .iter()
+            .take_while(|s| matches!(s, Step::Apt(a) if !a.update))
+            .count()
     }
 }
 
@@ -644,7 +692,10 @@ impl Profile {
         if problems.is_empty() {
             Ok(p)
         } else {
-            Err(problems.into_iter().map(|m| format!("{origin}: {m}")).collect())
+            Err(problems
+                .into_iter()
+                .map(|m| format!("{origin}: {m}"))
+                .collect())
         }
     }
 }
@@ -679,7 +730,9 @@ fn check_list(p: &mut Vec<String>, at: &str, field: &str, items: &[String], ok: 
     }
     for item in items {
         if !ok(item) {
-            p.push(format!("{at}.{field}: `{item}` is not a valid package name"));
+            p.push(format!(
+                "{at}.{field}: `{item}` is not a valid package name"
+            ));
         }
     }
 }
@@ -692,9 +745,13 @@ fn is_apt_package(s: &str) -> bool {
     };
     let name_ok = name.len() >= 2
         && name.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
-        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "+-.".contains(c));
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "+-.".contains(c));
     let version_ok = version.is_none_or(|v| {
-        !v.is_empty() && v.chars().all(|c| c.is_ascii_alphanumeric() || ".+~:-".contains(c))
+        !v.is_empty()
+            && v.chars()
+                .all(|c| c.is_ascii_alphanumeric() || ".+~:-".contains(c))
     });
     name_ok && version_ok
 }
@@ -703,7 +760,8 @@ fn is_apt_package(s: &str) -> bool {
 fn is_plain_spec(s: &str) -> bool {
     !s.is_empty()
         && !s.starts_with('-')
-        && s.chars().all(|c| c.is_ascii_alphanumeric() || "._-[],<>=!~@/^*+".contains(c))
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._-[],<>=!~@/^*+".contains(c))
 }
 
 fn is_env_name(s: &str) -> bool {
@@ -836,7 +894,9 @@ remove: {script: "true"}
         for f in ["name", "version", "description"] {
             assert!(req.iter().any(|r| r == f), "{f} required: {req:?}");
         }
-        let desc = s["properties"]["version"]["description"].as_str().unwrap_or_default();
+        let desc = s["properties"]["version"]["description"]
+            .as_str()
+            .unwrap_or_default();
         assert!(desc.contains("reinstall"), "{desc}");
     }
 }

@@ -34,7 +34,11 @@ impl Request {
     pub fn from_spec(spec: &sindri_spec::ExtensionsSpec) -> Request {
         Request {
             profile: spec.profile.clone(),
-            extensions: spec.active.iter().map(|n| (n.clone(), Reason::Active)).collect(),
+            extensions: spec
+                .active
+                .iter()
+                .map(|n| (n.clone(), Reason::Active))
+                .collect(),
             present: Vec::new(),
         }
     }
@@ -43,7 +47,10 @@ impl Request {
     pub fn named<S: AsRef<str>>(names: &[S]) -> Request {
         Request {
             profile: None,
-            extensions: names.iter().map(|n| (n.as_ref().to_string(), Reason::Named)).collect(),
+            extensions: names
+                .iter()
+                .map(|n| (n.as_ref().to_string(), Reason::Named))
+                .collect(),
             present: Vec::new(),
         }
     }
@@ -165,7 +172,11 @@ impl fmt::Display for Problem {
                 Ok(())
             }
             Problem::BrokenProfile { name, message } => write!(f, "profile `{name}`: {message}"),
-            Problem::UnknownExtension { name, wanted, suggestion } => {
+            Problem::UnknownExtension {
+                name,
+                wanted,
+                suggestion,
+            } => {
                 write!(f, "unknown extension `{name}` ({wanted})")?;
                 if let Some(s) = suggestion {
                     write!(f, "; did you mean `{s}`?")?;
@@ -173,7 +184,11 @@ impl fmt::Display for Problem {
                 Ok(())
             }
             Problem::Cycle { path } => {
-                write!(f, "extensions require each other in a cycle: {}", path.join(" → "))
+                write!(
+                    f,
+                    "extensions require each other in a cycle: {}",
+                    path.join(" → ")
+                )
             }
             Problem::Conflict { a, a_why, b, b_why } => write!(
                 f,
@@ -235,15 +250,18 @@ impl Resolution {
         self.order.is_empty()
     }
 
-    /// The extensions `name` requires directly or through others, within this
-    /// resolution.
+    /// True when `name` is part of this resolution.
     pub fn contains(&self, name: &str) -> bool {
         self.reasons.contains_key(name)
     }
 }
 
 /// Resolves `req` against `catalog` for an environment offering `target`.
-pub fn resolve(catalog: &Catalog, req: &Request, target: &Target) -> Result<Resolution, ResolveError> {
+pub fn resolve(
+    catalog: &Catalog,
+    req: &Request,
+    target: &Target,
+) -> Result<Resolution, ResolveError> {
     let mut problems = Vec::new();
     let mut reasons: BTreeMap<String, Reason> = BTreeMap::new();
     // Roots in the order asked for; the closure is walked breadth-first from them.
@@ -258,10 +276,12 @@ pub fn resolve(catalog: &Catalog, req: &Request, target: &Target) -> Result<Reso
                     }
                 }
             }
-            Err(_) if catalog.profile(profile).is_none() => problems.push(Problem::UnknownProfile {
-                name: profile.clone(),
-                suggestion: catalog.suggest_profile(profile).map(str::to_string),
-            }),
+            Err(_) if catalog.profile(profile).is_none() => {
+                problems.push(Problem::UnknownProfile {
+                    name: profile.clone(),
+                    suggestion: catalog.suggest_profile(profile).map(str::to_string),
+                })
+            }
             Err(e) => problems.push(Problem::BrokenProfile {
                 name: profile.clone(),
                 message: match e.hint() {
@@ -288,7 +308,10 @@ pub fn resolve(catalog: &Catalog, req: &Request, target: &Target) -> Result<Reso
             if unknown.insert(name.clone()) {
                 problems.push(Problem::UnknownExtension {
                     suggestion: catalog.suggest_extension(&name).map(str::to_string),
-                    wanted: reasons.get(&name).map(|r| r.to_string()).unwrap_or_default(),
+                    wanted: reasons
+                        .get(&name)
+                        .map(|r| r.to_string())
+                        .unwrap_or_default(),
                     name,
                 });
             }
@@ -307,13 +330,22 @@ pub fn resolve(catalog: &Catalog, req: &Request, target: &Target) -> Result<Reso
 
     // Index the known extensions in name order, so waves come out sorted by name.
     let names: Vec<&String> = reasons.keys().collect();
-    let index: BTreeMap<&str, usize> = names.iter().enumerate().map(|(i, n)| (n.as_str(), i)).collect();
+    let index: BTreeMap<&str, usize> = names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (n.as_str(), i))
+        .collect();
     let deps: Vec<Vec<usize>> = names
         .iter()
         .map(|n| {
             catalog
                 .manifest(n)
-                .map(|m| m.requires.iter().filter_map(|r| index.get(r.as_str()).copied()).collect())
+                .map(|m| {
+                    m.requires
+                        .iter()
+                        .filter_map(|r| index.get(r.as_str()).copied())
+                        .collect()
+                })
                 .unwrap_or_default()
         })
         .collect();
@@ -352,15 +384,21 @@ fn check_conflicts(
     present: &[String],
     problems: &mut Vec<Problem>,
 ) {
-    let mut all: BTreeMap<&str, String> = reasons.iter().map(|(n, r)| (n.as_str(), r.to_string())).collect();
+    let mut all: BTreeMap<&str, String> = reasons
+        .iter()
+        .map(|(n, r)| (n.as_str(), r.to_string()))
+        .collect();
     for p in present {
-        all.entry(p.as_str()).or_insert_with(|| Reason::Present.to_string());
+        all.entry(p.as_str())
+            .or_insert_with(|| Reason::Present.to_string());
     }
     // Every pair is found from the side that declares it (both sides are in `all`),
     // so one pass over the declared conflicts suffices.
     let mut seen = BTreeSet::new();
     for &a in all.keys() {
-        let Some(m) = catalog.manifest(a) else { continue };
+        let Some(m) = catalog.manifest(a) else {
+            continue;
+        };
         for b in &m.conflicts {
             let b = b.as_str();
             if b == a || !all.contains_key(b) {
@@ -393,13 +431,20 @@ fn check_requirements(
     let mut disk_total = 0u64;
     let mut disk_users = Vec::new();
     for name in reasons.keys() {
-        let Some(m) = catalog.manifest(name) else { continue };
+        let Some(m) = catalog.manifest(name) else {
+            continue;
+        };
         let req = &m.requirements;
         if req.gpu && target.gpus.is_none() {
             problems.push(Problem::Requirement {
                 extension: name.clone(),
-                message: format!("`{name}` ({}) needs a GPU, and deployment.resources.gpu is not set", reasons[name]),
-                hint: format!("add `gpu: {{count: 1}}` under deployment.resources, or leave `{name}` out"),
+                message: format!(
+                    "`{name}` ({}) needs a GPU, and deployment.resources.gpu is not set",
+                    reasons[name]
+                ),
+                hint: format!(
+                    "add `gpu: {{count: 1}}` under deployment.resources, or leave `{name}` out"
+                ),
             });
         }
         if let (Some(need), Some(have)) = (req.memory, target.memory)
@@ -437,8 +482,8 @@ fn check_requirements(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::manifest::{Manifest, Profile, Requirements};
     use crate::catalog::Source;
+    use crate::manifest::{Manifest, Profile, Requirements};
 
     fn ext(name: &str, requires: &[&str], conflicts: &[&str]) -> Manifest {
         Manifest {
@@ -478,8 +523,16 @@ mod tests {
             ext("curl", &[], &[]),
             ext("jq", &[], &[]),
         ]);
-        let r = resolve(&c, &Request::named(&["jupyter", "uv", "jq"]), &Target::default()).unwrap();
-        assert_eq!(r.waves, vec![vec!["curl", "jq"], vec!["python"], vec!["jupyter", "uv"]]);
+        let r = resolve(
+            &c,
+            &Request::named(&["jupyter", "uv", "jq"]),
+            &Target::default(),
+        )
+        .unwrap();
+        assert_eq!(
+            r.waves,
+            vec![vec!["curl", "jq"], vec!["python"], vec!["jupyter", "uv"]]
+        );
         assert_eq!(r.order, ["curl", "jq", "python", "jupyter", "uv"]);
         assert_eq!(r.reasons["python"], Reason::RequiredBy("jupyter".into()));
         assert_eq!(r.reasons["jq"], Reason::Named);
@@ -487,17 +540,38 @@ mod tests {
 
     #[test]
     fn a_cycle_is_reported_with_its_full_path() {
-        let c = catalog(vec![ext("a", &["b"], &[]), ext("b", &["c"], &[]), ext("c", &["a"], &[])]);
+        let c = catalog(vec![
+            ext("a", &["b"], &[]),
+            ext("b", &["c"], &[]),
+            ext("c", &["a"], &[]),
+        ]);
         let e = resolve(&c, &Request::named(&["a"]), &Target::default()).unwrap_err();
-        assert_eq!(e.problems, vec![Problem::Cycle { path: vec!["a".into(), "b".into(), "c".into(), "a".into()] }]);
-        assert_eq!(e.to_string(), "extensions require each other in a cycle: a → b → c → a");
+        assert_eq!(
+            e.problems,
+            vec![Problem::Cycle {
+                path: vec!["a".into(), "b".into(), "c".into(), "a".into()]
+            }]
+        );
+        assert_eq!(
+            e.to_string(),
+            "extensions require each other in a cycle: a → b → c → a"
+        );
     }
 
     #[test]
     fn unknown_names_get_a_suggestion_and_every_problem_is_listed() {
-        let mut c = catalog(vec![ext("python", &[], &[]), ext("jupyter", &["pyhton"], &[]), ext("nodejs", &[], &[])]);
+        let mut c = catalog(vec![
+            ext("python", &[], &[]),
+            ext("jupyter", &["pyhton"], &[]),
+            ext("nodejs", &[], &[]),
+        ]);
         c.insert_profile(
-            Profile { name: "ml".into(), description: "x".into(), extends: vec![], extensions: vec!["jupyter".into()] },
+            Profile {
+                name: "ml".into(),
+                description: "x".into(),
+                extends: vec![],
+                extensions: vec!["jupyter".into()],
+            },
             Source::Builtin,
         );
         let req = Request {
@@ -507,11 +581,24 @@ mod tests {
         };
         let e = resolve(&c, &req, &Target::default()).unwrap_err();
         let text = e.to_string();
-        assert!(text.contains("unknown extension `pyhton` (required by `jupyter`); did you mean `python`?"), "{text}");
-        assert!(text.contains("unknown extension `node` (listed in extensions.active); did you mean `nodejs`?"), "{text}");
+        assert!(
+            text.contains(
+                "unknown extension `pyhton` (required by `jupyter`); did you mean `python`?"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "unknown extension `node` (listed in extensions.active); did you mean `nodejs`?"
+            ),
+            "{text}"
+        );
         assert_eq!(e.problems.len(), 2, "{text}");
 
-        let req = Request { profile: Some("mll".into()), ..Default::default() };
+        let req = Request {
+            profile: Some("mll".into()),
+            ..Default::default()
+        };
         let e = resolve(&c, &req, &Target::default()).unwrap_err();
         assert_eq!(e.to_string(), "unknown profile `mll`; did you mean `ml`?");
     }
@@ -525,7 +612,10 @@ mod tests {
         ]);
         let req = Request {
             profile: None,
-            extensions: vec![("devtools".into(), Reason::Named), ("podman".into(), Reason::Active)],
+            extensions: vec![
+                ("devtools".into(), Reason::Named),
+                ("podman".into(), Reason::Active),
+            ],
             present: vec![],
         };
         let e = resolve(&c, &req, &Target::default()).unwrap_err();
@@ -534,9 +624,16 @@ mod tests {
             "`docker-cli` (required by `devtools`) conflicts with `podman` (listed in extensions.active); choose one"
         );
         // Against what is already installed, too.
-        let req = Request { present: vec!["docker-cli".into()], ..Request::named(&["podman"]) };
+        let req = Request {
+            present: vec!["docker-cli".into()],
+            ..Request::named(&["podman"])
+        };
         let e = resolve(&c, &req, &Target::default()).unwrap_err();
-        assert!(e.to_string().contains("`docker-cli` (already installed) conflicts with `podman` (asked for)"), "{e}");
+        assert!(
+            e.to_string()
+                .contains("`docker-cli` (already installed) conflicts with `podman` (asked for)"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -545,12 +642,28 @@ mod tests {
         cuda.requirements.gpu = true;
         cuda.requirements.memory = Some(ByteSize(8 << 30));
         let c = catalog(vec![cuda]);
-        let t = Target { gpus: None, memory: Some(ByteSize(4 << 30)), disk: None };
+        let t = Target {
+            gpus: None,
+            memory: Some(ByteSize(4 << 30)),
+            disk: None,
+        };
         let e = resolve(&c, &Request::named(&["cuda-toolkit"]), &t).unwrap_err();
         let text = e.to_string();
-        assert!(text.contains("`cuda-toolkit` (asked for) needs a GPU, and deployment.resources.gpu is not set"), "{text}");
-        assert!(text.contains("needs 8GiB of memory, and deployment.resources.memory is 4GiB"), "{text}");
-        let ok = Target { gpus: Some(1), memory: None, disk: None };
+        assert!(
+            text.contains(
+                "`cuda-toolkit` (asked for) needs a GPU, and deployment.resources.gpu is not set"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("needs 8GiB of memory, and deployment.resources.memory is 4GiB"),
+            "{text}"
+        );
+        let ok = Target {
+            gpus: Some(1),
+            memory: None,
+            disk: None,
+        };
         assert!(resolve(&c, &Request::named(&["cuda-toolkit"]), &ok).is_ok());
     }
 
@@ -561,8 +674,15 @@ mod tests {
         let mut b = ext("b", &[], &[]);
         b.requirements.disk = Some(ByteSize(3 << 30));
         let c = catalog(vec![a, b]);
-        let t = Target { disk: Some(ByteSize(5 << 30)), ..Default::default() };
+        let t = Target {
+            disk: Some(ByteSize(5 << 30)),
+            ..Default::default()
+        };
         let e = resolve(&c, &Request::named(&["a", "b"]), &t).unwrap_err();
-        assert!(e.to_string().contains("need about 6GiB of disk (a 3GiB, b 3GiB)"), "{e}");
+        assert!(
+            e.to_string()
+                .contains("need about 6GiB of disk (a 3GiB, b 3GiB)"),
+            "{e}"
+        );
     }
 }

@@ -30,7 +30,11 @@ pub fn quote(s: &str) -> String {
 }
 
 fn quote_all<S: AsRef<str>>(items: &[S]) -> String {
-    items.iter().map(|s| quote(s.as_ref())).collect::<Vec<_>>().join(" ")
+    items
+        .iter()
+        .map(|s| quote(s.as_ref()))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// The start of every script: stop at the first failure, no prompts, and the
@@ -154,12 +158,17 @@ pub fn env_file(m: &Manifest) -> Option<String> {
     if m.env.is_empty() && m.path.is_empty() {
         return None;
     }
-    let mut s = format!("# Written by sindri for extension {} {}.\n", m.name, m.version);
+    let mut s = format!(
+        "# Written by sindri for extension {} {}.\n",
+        m.name, m.version
+    );
     for (k, v) in &m.env {
         s.push_str(&format!("export {k}=\"{v}\"\n"));
     }
     for dir in m.path.iter().rev() {
-        s.push_str(&format!("case \":$PATH:\" in *\":{dir}:\"*) ;; *) PATH=\"{dir}:$PATH\" ;; esac\n"));
+        s.push_str(&format!(
+            "case \":$PATH:\" in *\":{dir}:\"*) ;; *) PATH=\"{dir}:$PATH\" ;; esac\n"
+        ));
     }
     if !m.path.is_empty() {
         s.push_str("export PATH\n");
@@ -185,7 +194,10 @@ fn env_setup() -> String {
 /// One `apt-get install` of `packages`, first saying (as tag lines `new-apt PKG`)
 /// which of them are not installed yet, so `remove` takes out only what sindri added.
 pub fn apt_install(packages: &[String], update: bool) -> String {
-    let names: Vec<&str> = packages.iter().map(|p| p.split('=').next().unwrap_or(p)).collect();
+    let names: Vec<&str> = packages
+        .iter()
+        .map(|p| p.split('=').next().unwrap_or(p))
+        .collect();
     let mut s = String::new();
     s.push_str("if ! command -v apt-get >/dev/null 2>&1; then echo 'sindri: apt-get is not available: apt steps need a Debian or Ubuntu image' >&2; exit 3; fi\n");
     if update {
@@ -210,7 +222,11 @@ pub fn step(step: &Step) -> String {
     match step {
         Step::Apt(a) => apt_install(&a.packages, a.update),
         Step::Pip(p) => {
-            let index = p.index_url.as_deref().map(|u| format!("--index-url {} ", quote(u))).unwrap_or_default();
+            let index = p
+                .index_url
+                .as_deref()
+                .map(|u| format!("--index-url {} ", quote(u)))
+                .unwrap_or_default();
             format!(
                 "if ! command -v python3 >/dev/null 2>&1; then echo 'sindri: python3 is not installed: add `python` to requires' >&2; exit 3; fi\n\
                  python3 -m pip install --no-input --disable-pip-version-check --progress-bar off {index}{}\n",
@@ -296,12 +312,20 @@ pub fn write_marker(name: &str, version: &str, installed_at: i64, apt_added: &[S
 /// Undoes what sindri can undo by itself: downloaded binaries, cargo, npm and pip
 /// packages, the apt packages it added (`apt_remove`, already filtered of packages
 /// other extensions need), the environment file and the marker.
-pub fn auto_remove(m: Option<&Manifest>, name: &str, apt_remove: &[String], keep: &dyn Fn(&str) -> bool) -> String {
+pub fn auto_remove(
+    m: Option<&Manifest>,
+    name: &str,
+    apt_remove: &[String],
+    keep: &dyn Fn(&str) -> bool,
+) -> String {
     let mut s = String::new();
     if let Some(m) = m {
         for step in m.install.iter().rev() {
             match step {
-                Step::Download(DownloadStep { install: DownloadInstall::Binary(p), .. }) => {
+                Step::Download(DownloadStep {
+                    install: DownloadInstall::Binary(p),
+                    ..
+                }) => {
                     s.push_str(&format!("rm -f {}\n", quote(p)));
                 }
                 Step::Cargo(c) => {
@@ -319,7 +343,12 @@ pub fn auto_remove(m: Option<&Manifest>, name: &str, apt_remove: &[String], keep
                     }
                 }
                 Step::Npm(n) => {
-                    let pkgs: Vec<&str> = n.packages.iter().map(|p| npm_name(p)).filter(|p| !keep(p)).collect();
+                    let pkgs: Vec<&str> = n
+                        .packages
+                        .iter()
+                        .map(|p| npm_name(p))
+                        .filter(|p| !keep(p))
+                        .collect();
                     if !pkgs.is_empty() {
                         s.push_str(&format!(
                             "if command -v npm >/dev/null 2>&1; then npm uninstall -g --no-fund --no-audit {}; fi\n",
@@ -328,7 +357,12 @@ pub fn auto_remove(m: Option<&Manifest>, name: &str, apt_remove: &[String], keep
                     }
                 }
                 Step::Pip(p) => {
-                    let pkgs: Vec<&str> = p.packages.iter().map(|p| pip_name(p)).filter(|p| !keep(p)).collect();
+                    let pkgs: Vec<&str> = p
+                        .packages
+                        .iter()
+                        .map(|p| pip_name(p))
+                        .filter(|p| !keep(p))
+                        .collect();
                     if !pkgs.is_empty() {
                         s.push_str(&format!(
                             "if command -v python3 >/dev/null 2>&1; then python3 -m pip uninstall -y --disable-pip-version-check {}; fi\n",
@@ -352,7 +386,9 @@ pub fn auto_remove(m: Option<&Manifest>, name: &str, apt_remove: &[String], keep
 
 /// A pip requirement's distribution name: `uvicorn[standard]>=0.30` → `uvicorn`.
 pub fn pip_name(spec: &str) -> &str {
-    let end = spec.find(['[', '<', '>', '=', '!', '~', ' ', ';']).unwrap_or(spec.len());
+    let end = spec
+        .find(['[', '<', '>', '=', '!', '~', ' ', ';'])
+        .unwrap_or(spec.len());
     &spec[..end]
 }
 

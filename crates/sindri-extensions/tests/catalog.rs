@@ -35,17 +35,42 @@ fn schema_errors(schema: &serde_json::Value, file: &Path) -> Vec<String> {
 #[test]
 fn every_builtin_manifest_and_profile_validates_against_the_generated_schema() {
     let schema = manifest_schema();
-    assert!(jsonschema::meta::is_valid(&schema), "the manifest schema is a valid JSON Schema");
+    assert!(
+        jsonschema::meta::is_valid(&schema),
+        "the manifest schema is a valid JSON Schema"
+    );
     let files = yaml_files(catalog_dir());
-    assert!(files.len() >= 20, "at least 20 built-in extensions, found {}", files.len());
-    let errors: Vec<String> = files.iter().flat_map(|f| schema_errors(&schema, f)).collect();
-    assert!(errors.is_empty(), "schema violations:\n{}", errors.join("\n"));
+    assert!(
+        files.len() >= 20,
+        "at least 20 built-in extensions, found {}",
+        files.len()
+    );
+    let errors: Vec<String> = files
+        .iter()
+        .flat_map(|f| schema_errors(&schema, f))
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "schema violations:\n{}",
+        errors.join("\n")
+    );
 
     let pschema = profile_schema();
     let profiles = yaml_files(&catalog_dir().join("profiles"));
-    assert!(profiles.len() >= 5, "at least 5 profiles, found {}", profiles.len());
-    let errors: Vec<String> = profiles.iter().flat_map(|f| schema_errors(&pschema, f)).collect();
-    assert!(errors.is_empty(), "schema violations:\n{}", errors.join("\n"));
+    assert!(
+        profiles.len() >= 5,
+        "at least 5 profiles, found {}",
+        profiles.len()
+    );
+    let errors: Vec<String> = profiles
+        .iter()
+        .flat_map(|f| schema_errors(&pschema, f))
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "schema violations:\n{}",
+        errors.join("\n")
+    );
 }
 
 #[test]
@@ -76,13 +101,37 @@ fn the_schema_rejects_what_the_loader_rejects() {
 #[test]
 fn the_builtin_catalog_loads_and_hangs_together() {
     let c = Catalog::builtin().expect("built-in catalog loads");
-    assert_eq!(c.len(), yaml_files(catalog_dir()).len(), "every file is embedded");
+    assert_eq!(
+        c.len(),
+        yaml_files(catalog_dir()).len(),
+        "every file is embedded"
+    );
     for want in [
-        "git", "build-essential", "curl", "python", "uv", "nodejs", "rust", "golang", "docker-cli",
-        "kubectl", "gh", "jupyter", "pytorch-cpu", "cuda-toolkit", "tmux", "zsh", "jq", "ripgrep",
-        "htop", "neovim",
+        "git",
+        "build-essential",
+        "curl",
+        "python",
+        "uv",
+        "nodejs",
+        "rust",
+        "golang",
+        "docker-cli",
+        "kubectl",
+        "gh",
+        "jupyter",
+        "pytorch-cpu",
+        "cuda-toolkit",
+        "tmux",
+        "zsh",
+        "jq",
+        "ripgrep",
+        "htop",
+        "neovim",
     ] {
-        assert!(c.get(want).is_some(), "built-in extension `{want}` is missing");
+        assert!(
+            c.get(want).is_some(),
+            "built-in extension `{want}` is missing"
+        );
     }
     let mut problems = Vec::new();
     for e in c.extensions() {
@@ -110,7 +159,10 @@ fn the_builtin_catalog_loads_and_hangs_together() {
             if let Some(n) = needs
                 && !closure.contains(n)
             {
-                problems.push(format!("{}: a step needs `{n}`, which it does not require", m.name));
+                problems.push(format!(
+                    "{}: a step needs `{n}`, which it does not require",
+                    m.name
+                ));
             }
         }
     }
@@ -135,10 +187,16 @@ fn closure(c: &Catalog, name: &str) -> BTreeSet<String> {
 #[test]
 fn every_profile_resolves_and_the_whole_catalog_has_no_cycle() {
     let c = Catalog::builtin().expect("loads");
-    let gpu = Target { gpus: Some(1), ..Default::default() };
+    let gpu = Target {
+        gpus: Some(1),
+        ..Default::default()
+    };
     for p in c.profiles() {
         let name = &p.profile.name;
-        let req = Request { profile: Some(name.clone()), ..Default::default() };
+        let req = Request {
+            profile: Some(name.clone()),
+            ..Default::default()
+        };
         let r = resolve(&c, &req, &gpu).unwrap_or_else(|e| panic!("profile `{name}`: {e}"));
         assert!(!r.is_empty(), "profile `{name}` installs something");
         for e in c.profile_extensions(name).expect("expands") {
@@ -164,9 +222,17 @@ fn every_profile_resolves_and_the_whole_catalog_has_no_cycle() {
 #[test]
 fn gpu_profile_without_a_gpu_is_refused_before_anything_runs() {
     let c = Catalog::builtin().expect("loads");
-    let req = Request { profile: Some("ml-gpu".into()), ..Default::default() };
-    let e = resolve(&c, &req, &Target::default()).unwrap_err().to_string();
-    assert!(e.contains("`cuda-toolkit` (in profile `ml-gpu`) needs a GPU"), "{e}");
+    let req = Request {
+        profile: Some("ml-gpu".into()),
+        ..Default::default()
+    };
+    let e = resolve(&c, &req, &Target::default())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("`cuda-toolkit` (in profile `ml-gpu`) needs a GPU"),
+        "{e}"
+    );
 }
 
 fn write(dir: &Path, rel: &str, text: &str) {
@@ -188,25 +254,61 @@ fn a_user_directory_adds_extensions_and_profiles_and_overrides_builtins() {
         "team/protoc.yaml",
         "name: protoc\nversion: \"1\"\ndescription: protobuf compiler\nrequires: [build-essential]\ninstall:\n  - apt: {packages: [protobuf-compiler]}\n",
     );
-    write(dir.path(), "team/profiles/team.yaml", "name: team\ndescription: ours\nextends: [minimal]\nextensions: [protoc]\n");
-    let spec = sindri_spec::ExtensionsSpec { profile: Some("team".into()), active: vec![], sources: vec!["team".into()] };
+    write(
+        dir.path(),
+        "team/profiles/team.yaml",
+        "name: team\ndescription: ours\nextends: [minimal]\nextensions: [protoc]\n",
+    );
+    let spec = sindri_spec::ExtensionsSpec {
+        profile: Some("team".into()),
+        active: vec![],
+        sources: vec!["team".into()],
+    };
     let c = Catalog::for_spec(&spec, dir.path()).expect("loads");
-    assert_eq!(c.manifest("jq").expect("jq").version, "9.9.9", "the user's jq replaces the built-in");
-    assert_eq!(c.get("jq").expect("jq").source, Source::File(dir.path().join("team/jq.yaml")));
+    assert_eq!(
+        c.manifest("jq").expect("jq").version,
+        "9.9.9",
+        "the user's jq replaces the built-in"
+    );
+    assert_eq!(
+        c.get("jq").expect("jq").source,
+        Source::File(dir.path().join("team/jq.yaml"))
+    );
     let r = resolve(&c, &Request::from_spec(&spec), &Target::default()).expect("resolves");
-    assert!(r.contains("protoc") && r.contains("build-essential") && r.contains("git"), "{r:?}");
+    assert!(
+        r.contains("protoc") && r.contains("build-essential") && r.contains("git"),
+        "{r:?}"
+    );
 }
 
 #[test]
 fn every_problem_of_a_user_directory_is_reported_with_its_file() {
     let dir = tempfile::tempdir().expect("tmp");
-    write(dir.path(), "ext/a.yaml", "name: b\nversion: \"1\"\ndescription: x\ninstall:\n  - apt: {packages: [jq]}\n");
-    write(dir.path(), "ext/c.yaml", "name: c\nversion: \"1\"\ndescription: x\ninstal: []\n");
-    write(dir.path(), "ext/d.yaml", "name: d\nversion: \"1\"\ndescription: x\ninstall:\n  - script: {run: make}\n");
-    let spec = sindri_spec::ExtensionsSpec { sources: vec!["ext".into(), "missing".into()], ..Default::default() };
+    write(
+        dir.path(),
+        "ext/a.yaml",
+        "name: b\nversion: \"1\"\ndescription: x\ninstall:\n  - apt: {packages: [jq]}\n",
+    );
+    write(
+        dir.path(),
+        "ext/c.yaml",
+        "name: c\nversion: \"1\"\ndescription: x\ninstal: []\n",
+    );
+    write(
+        dir.path(),
+        "ext/d.yaml",
+        "name: d\nversion: \"1\"\ndescription: x\ninstall:\n  - script: {run: make}\n",
+    );
+    let spec = sindri_spec::ExtensionsSpec {
+        sources: vec!["ext".into(), "missing".into()],
+        ..Default::default()
+    };
     let e = Catalog::for_spec(&spec, dir.path()).unwrap_err();
     let msg = e.message().to_string();
-    assert!(msg.contains("a.yaml: defines extension `b`; name the file `b.yaml`"), "{msg}");
+    assert!(
+        msg.contains("a.yaml: defines extension `b`; name the file `b.yaml`"),
+        "{msg}"
+    );
     assert!(msg.contains("c.yaml:4:1: unknown field `instal`"), "{msg}");
     assert!(msg.contains("d.yaml: remove.script: required"), "{msg}");
     assert!(msg.contains("missing: not a directory"), "{msg}");

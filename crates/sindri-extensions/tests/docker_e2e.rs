@@ -8,7 +8,8 @@ use std::sync::{Arc, OnceLock};
 
 use sindri_core::{DeployOptions, Deployment, NoProgress, Provider, ResolvedSpec, dispatch};
 use sindri_extensions::{
-    Action, Catalog, Installer, NoInstallProgress, Outcome, Request, Target, check_removal, exec, resolve,
+    Action, Catalog, Installer, NoInstallProgress, Outcome, Request, Target, check_removal, exec,
+    resolve,
 };
 use sindri_spec::{ProviderKind, ProvidersSpec, Spec};
 use sindri_state::StateStore;
@@ -66,7 +67,13 @@ impl Env {
         let provider = sindri_providers::registry()
             .create(ProviderKind::Docker, &ProvidersSpec::default())
             .expect("docker provider");
-        Env { name, dir, state_dir: tempfile::tempdir().expect("state dir"), spec, provider }
+        Env {
+            name,
+            dir,
+            state_dir: tempfile::tempdir().expect("state dir"),
+            spec,
+            provider,
+        }
     }
 
     fn write_ext(&self, name: &str, body: &str) {
@@ -84,16 +91,26 @@ impl Env {
     }
 
     async fn deploy(&self) -> Deployment {
-        dispatch::deploy(self.provider.as_ref(), &self.spec, DeployOptions::default(), &NoProgress)
-            .await
-            .expect("deploy")
+        dispatch::deploy(
+            self.provider.as_ref(),
+            &self.spec,
+            DeployOptions::default(),
+            &NoProgress,
+        )
+        .await
+        .expect("deploy")
     }
 
     /// Runs a shell line in the environment: (exit code, output).
     async fn sh(&self, d: &Deployment, line: &str) -> (i32, String) {
-        let r = exec::run(self.provider.as_ref(), d, vec!["sh".into(), "-c".into(), line.into()], &|_| {})
-            .await
-            .expect("exec");
+        let r = exec::run(
+            self.provider.as_ref(),
+            d,
+            vec!["sh".into(), "-c".into(), line.into()],
+            &|_| {},
+        )
+        .await
+        .expect("exec");
         (r.code, r.stdout.join("\n"))
     }
 }
@@ -102,7 +119,14 @@ impl Env {
 /// skips `Drop`): environments named `t-ext-TAG-PID-…` whose process is gone.
 fn remove_stale() {
     let out = std::process::Command::new("docker")
-        .args(["ps", "-a", "--filter", "label=sindri.managed=true", "--format", "{{.Label \"sindri.environment\"}}"])
+        .args([
+            "ps",
+            "-a",
+            "--filter",
+            "label=sindri.managed=true",
+            "--format",
+            "{{.Label \"sindri.environment\"}}",
+        ])
         .output();
     let Ok(out) = out else { return };
     for env in String::from_utf8_lossy(&out.stdout).lines() {
@@ -124,12 +148,20 @@ fn remove_labelled(name: &str) {
             .args(args)
             .args(["--filter", &label])
             .output()
-            .map(|o| String::from_utf8_lossy(&o.stdout).lines().map(str::to_string).collect())
+            .map(|o| {
+                String::from_utf8_lossy(&o.stdout)
+                    .lines()
+                    .map(str::to_string)
+                    .collect()
+            })
             .unwrap_or_default()
     };
     let rm = |args: &[&str], ids: Vec<String>| {
         if !ids.is_empty() {
-            let _ = std::process::Command::new("docker").args(args).args(&ids).output();
+            let _ = std::process::Command::new("docker")
+                .args(args)
+                .args(&ids)
+                .output();
         }
     };
     rm(&["rm", "-f", "-v"], list(&["ps", "-aq"]));
@@ -161,7 +193,13 @@ async fn a_chain_installs_in_order_redeploys_as_a_noop_upgrades_one_and_removes(
     );
     env.write_ext(
         "ext-b",
-        &apt_ext("ext-b", "1", "less", &["ext-c"], "validate:\n  - run: less --version\n    expect: '^less \\d+'\n"),
+        &apt_ext(
+            "ext-b",
+            "1",
+            "less",
+            &["ext-c"],
+            "validate:\n  - run: less --version\n    expect: '^less \\d+'\n",
+        ),
     );
     env.write_ext(
         "ext-a",
@@ -177,27 +215,55 @@ async fn a_chain_installs_in_order_redeploys_as_a_noop_upgrades_one_and_removes(
     let catalog = env.catalog();
     let req = Request::from_spec(&env.spec.spec.extensions);
     let resolution = resolve(&catalog, &req, &Target::from_spec(&env.spec.spec)).expect("resolves");
-    assert_eq!(resolution.waves, vec![vec!["ext-c"], vec!["ext-b"], vec!["ext-a"]]);
+    assert_eq!(
+        resolution.waves,
+        vec![vec!["ext-c"], vec!["ext-b"], vec!["ext-a"]]
+    );
 
     let d = env.deploy().await;
     let state = env.state();
-    let installer = Installer::new(env.provider.as_ref(), &d, &catalog, &state, &NoInstallProgress);
+    let installer = Installer::new(
+        env.provider.as_ref(),
+        &d,
+        &catalog,
+        &state,
+        &NoInstallProgress,
+    );
 
     // First install: all three, in order, one apt run per wave, validated.
     let (plan, report) = installer.sync(&resolution).await.expect("sync");
-    assert!(plan.items.iter().all(|i| i.action == Action::Install), "{plan:?}");
+    assert!(
+        plan.items.iter().all(|i| i.action == Action::Install),
+        "{plan:?}"
+    );
     assert!(report.is_success(), "{:?}", report.error());
     assert_eq!(report.installed(), ["ext-c", "ext-b", "ext-a"]);
     assert_eq!(report.apt_runs, 3);
-    let (code, out) = env.sh(&d, "dpkg-query -W -f='${Package} ${db:Status-Status}\\n' jq less tree").await;
+    let (code, out) = env
+        .sh(
+            &d,
+            "dpkg-query -W -f='${Package} ${db:Status-Status}\\n' jq less tree",
+        )
+        .await;
     assert_eq!(code, 0, "{out}");
     assert_eq!(out, "jq installed\nless installed\ntree installed");
     // Login shells get the exported environment.
     let (_, greeting) = env.sh(&d, ". /etc/profile; echo \"$EXT_C_GREETING\"").await;
     assert_eq!(greeting, "hello-from-c");
     let recorded = state.extensions(&d.project, &d.name).expect("records");
-    assert_eq!(recorded.iter().map(|r| r.extension.as_str()).collect::<Vec<_>>(), ["ext-a", "ext-b", "ext-c"]);
-    assert!(recorded.iter().all(|r| r.version == "1" && r.validated_at.is_some()), "{recorded:?}");
+    assert_eq!(
+        recorded
+            .iter()
+            .map(|r| r.extension.as_str())
+            .collect::<Vec<_>>(),
+        ["ext-a", "ext-b", "ext-c"]
+    );
+    assert!(
+        recorded
+            .iter()
+            .all(|r| r.version == "1" && r.validated_at.is_some()),
+        "{recorded:?}"
+    );
 
     // `validate` runs the checks again and passes.
     let probe = installer.probe().await.expect("probe");
@@ -207,8 +273,17 @@ async fn a_chain_installs_in_order_redeploys_as_a_noop_upgrades_one_and_removes(
 
     // Redeploy with the same spec: same container, nothing reinstalled, state untouched.
     let d2 = env.deploy().await;
-    assert_eq!(d2.resource_id, d.resource_id, "an unchanged deploy keeps the container");
-    let installer = Installer::new(env.provider.as_ref(), &d2, &catalog, &state, &NoInstallProgress);
+    assert_eq!(
+        d2.resource_id, d.resource_id,
+        "an unchanged deploy keeps the container"
+    );
+    let installer = Installer::new(
+        env.provider.as_ref(),
+        &d2,
+        &catalog,
+        &state,
+        &NoInstallProgress,
+    );
     let (plan, report) = installer.sync(&resolution).await.expect("sync again");
     assert!(plan.is_noop(), "{plan:?}");
     assert!(report.installed().is_empty(), "{report:?}");
@@ -216,7 +291,11 @@ async fn a_chain_installs_in_order_redeploys_as_a_noop_upgrades_one_and_removes(
     assert_eq!(report.apt_runs, 0);
     let again = state.extensions(&d.project, &d.name).expect("records");
     for (a, b) in recorded.iter().zip(&again) {
-        assert_eq!(a.installed_at, b.installed_at, "{} was not reinstalled", a.extension);
+        assert_eq!(
+            a.installed_at, b.installed_at,
+            "{} was not reinstalled",
+            a.extension
+        );
     }
     // post_deploy hooks run after every deploy, also when nothing changed.
     let (_, hook_runs) = env.sh(&d2, "cat /var/tmp/ext-a-post-deploy").await;
@@ -225,47 +304,96 @@ async fn a_chain_installs_in_order_redeploys_as_a_noop_upgrades_one_and_removes(
     // A new version of the middle extension reinstalls only it.
     env.write_ext(
         "ext-b",
-        &apt_ext("ext-b", "2", "less", &["ext-c"], "validate:\n  - run: less --version\n    expect: '^less \\d+'\n"),
+        &apt_ext(
+            "ext-b",
+            "2",
+            "less",
+            &["ext-c"],
+            "validate:\n  - run: less --version\n    expect: '^less \\d+'\n",
+        ),
     );
     let catalog = env.catalog();
-    let installer = Installer::new(env.provider.as_ref(), &d2, &catalog, &state, &NoInstallProgress);
+    let installer = Installer::new(
+        env.provider.as_ref(),
+        &d2,
+        &catalog,
+        &state,
+        &NoInstallProgress,
+    );
     let (plan, report) = installer.sync(&resolution).await.expect("sync upgrade");
-    let actions: Vec<(&str, &Action)> = plan.items.iter().map(|i| (i.name.as_str(), &i.action)).collect();
+    let actions: Vec<(&str, &Action)> = plan
+        .items
+        .iter()
+        .map(|i| (i.name.as_str(), &i.action))
+        .collect();
     assert_eq!(
         actions,
-        [("ext-c", &Action::Keep), ("ext-b", &Action::Upgrade { from: "1".into() }), ("ext-a", &Action::Keep)]
+        [
+            ("ext-c", &Action::Keep),
+            ("ext-b", &Action::Upgrade { from: "1".into() }),
+            ("ext-a", &Action::Keep)
+        ]
     );
     assert_eq!(report.installed(), ["ext-b"]);
-    let b = state.extensions(&d.project, &d.name).expect("records").into_iter().find(|r| r.extension == "ext-b");
+    let b = state
+        .extensions(&d.project, &d.name)
+        .expect("records")
+        .into_iter()
+        .find(|r| r.extension == "ext-b");
     assert_eq!(b.map(|r| r.version), Some("2".into()));
 
     // Removing what something else requires is refused before anything runs.
     let probe = installer.probe().await.expect("probe");
-    let e = installer.remove(&["ext-b".into()], &probe).await.expect_err("refused");
+    let e = installer
+        .remove(&["ext-b".into()], &probe)
+        .await
+        .expect_err("refused");
     assert!(e.message().contains("`ext-a` requires `ext-b`"), "{e}");
     let (code, _) = env.sh(&d2, "command -v less").await;
     assert_eq!(code, 0, "nothing was removed");
 
     // Remove the top: its package and record go, the rest stays.
-    let removed = installer.remove(&["ext-a".into()], &probe).await.expect("remove ext-a");
+    let removed = installer
+        .remove(&["ext-a".into()], &probe)
+        .await
+        .expect("remove ext-a");
     assert!(removed[0].ok, "{removed:?}");
     assert_eq!(removed[0].removed_packages, ["tree"]);
     let (code, _) = env.sh(&d2, "command -v tree").await;
     assert_ne!(code, 0, "tree is gone");
     let (code, _) = env.sh(&d2, "command -v jq && command -v less").await;
     assert_eq!(code, 0, "jq and less stay");
-    let left: Vec<String> =
-        state.extensions(&d.project, &d.name).expect("records").into_iter().map(|r| r.extension).collect();
+    let left: Vec<String> = state
+        .extensions(&d.project, &d.name)
+        .expect("records")
+        .into_iter()
+        .map(|r| r.extension)
+        .collect();
     assert_eq!(left, ["ext-b", "ext-c"]);
 
     // Then the rest, dependents first; the environment file goes with ext-c.
     let probe = installer.probe().await.expect("probe");
-    let removed = installer.remove(&["ext-c".into(), "ext-b".into()], &probe).await.expect("remove rest");
-    assert_eq!(removed.iter().map(|r| r.name.as_str()).collect::<Vec<_>>(), ["ext-b", "ext-c"]);
+    let removed = installer
+        .remove(&["ext-c".into(), "ext-b".into()], &probe)
+        .await
+        .expect("remove rest");
+    assert_eq!(
+        removed.iter().map(|r| r.name.as_str()).collect::<Vec<_>>(),
+        ["ext-b", "ext-c"]
+    );
     assert!(removed.iter().all(|r| r.ok), "{removed:?}");
     let (code, out) = env.sh(&d2, "command -v jq || command -v less || find /etc/sindri/env.d /var/lib/sindri/extensions -type f").await;
-    assert_eq!((code, out.as_str()), (0, ""), "packages, environment files and markers are gone");
-    assert!(state.extensions(&d.project, &d.name).expect("records").is_empty());
+    assert_eq!(
+        (code, out.as_str()),
+        (0, ""),
+        "packages, environment files and markers are gone"
+    );
+    assert!(
+        state
+            .extensions(&d.project, &d.name)
+            .expect("records")
+            .is_empty()
+    );
     let probe = installer.probe().await.expect("probe");
     assert!(probe.env.markers.is_empty());
     assert!(check_removal(&catalog, &probe.installed(), &["ext-a".into()]).is_err());
@@ -275,35 +403,91 @@ async fn a_chain_installs_in_order_redeploys_as_a_noop_upgrades_one_and_removes(
 async fn a_bad_package_fails_only_its_extension_and_skips_its_dependents() {
     let env = Env::new("fail", &["good", "bad", "after-bad"]);
     env.write_ext("good", &apt_ext("good", "1", "tree", &[], ""));
-    env.write_ext("bad", &apt_ext("bad", "1", "sindri-no-such-package", &[], ""));
+    env.write_ext(
+        "bad",
+        &apt_ext("bad", "1", "sindri-no-such-package", &[], ""),
+    );
     env.write_ext("after-bad", &apt_ext("after-bad", "1", "jq", &["bad"], ""));
     let catalog = env.catalog();
-    let resolution = resolve(&catalog, &Request::from_spec(&env.spec.spec.extensions), &Target::default())
-        .expect("resolves");
-    assert_eq!(resolution.waves, vec![vec!["bad", "good"], vec!["after-bad"]]);
+    let resolution = resolve(
+        &catalog,
+        &Request::from_spec(&env.spec.spec.extensions),
+        &Target::default(),
+    )
+    .expect("resolves");
+    assert_eq!(
+        resolution.waves,
+        vec![vec!["bad", "good"], vec!["after-bad"]]
+    );
     let d = env.deploy().await;
     let state = env.state();
-    let installer = Installer::new(env.provider.as_ref(), &d, &catalog, &state, &NoInstallProgress);
+    let installer = Installer::new(
+        env.provider.as_ref(),
+        &d,
+        &catalog,
+        &state,
+        &NoInstallProgress,
+    );
     let (_, report) = installer.sync(&resolution).await.expect("sync");
 
     // The batched apt run failed; each extension's packages were then tried alone, so
     // the good one is installed and the bad one is named, with apt's own words.
     assert_eq!(report.installed(), ["good"]);
-    let bad = report.results.iter().find(|r| r.name == "bad").expect("bad");
-    let Outcome::Failed(f) = &bad.outcome else { panic!("bad should fail: {bad:?}") };
-    assert_eq!((f.phase, f.phases, f.label.as_str()), (1, 2, "apt-get install sindri-no-such-package"));
+    let bad = report
+        .results
+        .iter()
+        .find(|r| r.name == "bad")
+        .expect("bad");
+    let Outcome::Failed(f) = &bad.outcome else {
+        panic!("bad should fail: {bad:?}")
+    };
+    assert_eq!(
+        (f.phase, f.phases, f.label.as_str()),
+        (1, 2, "apt-get install sindri-no-such-package")
+    );
     assert_eq!(f.exit_code, Some(100));
-    assert!(f.message.contains("no package named sindri-no-such-package"), "{f:?}");
-    assert!(f.log_tail.iter().any(|l| l.contains("Unable to locate package")), "{f:?}");
-    let after = report.results.iter().find(|r| r.name == "after-bad").expect("after-bad");
-    assert_eq!(after.outcome, Outcome::Skipped { reason: "requires `bad`, which did not install".into() });
+    assert!(
+        f.message
+            .contains("no package named sindri-no-such-package"),
+        "{f:?}"
+    );
+    assert!(
+        f.log_tail
+            .iter()
+            .any(|l| l.contains("Unable to locate package")),
+        "{f:?}"
+    );
+    let after = report
+        .results
+        .iter()
+        .find(|r| r.name == "after-bad")
+        .expect("after-bad");
+    assert_eq!(
+        after.outcome,
+        Outcome::Skipped {
+            reason: "requires `bad`, which did not install".into()
+        }
+    );
     let text = report.error().expect("an error").to_string();
-    assert!(text.contains("extension `bad` failed at step 1/2 (apt-get install sindri-no-such-package)"), "{text}");
+    assert!(
+        text.contains(
+            "extension `bad` failed at step 1/2 (apt-get install sindri-no-such-package)"
+        ),
+        "{text}"
+    );
     assert!(text.contains("extension `after-bad` skipped"), "{text}");
 
-    let recorded: BTreeSet<String> =
-        state.extensions(&d.project, &d.name).expect("records").into_iter().map(|r| r.extension).collect();
-    assert_eq!(recorded, BTreeSet::from(["good".to_string()]), "only what installed is recorded");
+    let recorded: BTreeSet<String> = state
+        .extensions(&d.project, &d.name)
+        .expect("records")
+        .into_iter()
+        .map(|r| r.extension)
+        .collect();
+    assert_eq!(
+        recorded,
+        BTreeSet::from(["good".to_string()]),
+        "only what installed is recorded"
+    );
     let (code, _) = env.sh(&d, "command -v tree").await;
     assert_eq!(code, 0);
 }
@@ -330,29 +514,89 @@ const NEEDS_OTHER_HOSTS: &[&str] = &[
     "uv",           // PyPI over TLS
 ];
 
-#[tokio::test]
-async fn every_builtin_extension_reachable_from_here_installs_and_validates_on_debian() {
-    let env = Env::new("catalog", &[]);
+/// Whether an extension belongs to the toolchain half of the catalog test (the two
+/// halves run in parallel, each well inside the per-test time limit).
+fn is_toolchain(m: &sindri_extensions::Manifest) -> bool {
+    use sindri_extensions::Category;
+    matches!(
+        m.category,
+        Category::Language | Category::Build | Category::Vcs
+    )
+}
+
+#[test]
+fn the_extensions_left_out_of_the_catalog_test_exist() {
     let catalog = Catalog::builtin().expect("built-in catalog");
-    let all: Vec<String> = catalog
-        .extensions()
-        .map(|e| e.manifest.name.clone())
-        .filter(|n| !NEEDS_OTHER_HOSTS.contains(&n.as_str()))
-        .collect();
     for n in NEEDS_OTHER_HOSTS {
-        assert!(catalog.get(n).is_some(), "{n} is listed here but not in the catalog");
+        assert!(
+            catalog.get(n).is_some(),
+            "{n} is listed as left out but is not in the catalog"
+        );
     }
-    let resolution = resolve(&catalog, &Request::named(&all), &Target::default()).expect("resolves");
+    // Every other extension is in exactly one half, by `is_toolchain`.
+}
+
+/// Installs one half; returns the environment and deployment for further checks.
+async fn install_builtin_half(tag: &str, toolchain: bool) -> (Env, Deployment) {
+    let env = Env::new(tag, &[]);
+    let catalog = Catalog::builtin().expect("built-in catalog");
+    let names: Vec<String> = catalog
+        .extensions()
+        .filter(|e| !NEEDS_OTHER_HOSTS.contains(&e.manifest.name.as_str()))
+        .filter(|e| is_toolchain(&e.manifest) == toolchain)
+        .map(|e| e.manifest.name.clone())
+        .collect();
+    let resolution =
+        resolve(&catalog, &Request::named(&names), &Target::default()).expect("resolves");
     let d = env.deploy().await;
     let state = env.state();
-    let installer = Installer::new(env.provider.as_ref(), &d, &catalog, &state, &NoInstallProgress);
+    let installer = Installer::new(
+        env.provider.as_ref(),
+        &d,
+        &catalog,
+        &state,
+        &NoInstallProgress,
+    );
     let (_, report) = installer.sync(&resolution).await.expect("sync");
     if let Some(e) = report.error() {
         panic!("{e}");
     }
-    assert_eq!(report.installed().len(), all.len());
-    // Shells and `sindri exec` through a login shell see the exported environment.
-    let (code, out) = env.sh(&d, ". /etc/profile; for c in python3 fd bat; do command -v $c; done").await;
+    assert_eq!(
+        report.installed().len(),
+        resolution.order.len(),
+        "{report:?}"
+    );
+    for n in &names {
+        assert!(report.installed().contains(&n.as_str()), "{n} installed");
+    }
+    (env, d)
+}
+
+#[tokio::test]
+async fn builtin_toolchains_install_and_validate_on_debian() {
+    let (env, d) = install_builtin_half("tools", true).await;
+    // Login and interactive shells see what extensions export.
+    let (code, out) = env
+        .sh(&d, ". /etc/profile; command -v python3; echo $VIRTUAL_ENV")
+        .await;
     assert_eq!(code, 0, "{out}");
-    assert_eq!(out, "/opt/sindri/python/bin/python3\n/usr/local/bin/fd\n/usr/local/bin/bat");
+    assert_eq!(out, "/opt/sindri/python/bin/python3\n/opt/sindri/python");
+    let (_, out) = env
+        .sh(&d, "bash -ic 'command -v python3' 2>/dev/null")
+        .await;
+    assert_eq!(
+        out, "/opt/sindri/python/bin/python3",
+        "interactive bash sources the environment too"
+    );
+}
+
+#[tokio::test]
+async fn builtin_utilities_install_and_validate_on_debian() {
+    let (env, d) = install_builtin_half("utils", false).await;
+    // Debian's fdfind and batcat are reachable under their usual names.
+    let (code, out) = env.sh(&d, "for c in fd bat; do command -v $c; done").await;
+    assert_eq!(
+        (code, out.as_str()),
+        (0, "/usr/local/bin/fd\n/usr/local/bin/bat")
+    );
 }

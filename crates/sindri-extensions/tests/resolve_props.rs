@@ -139,7 +139,10 @@ fn manifest(name: &str, requires: Vec<String>) -> Manifest {
         requires,
         conflicts: Vec::new(),
         requirements: Default::default(),
-        install: vec![Step::Apt(AptStep { packages: vec!["jq".into()], update: false })],
+        install: vec![Step::Apt(AptStep {
+            packages: vec!["jq".into()],
+            update: false,
+        })],
         env: Default::default(),
         path: Vec::new(),
         validate: Vec::new(),

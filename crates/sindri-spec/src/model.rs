@@ -568,6 +568,10 @@ pub struct RunpodSettings {
     /// Network volume to attach.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub network_volume_id: Option<String>,
+    /// SSH public key file sent to the pod; default `~/.ssh/id_ed25519.pub`, then
+    /// `~/.ssh/id_rsa.pub`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ssh_public_key: Option<String>,
 }
 
 /// `providers.lyceum`.

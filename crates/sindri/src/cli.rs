@@ -120,6 +120,14 @@ pub enum Command {
     #[command(subcommand)]
     Runs(crate::commands::run::RunsCommand),
 
+    /// Tools installed into the environment: list, info, install, remove, validate, status.
+    #[command(subcommand)]
+    Extension(crate::commands::extension::ExtensionCommand),
+
+    /// Curated sets of extensions: list, show.
+    #[command(subcommand)]
+    Profile(crate::commands::extension::ProfileCommand),
+
     /// Find (and clean up) what sindri owns on every provider, by its labels.
     #[command(subcommand)]
     Resources(crate::commands::resources::ResourcesCommand),
@@ -168,9 +176,13 @@ fn parse_provider(s: &str) -> Result<ProviderKind, String> {
 /// `sindri deploy`.
 #[derive(Debug, Args)]
 pub struct DeployArgs {
-    /// Return once the environment exists, without waiting until it is ready.
+    /// Return once the environment exists, without waiting until it is ready (extensions
+    /// are then not installed).
     #[arg(long)]
     pub no_wait: bool,
+    /// Do not install the configured extensions.
+    #[arg(long)]
+    pub no_extensions: bool,
 }
 
 /// `sindri exec`.

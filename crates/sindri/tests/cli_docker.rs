@@ -165,7 +165,7 @@ fn an_interrupted_deploy_is_finished_or_cleaned_by_the_next_command() {
     )
     .unwrap();
     for delay_ms in [150u64, 600, 1500, 2500] {
-        let mut child = env.cmd(&["deploy"]).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+        let child = env.cmd(&["deploy"]).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
         std::thread::sleep(Duration::from_millis(delay_ms));
         // SIGINT, as Ctrl-C sends it.
         let _ = Command::new("kill").args(["-INT", &child.id().to_string()]).status();

@@ -22,7 +22,8 @@ fn text(b: &[u8]) -> String {
 }
 
 fn json(out: &Output) -> serde_json::Value {
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {}", text(&out.stdout)))
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", text(&out.stdout)))
 }
 
 #[test]
@@ -46,13 +47,28 @@ fn the_catalog_and_profiles_can_be_browsed_without_a_config_file() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     let ml = json(&out);
     let waves: Vec<Vec<String>> = serde_json::from_value(ml["waves"].clone()).expect("waves");
-    let wave_of = |n: &str| waves.iter().position(|w| w.iter().any(|x| x == n)).expect(n);
+    let wave_of = |n: &str| {
+        waves
+            .iter()
+            .position(|w| w.iter().any(|x| x == n))
+            .expect(n)
+    };
     assert!(wave_of("python") < wave_of("jupyter"), "{waves:?}");
-    assert!(ml["extends"].as_array().expect("extends").iter().any(|e| e == "python"));
+    assert!(
+        ml["extends"]
+            .as_array()
+            .expect("extends")
+            .iter()
+            .any(|e| e == "python")
+    );
 
     let out = sindri(dir.path(), &["extension", "info", "cuda-toolkit"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
-    assert!(text(&out.stdout).contains("needs: a GPU"), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stdout).contains("needs: a GPU"),
+        "{}",
+        text(&out.stdout)
+    );
 
     let out = sindri(dir.path(), &["extension", "schema"]);
     let schema: serde_json::Value = serde_json::from_slice(&out.stdout).expect("schema is JSON");
@@ -65,16 +81,26 @@ fn a_misspelled_name_gets_a_suggestion() {
     let out = sindri(dir.path(), &["extension", "info", "pyhton"]);
     assert_eq!(out.status.code(), Some(1));
     let err = text(&out.stderr);
-    assert!(err.contains("unknown extension `pyhton`") && err.contains("did you mean `python`?"), "{err}");
+    assert!(
+        err.contains("unknown extension `pyhton`") && err.contains("did you mean `python`?"),
+        "{err}"
+    );
     let out = sindri(dir.path(), &["profile", "show", "fulstack"]);
-    assert!(text(&out.stderr).contains("did you mean `fullstack`?"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("did you mean `fullstack`?"),
+        "{}",
+        text(&out.stderr)
+    );
 }
 
 fn ensure_image() {
     static DONE: OnceLock<()> = OnceLock::new();
     DONE.get_or_init(|| {
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.ci/images/debian/build.sh");
-        let out = Command::new("bash").arg(&script).output().expect("bash runs");
+        let out = Command::new("bash")
+            .arg(&script)
+            .output()
+            .expect("bash runs");
         assert!(
             out.status.success(),
             "{} failed: {}{}\nThese tests need Docker, root, debootstrap and Debian's mirrors.",
@@ -117,7 +143,12 @@ impl Project {
 
     fn labelled(&self) -> String {
         let out = Command::new("docker")
-            .args(["ps", "-aq", "--filter", &format!("label=sindri.environment={}", self.name)])
+            .args([
+                "ps",
+                "-aq",
+                "--filter",
+                &format!("label=sindri.environment={}", self.name),
+            ])
             .output()
             .expect("docker runs");
         text(&out.stdout)
@@ -136,8 +167,16 @@ fn a_bad_extension_config_fails_deploy_before_anything_is_created() {
     let out = p.run(&["deploy"]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
     let err = text(&out.stderr);
-    assert!(err.contains("unknown extension `ripgrepp` (listed in extensions.active); did you mean `ripgrep`?"), "{err}");
-    assert!(err.contains("`cuda-toolkit` (in profile `ml-gpu`) needs a GPU"), "{err}");
+    assert!(
+        err.contains(
+            "unknown extension `ripgrepp` (listed in extensions.active); did you mean `ripgrep`?"
+        ),
+        "{err}"
+    );
+    assert!(
+        err.contains("`cuda-toolkit` (in profile `ml-gpu`) needs a GPU"),
+        "{err}"
+    );
     assert_eq!(p.labelled(), "", "nothing was created");
 }
 
@@ -145,9 +184,15 @@ fn a_bad_extension_config_fails_deploy_before_anything_is_created() {
 fn deploy_installs_status_shows_validate_passes_and_remove_undoes() {
     let p = Project::new("life", "  active: [jq, tree]\n");
     let out = p.run(&["deploy", "--output", "json"]);
-    assert!(out.status.success(), "{}{}", text(&out.stdout), text(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
     let d = json(&out);
-    let mut installed: Vec<String> = serde_json::from_value(d["extensions"]["installed"].clone()).expect("installed");
+    let mut installed: Vec<String> =
+        serde_json::from_value(d["extensions"]["installed"].clone()).expect("installed");
     installed.sort();
     assert_eq!(installed, ["jq", "tree"]);
 
@@ -156,7 +201,10 @@ fn deploy_installs_status_shows_validate_passes_and_remove_undoes() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     let d = json(&out);
     assert_eq!(d["extensions"]["installed"], serde_json::json!([]));
-    assert_eq!(d["extensions"]["unchanged"].as_array().map(Vec::len), Some(2));
+    assert_eq!(
+        d["extensions"]["unchanged"].as_array().map(Vec::len),
+        Some(2)
+    );
 
     let out = p.run(&["extension", "status", "--output", "json"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
@@ -174,10 +222,21 @@ fn deploy_installs_status_shows_validate_passes_and_remove_undoes() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     let said = text(&out.stdout);
     assert!(said.contains("removed tree (packages: tree)"), "{said}");
-    assert!(said.contains("the next `sindri deploy` installs it again"), "{said}");
+    assert!(
+        said.contains("the next `sindri deploy` installs it again"),
+        "{said}"
+    );
     let out = p.run(&["exec", "--", "sh", "-c", "command -v tree"]);
     assert_ne!(out.status.code(), Some(0), "tree is gone");
     let st = json(&p.run(&["extension", "status", "--output", "json"]));
-    let tree = st["extensions"].as_array().expect("rows").iter().find(|e| e["name"] == "tree").cloned();
-    assert_eq!(tree.map(|t| t["state"].clone()), Some(serde_json::json!("missing")));
+    let tree = st["extensions"]
+        .as_array()
+        .expect("rows")
+        .iter()
+        .find(|e| e["name"] == "tree")
+        .cloned();
+    assert_eq!(
+        tree.map(|t| t["state"].clone()),
+        Some(serde_json::json!("missing"))
+    );
 }

@@ -465,15 +465,6 @@ impl Provider for DevpodProvider {
                 }),
             },
         }
-        checks.push(Check {
-            name: "DevPod provider".into(),
-            status: CheckStatus::Ok,
-            detail: match &self.settings.provider {
-                Some(p) => format!("{p} (providers.devpod.provider); it must be added with `devpod provider add {p}`"),
-                None => "DevPod's default provider (`devpod provider use NAME` sets it)".into(),
-            },
-            hint: None,
-        });
         checks
     }
 

@@ -74,7 +74,11 @@ pub struct Vm {
 impl Vm {
     /// The status, lower case.
     pub fn state(&self) -> String {
-        self.status.as_deref().unwrap_or("").trim().to_ascii_lowercase()
+        self.status
+            .as_deref()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase()
     }
 
     /// Gone for good; an unknown status is not terminal (a live VM taken for dead
@@ -122,7 +126,9 @@ pub fn parse_ip_address(value: Option<&str>) -> Result<Option<(String, u16)>> {
     let bad = |why: &str| {
         Error::platform(
             ProviderKind::Lyceum,
-            format!("Lyceum reported the VM's address as `{text}`, which sindri cannot read: {why}"),
+            format!(
+                "Lyceum reported the VM's address as `{text}`, which sindri cannot read: {why}"
+            ),
         )
         .with_hint("report this to Lyceum support; `sindri status` shows the address as given")
     };
@@ -240,7 +246,12 @@ impl LyceumApi {
     /// Rents a VM.
     pub async fn create(&self, body: &Value, what: &str) -> Result<Vm> {
         self.http
-            .json(self.http.post("/vms/create").json(body).what(what.to_string()))
+            .json(
+                self.http
+                    .post("/vms/create")
+                    .json(body)
+                    .what(what.to_string()),
+            )
             .await
     }
 
@@ -300,7 +311,11 @@ impl LyceumApi {
     pub async fn availability(&self) -> Result<Vec<Variant>> {
         let body: Option<AvailabilityBody> = self
             .http
-            .json(self.http.get("/vms/availability").what("read VM availability"))
+            .json(
+                self.http
+                    .get("/vms/availability")
+                    .what("read VM availability"),
+            )
             .await?;
         Ok(body.unwrap_or_default().available_instance_variants)
     }
@@ -345,7 +360,9 @@ mod tests {
             parse_ip_address(Some("[2a01::1]:2200")).unwrap(),
             Some(("2a01::1".into(), 2200))
         );
-        for bad in ["host:", "host:ssh", "h:0", "h:70000", ":22", "a:b:c", "[x", "[]:1"] {
+        for bad in [
+            "host:", "host:ssh", "h:0", "h:70000", ":22", "a:b:c", "[x", "[]:1",
+        ] {
             let e = parse_ip_address(Some(bad)).unwrap_err();
             assert_eq!(e.kind(), ErrorKind::Platform, "{bad}");
         }
@@ -364,7 +381,10 @@ mod tests {
         let t: Vm = serde_json::from_value(json!({"vm_id": "y", "status": "terminated"})).unwrap();
         assert!(t.is_terminal());
         let odd: Vm = serde_json::from_value(json!({"vm_id": "z", "status": "rebooting"})).unwrap();
-        assert!(!odd.is_terminal(), "an unknown status is not taken for dead");
+        assert!(
+            !odd.is_terminal(),
+            "an unknown status is not taken for dead"
+        );
     }
 
     #[test]
@@ -385,10 +405,18 @@ mod tests {
             status: 500,
             body: "",
             json: None,
-            message: Some("The instance could not be provisioned right now. Please try again in a moment."),
+            message: Some(
+                "The instance could not be provisioned right now. Please try again in a moment.",
+            ),
         };
         assert_eq!(classify(&f), Some(ErrorKind::Capacity));
         assert_eq!(classify(&ApiFailure { status: 400, ..f }), None);
-        assert_eq!(classify(&ApiFailure { message: Some("boom"), ..f }), None);
+        assert_eq!(
+            classify(&ApiFailure {
+                message: Some("boom"),
+                ..f
+            }),
+            None
+        );
     }
 }

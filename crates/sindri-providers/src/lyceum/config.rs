@@ -109,7 +109,9 @@ impl LyceumConfig {
                 .with_hint(KEY_HINT)
         };
         let Some(home) = &self.home else {
-            return Err(no_key("LYCEUM_API_KEY is not set and HOME is unknown".into()));
+            return Err(no_key(
+                "LYCEUM_API_KEY is not set and HOME is unknown".into(),
+            ));
         };
         let path = home.join(".lyceum/api_key");
         match std::fs::read_to_string(&path) {
@@ -163,7 +165,10 @@ mod tests {
             _ => None,
         })
         .unwrap();
-        assert_eq!(c.key().unwrap(), (SecretValue::new("lk_env"), KeySource::Env));
+        assert_eq!(
+            c.key().unwrap(),
+            (SecretValue::new("lk_env"), KeySource::Env)
+        );
         assert_eq!(c.api.as_str(), "http://127.0.0.1:1/api/v2/external");
     }
 }

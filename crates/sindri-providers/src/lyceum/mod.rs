@@ -152,7 +152,11 @@ impl LyceumProvider {
                 return Ok(Some(v));
             }
         }
-        Ok(self.ours(api, &d.name, &d.project).await?.into_iter().next())
+        Ok(self
+            .ours(api, &d.name, &d.project)
+            .await?
+            .into_iter()
+            .next())
     }
 
     async fn require(&self, api: &LyceumApi, d: &Deployment) -> Result<Vm> {
@@ -234,8 +238,11 @@ impl LyceumProvider {
         let mut last = String::from("not looked at yet");
         for attempt in 1..=p.attempts {
             let vm = api.status(id).await?.ok_or_else(|| {
-                Error::platform(ProviderKind::Lyceum, format!("VM {id} disappeared while starting"))
-                    .with_hint("a spot VM may have been reclaimed; run `sindri deploy` again")
+                Error::platform(
+                    ProviderKind::Lyceum,
+                    format!("VM {id} disappeared while starting"),
+                )
+                .with_hint("a spot VM may have been reclaimed; run `sindri deploy` again")
             })?;
             if vm.is_terminal() {
                 let state = vm.state();
@@ -286,7 +293,10 @@ impl LyceumProvider {
             self.config.ssh_options()?,
         )
         .host_key_alias(format!("lyceum-{}", vm.vm_id))
-        .env_files(vec![format!("{}/env", self.config.env_dir.trim_end_matches('/'))]))
+        .env_files(vec![format!(
+            "{}/env",
+            self.config.env_dir.trim_end_matches('/')
+        )]))
     }
 
     /// An SSH session to the deployment's ready VM; `NotFound` without one.
@@ -309,14 +319,20 @@ impl LyceumProvider {
         };
         let identity = match d.detail("ssh_identity") {
             Some(p) => Some(PathBuf::from(p)),
-            None => self.public_key(&self.settings, None).ok().and_then(|k| k.identity),
+            None => self
+                .public_key(&self.settings, None)
+                .ok()
+                .and_then(|k| k.identity),
         };
         self.session_for(&d.name, &d.project, &vm, host, port, identity)
     }
 
     async fn price(&self, api: &LyceumApi, vm: &Vm) -> Option<f64> {
         let (profile, count) = (vm.profile()?, vm.count()?);
-        let kind = vm.instance_type.clone().unwrap_or_else(|| "on-demand".into());
+        let kind = vm
+            .instance_type
+            .clone()
+            .unwrap_or_else(|| "on-demand".into());
         match api.pricing().await {
             Ok(p) => price_of(&p, &kind.to_ascii_lowercase(), &profile, count),
             Err(e) => {
@@ -421,7 +437,9 @@ impl Provider for LyceumProvider {
     async fn check(&self) -> Vec<Check> {
         let mut checks = Vec::new();
         match self.config.key() {
-            Ok((_, source)) => checks.push(check("lyceum api key", Ok(format!("key from {source}")))),
+            Ok((_, source)) => {
+                checks.push(check("lyceum api key", Ok(format!("key from {source}"))))
+            }
             Err(e) => {
                 checks.push(check("lyceum api key", Err(e)));
                 return checks;
@@ -506,7 +524,11 @@ impl Provider for LyceumProvider {
                 };
                 steps.push(PlanStep {
                     action,
-                    resource: format!("VM {} ({})", v.vm_id, v.display_name.clone().unwrap_or_default()),
+                    resource: format!(
+                        "VM {} ({})",
+                        v.vm_id,
+                        v.display_name.clone().unwrap_or_default()
+                    ),
                     reason,
                 });
                 for extra in &ours[1..] {
@@ -540,7 +562,8 @@ impl Provider for LyceumProvider {
         if d.image.is_some() {
             progress.warn("Lyceum boots its own image: deployment.image is not used");
         }
-        if d.resources.cpus.is_some() || d.resources.memory.is_some() || d.resources.disk.is_some() {
+        if d.resources.cpus.is_some() || d.resources.memory.is_some() || d.resources.disk.is_some()
+        {
             progress.message(&format!(
                 "Lyceum sizes CPU, memory and disk by hardware profile ({}); deployment.resources.cpus/memory/disk are not used",
                 want.profile
@@ -549,7 +572,11 @@ impl Provider for LyceumProvider {
         let api = self.api().await?;
 
         let mut ours = self.ours(api, spec.name(), &spec.project).await?;
-        let extras: Vec<Vm> = if ours.len() > 1 { ours.split_off(1) } else { Vec::new() };
+        let extras: Vec<Vm> = if ours.len() > 1 {
+            ours.split_off(1)
+        } else {
+            Vec::new()
+        };
         for extra in &extras {
             progress.message(&format!(
                 "terminating VM {} (a duplicate left by an interrupted deploy)",
@@ -574,11 +601,26 @@ impl Provider for LyceumProvider {
             None => None,
         };
         let vm = match existing {
-            Some(v) => v,
+            Some(v) => {
+                progress.message(&bills_until_destroyed(&v));
+                v
+            }
             None => {
-                phase(progress, "check availability", self.check_availability(api, &want, progress)).await?;
+                phase(
+                    progress,
+                    "check availability",
+                    self.check_availability(api, &want, progress),
+                )
+                .await?;
                 let what = format!("create VM {} ({})", want.display_name, want.describe());
-                phase(progress, "create vm", api.create(&want.body(&key.text), &what)).await?
+                let v = phase(
+                    progress,
+                    "create vm",
+                    api.create(&want.body(&key.text), &what),
+                )
+                .await?;
+                progress.warn(&bills_until_destroyed(&v));
+                v
             }
         };
 
@@ -589,21 +631,33 @@ impl Provider for LyceumProvider {
         rec.name = spec.name().to_string();
         rec.project = spec.project.clone();
         rec.spec_hash = spec.spec_hash();
-        rec.details.insert("display_name".into(), want.display_name.clone());
-        rec.details.insert("hardware_profile".into(), want.profile.clone());
-        rec.details.insert("gpu_count".into(), want.count.to_string());
-        rec.details.insert("instance_type".into(), want.instance_type.clone());
+        rec.details
+            .insert("display_name".into(), want.display_name.clone());
+        rec.details
+            .insert("hardware_profile".into(), want.profile.clone());
+        rec.details
+            .insert("gpu_count".into(), want.count.to_string());
+        rec.details
+            .insert("instance_type".into(), want.instance_type.clone());
         if let Some(id) = &key.identity {
-            rec.details.insert("ssh_identity".into(), id.display().to_string());
+            rec.details
+                .insert("ssh_identity".into(), id.display().to_string());
         }
-        progress.warn(&bills_until_destroyed(&vm));
         if !opts.wait {
             rec.state = DeploymentState::Creating;
             progress.message("not waiting: env and secrets are delivered by the next `sindri deploy` once the VM is ready");
             return Ok(rec);
         }
-        let (ready, host, port) = phase(progress, "wait for vm", self.wait_ready(api, &vm.vm_id)).await?;
-        let session = self.session_for(spec.name(), &spec.project, &ready, host, port, key.identity.clone())?;
+        let (ready, host, port) =
+            phase(progress, "wait for vm", self.wait_ready(api, &vm.vm_id)).await?;
+        let session = self.session_for(
+            spec.name(),
+            &spec.project,
+            &ready,
+            host,
+            port,
+            key.identity.clone(),
+        )?;
         phase(
             progress,
             "wait for ssh",
@@ -639,7 +693,10 @@ impl Provider for LyceumProvider {
         let address = vm.address();
         let (state, what) = if vm.is_ready() {
             match &address {
-                Ok(Some((h, p))) => (StatusState::Running, format!("VM {} is ready at {h}:{p}", vm.vm_id)),
+                Ok(Some((h, p))) => (
+                    StatusState::Running,
+                    format!("VM {} is ready at {h}:{p}", vm.vm_id),
+                ),
                 Ok(None) => (
                     StatusState::Starting,
                     format!("VM {} is ready but has no IP address yet", vm.vm_id),
@@ -647,7 +704,10 @@ impl Provider for LyceumProvider {
                 Err(e) => (StatusState::Failed, e.message().to_string()),
             }
         } else {
-            (StatusState::Starting, format!("VM {} is {}", vm.vm_id, vm.state()))
+            (
+                StatusState::Starting,
+                format!("VM {} is {}", vm.vm_id, vm.state()),
+            )
         };
         let mut s = Status::new(state);
         s.message = Some(format!("{what}; {}", bills_until_destroyed(&vm)));
@@ -678,22 +738,36 @@ impl Provider for LyceumProvider {
         if let Ok(Some((h, p))) = address {
             s.endpoints.push(Endpoint {
                 name: "ssh".into(),
-                address: SshTarget::new(self.config.ssh_user.clone(), h).with_port(p).url(),
+                address: SshTarget::new(self.config.ssh_user.clone(), h)
+                    .with_port(p)
+                    .url(),
             });
         }
         Ok(s)
     }
 
     async fn start(&self, _d: &Deployment) -> Result<()> {
-        Err(Error::unsupported(ProviderKind::Lyceum, Operation::Start, Some(STOP_NOTE)))
+        Err(Error::unsupported(
+            ProviderKind::Lyceum,
+            Operation::Start,
+            Some(STOP_NOTE),
+        ))
     }
 
     async fn stop(&self, _d: &Deployment) -> Result<()> {
-        Err(Error::unsupported(ProviderKind::Lyceum, Operation::Stop, Some(STOP_NOTE)))
+        Err(Error::unsupported(
+            ProviderKind::Lyceum,
+            Operation::Stop,
+            Some(STOP_NOTE),
+        ))
     }
 
     async fn suspend(&self, _d: &Deployment) -> Result<()> {
-        Err(Error::unsupported(ProviderKind::Lyceum, Operation::Suspend, Some(STOP_NOTE)))
+        Err(Error::unsupported(
+            ProviderKind::Lyceum,
+            Operation::Suspend,
+            Some(STOP_NOTE),
+        ))
     }
 
     async fn exec(&self, d: &Deployment, cmd: &ExecCommand, io: ExecIo) -> Result<i32> {

@@ -55,7 +55,11 @@ impl VmSpec {
     pub fn same_hardware(&self, vm: &Vm) -> bool {
         vm.profile().as_deref() == Some(self.profile.as_str())
             && vm.count() == Some(self.count)
-            && vm.instance_type.as_deref().map(str::to_ascii_lowercase).as_deref()
+            && vm
+                .instance_type
+                .as_deref()
+                .map(str::to_ascii_lowercase)
+                .as_deref()
                 == Some(self.instance_type.as_str())
     }
 }
@@ -88,7 +92,11 @@ pub fn profile(spec: &Spec) -> Result<String> {
         .and_then(|l| l.hardware_profile.clone());
     let (raw, from) = match (
         configured,
-        spec.deployment.resources.gpu.as_ref().and_then(|g| g.kind.clone()),
+        spec.deployment
+            .resources
+            .gpu
+            .as_ref()
+            .and_then(|g| g.kind.clone()),
     ) {
         (Some(p), _) => (p, "providers.lyceum.hardware_profile"),
         (None, Some(t)) => (t, "deployment.resources.gpu.type"),
@@ -106,15 +114,18 @@ pub fn profile(spec: &Spec) -> Result<String> {
     let key = raw.trim().to_ascii_lowercase().replace([' ', '_'], "-");
     let key = key.trim_start_matches("nvidia-");
     let found = PROFILES.iter().find(|p| {
-        key == **p || key.strip_prefix(**p).is_some_and(|rest| rest.starts_with('-'))
+        key == **p
+            || key
+                .strip_prefix(**p)
+                .is_some_and(|rest| rest.starts_with('-'))
     });
     match found {
         Some(p) => Ok(p.to_string()),
-        None => Err(Error::invalid(format!(
-            "{from} `{raw}` is not a Lyceum hardware profile"
-        ))
-        .with_provider(ProviderKind::Lyceum)
-        .with_hint(format!("use one of: {}", PROFILES.join(", ")))),
+        None => Err(
+            Error::invalid(format!("{from} `{raw}` is not a Lyceum hardware profile"))
+                .with_provider(ProviderKind::Lyceum)
+                .with_hint(format!("use one of: {}", PROFILES.join(", "))),
+        ),
     }
 }
 
@@ -122,7 +133,13 @@ pub fn profile(spec: &Spec) -> Result<String> {
 pub fn build(spec: &ResolvedSpec) -> Result<VmSpec> {
     let s = &spec.spec;
     let profile = profile(s)?;
-    let count = s.deployment.resources.gpu.as_ref().map(|g| g.count).unwrap_or(1);
+    let count = s
+        .deployment
+        .resources
+        .gpu
+        .as_ref()
+        .map(|g| g.count)
+        .unwrap_or(1);
     if !GPU_COUNTS.contains(&count) {
         // Lyceum turns 0 into 1 and answers other counts with an unhelpful 400.
         return Err(Error::invalid(format!(
@@ -132,11 +149,21 @@ pub fn build(spec: &ResolvedSpec) -> Result<VmSpec> {
         .with_hint("set deployment.resources.gpu.count to 1, 2, 4 or 8"));
     }
     let spot = s.providers.lyceum.as_ref().is_some_and(|l| l.spot);
+    let display_name = display_name(spec.name(), &spec.project, &spec.spec_hash());
+    // A name that does not parse back would make the VM invisible to the next
+    // deploy, which would rent another.
+    if parse_display_name(&display_name).is_none() {
+        return Err(Error::internal(format!(
+            "project id `{}` cannot be encoded in a Lyceum display name (expected 12 hex digits)",
+            spec.project
+        ))
+        .with_provider(ProviderKind::Lyceum));
+    }
     Ok(VmSpec {
         profile,
         count,
         instance_type: if spot { "spot" } else { "on-demand" }.to_string(),
-        display_name: display_name(spec.name(), &spec.project, &spec.spec_hash()),
+        display_name,
     })
 }
 
@@ -155,28 +182,57 @@ mod tests {
         assert_eq!(d, "sindri-my-env-2-0123456789ab-0011223344556677");
         assert_eq!(
             parse_display_name(&d),
-            Some(("my-env-2".into(), "0123456789ab".into(), "0011223344556677".into()))
+            Some((
+                "my-env-2".into(),
+                "0123456789ab".into(),
+                "0011223344556677".into()
+            ))
         );
-        for other in ["sky-cluster-abc", "sindri-x", "sindri-x-0123456789ab-short", "sindri--0123456789ab-0011223344556677"] {
+        for other in [
+            "sky-cluster-abc",
+            "sindri-x",
+            "sindri-x-0123456789ab-short",
+            "sindri--0123456789ab-0011223344556677",
+        ] {
             assert_eq!(parse_display_name(other), None, "{other}");
         }
     }
 
     #[test]
     fn profiles_and_counts_are_checked_before_any_call() {
-        let s = spec("name: a\ndeployment:\n  provider: lyceum\n  resources:\n    gpu: {count: 2, type: NVIDIA-H100-80GB}\nproviders:\n  lyceum:\n    spot: true\n");
+        let s = spec(
+            "name: a\ndeployment:\n  provider: lyceum\n  resources:\n    gpu: {count: 2, type: NVIDIA-H100-80GB}\nproviders:\n  lyceum:\n    spot: true\n",
+        );
         let v = build(&s).unwrap();
-        assert_eq!((v.profile.as_str(), v.count, v.instance_type.as_str()), ("h100", 2, "spot"));
+        assert_eq!(
+            (v.profile.as_str(), v.count, v.instance_type.as_str()),
+            ("h100", 2, "spot")
+        );
         assert_eq!(v.body("ssh-ed25519 K")["instance_specs"]["gpu_count"], 2);
         assert!(parse_display_name(&v.display_name).is_some());
-        let s = spec("name: a\ndeployment:\n  provider: lyceum\n  resources:\n    gpu: {count: 3, type: h100}\n");
+        let s = spec(
+            "name: a\ndeployment:\n  provider: lyceum\n  resources:\n    gpu: {count: 3, type: h100}\n",
+        );
         assert!(build(&s).unwrap_err().message().contains("1, 2, 4 or 8"));
-        let s = spec("name: a\ndeployment:\n  provider: lyceum\n  resources:\n    gpu: {count: 1, type: l40}\n");
+        let s = spec(
+            "name: a\ndeployment:\n  provider: lyceum\n  resources:\n    gpu: {count: 1, type: l40}\n",
+        );
         assert!(build(&s).unwrap_err().hint().unwrap().contains("l40s"));
         let s = spec("name: a\ndeployment:\n  provider: lyceum\n");
-        assert!(build(&s).unwrap_err().hint().unwrap().contains("hardware_profile"));
-        let s = spec("name: a\ndeployment:\n  provider: lyceum\nproviders:\n  lyceum:\n    hardware_profile: L40S\n");
+        assert!(
+            build(&s)
+                .unwrap_err()
+                .hint()
+                .unwrap()
+                .contains("hardware_profile")
+        );
+        let s = spec(
+            "name: a\ndeployment:\n  provider: lyceum\nproviders:\n  lyceum:\n    hardware_profile: L40S\n",
+        );
         let v = build(&s).unwrap();
-        assert_eq!((v.profile.as_str(), v.count, v.instance_type.as_str()), ("l40s", 1, "on-demand"));
+        assert_eq!(
+            (v.profile.as_str(), v.count, v.instance_type.as_str()),
+            ("l40s", 1, "on-demand")
+        );
     }
 }

@@ -51,9 +51,19 @@ pub struct Pod {
     /// The pod volume's size.
     #[serde(default)]
     pub volume_in_gb: Option<u64>,
+    /// The container disk's size.
+    #[serde(default)]
+    pub container_disk_in_gb: Option<u64>,
+    /// Exposed ports, e.g. `22/tcp`.
+    #[serde(default)]
+    pub ports: Option<Vec<String>>,
     /// The host machine, when included.
     #[serde(default)]
     pub machine: Option<PodMachine>,
+    /// When the pod last started (its container, and so its SSH host key, is new
+    /// after every start).
+    #[serde(default)]
+    pub last_started_at: Option<String>,
     /// The last lifecycle event, in words.
     #[serde(default)]
     pub last_status_change: Option<String>,
@@ -109,9 +119,31 @@ impl Pod {
 
     /// Host and public port of SSH (internal port 22), once both are known.
     pub fn ssh_address(&self) -> Option<(String, u16)> {
-        let ip = self.public_ip.as_deref().map(str::trim).filter(|s| !s.is_empty())?;
+        let ip = self
+            .public_ip
+            .as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty())?;
         let port = *self.port_mappings.as_ref()?.get("22")?;
         (port > 0).then(|| (ip.to_string(), port))
+    }
+
+    /// The name its SSH host key is remembered under: the pod id and when it last
+    /// started. A pod's container disk (with `/etc/ssh`) is new after every start, so
+    /// each start is trusted on first use; within one run a changed key is refused.
+    pub fn host_key_alias(&self) -> String {
+        let started: String = self
+            .last_started_at
+            .as_deref()
+            .unwrap_or("")
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+            .collect();
+        if started.is_empty() {
+            format!("runpod-{}", self.id)
+        } else {
+            format!("runpod-{}-{started}", self.id)
+        }
     }
 
     /// What it costs per hour: after savings plans when RunPod says, else the list price.

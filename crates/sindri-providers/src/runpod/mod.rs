@@ -25,13 +25,16 @@
 //! `~/.ssh/id_rsa.pub`), handed to the pod as `PUBLIC_KEY` (what RunPod's images
 //! install into `authorized_keys` before starting sshd) and `SSH_PUBLIC_KEY` (RunPod's
 //! documented per-pod override). An image of one's own must do the same: run an SSH
-//! server that trusts `PUBLIC_KEY`. Host keys are remembered per pod id, since RunPod
-//! reuses public addresses and remaps ports on every start.
+//! server that trusts `PUBLIC_KEY`. Host keys are remembered per pod and start (see
+//! [`api::Pod::host_key_alias`]): RunPod reuses public addresses, remaps ports on
+//! every start, and a restarted container has new host keys.
 //!
 //! # Env and secrets
 //! Pod `env` is readable through RunPod's API, so secrets never go there: they and
 //! `deployment.env` are written over SSH into `<home>/.sindri/env`, which every
-//! `sindri exec` sources (see [`sshenv`]).
+//! `sindri exec` sources (see [`sshenv`]). A `mount:` secret's link outside the pod
+//! volume lives on the container disk, which RunPod wipes when the pod restarts: run
+//! `sindri deploy` after `sindri start` to place it again.
 //!
 //! # Changes
 //! A changed spec updates the pod in place (`PATCH /pods/{id}`: image, env, ports,
@@ -126,8 +129,8 @@ impl RunpodProvider {
     fn public_key(&self) -> Result<PublicKey> {
         sshenv::public_key(
             ProviderKind::Runpod,
-            "~/.ssh/id_ed25519.pub",
-            None,
+            "providers.runpod.ssh_public_key",
+            self.settings.ssh_public_key.as_deref(),
             None,
             self.config.home.as_deref(),
         )
@@ -154,7 +157,11 @@ impl RunpodProvider {
         {
             return Ok(Some(p));
         }
-        Ok(self.ours(api, &d.name, &d.project).await?.into_iter().next())
+        Ok(self
+            .ours(api, &d.name, &d.project)
+            .await?
+            .into_iter()
+            .next())
     }
 
     async fn require(&self, api: &RunpodApi, d: &Deployment) -> Result<Pod> {
@@ -175,8 +182,13 @@ impl RunpodProvider {
         let mut last = String::from("not looked at yet");
         for attempt in 1..=p.attempts {
             let pod = api.get(id).await?.ok_or_else(|| {
-                Error::platform(ProviderKind::Runpod, format!("pod {id} disappeared while starting"))
-                    .with_hint("RunPod may have reclaimed an interruptible pod; run `sindri deploy` again")
+                Error::platform(
+                    ProviderKind::Runpod,
+                    format!("pod {id} disappeared while starting"),
+                )
+                .with_hint(
+                    "RunPod may have reclaimed an interruptible pod; run `sindri deploy` again",
+                )
             })?;
             match pod.status() {
                 "RUNNING" if pod.ssh_address().is_some() => return Ok(pod),
@@ -186,7 +198,9 @@ impl RunpodProvider {
                         ProviderKind::Runpod,
                         format!("pod {id} was terminated while starting"),
                     )
-                    .with_hint("RunPod may have reclaimed an interruptible pod; run `sindri deploy` again"));
+                    .with_hint(
+                        "RunPod may have reclaimed an interruptible pod; run `sindri deploy` again",
+                    ));
                 }
                 "" => last = "in an unknown state".into(),
                 other => last = other.to_ascii_lowercase(),
@@ -250,7 +264,7 @@ impl RunpodProvider {
             target,
             self.config.ssh_options()?,
         )
-        .host_key_alias(pod.id.clone())
+        .host_key_alias(pod.host_key_alias())
         .env_files(vec![format!("{}/env", env_dir(&home))]))
     }
 
@@ -279,7 +293,10 @@ impl RunpodProvider {
     async fn create(&self, api: &RunpodApi, ps: &PodSpec, progress: &dyn Progress) -> Result<Pod> {
         if ps.gpu_types.is_empty() {
             return api
-                .create(&ps.body_for(None), &format!("create pod {} ({})", ps.name, ps.describe(None)))
+                .create(
+                    &ps.body_for(None),
+                    &format!("create pod {} ({})", ps.name, ps.describe(None)),
+                )
                 .await;
         }
         let mut failures = Vec::new();
@@ -441,14 +458,19 @@ impl Provider for RunpodProvider {
         };
         checks.push(check(
             "runpod api",
-            api.list(None)
-                .await
-                .map(|pods| format!("{} answers; the account has {} pods", api.base(), pods.len())),
+            api.list(None).await.map(|pods| {
+                format!(
+                    "{} answers; the account has {} pods",
+                    api.base(),
+                    pods.len()
+                )
+            }),
         ));
         checks.push(check("ssh client", sshenv::ssh_client_check().await));
         checks.push(check(
             "ssh public key",
-            self.public_key().map(|k| format!("{} (installed on pods as PUBLIC_KEY)", k.path.display())),
+            self.public_key()
+                .map(|k| format!("{} (installed on pods as PUBLIC_KEY)", k.path.display())),
         ));
         checks
     }
@@ -494,12 +516,22 @@ impl Provider for RunpodProvider {
                 } else if same {
                     (
                         PlanAction::Update,
-                        Some(format!("it is {}: deploy starts it", p.status().to_ascii_lowercase())),
+                        Some(format!(
+                            "it is {}: deploy starts it",
+                            p.status().to_ascii_lowercase()
+                        )),
+                    )
+                } else if p.env_var(MARK_HARDWARE) == Some(ps.hardware.as_str())
+                    && ps.needs_update(p)
+                {
+                    (
+                        PlanAction::Update,
+                        Some("spec changed: RunPod updates the pod in place and restarts it (the pod volume is kept)".into()),
                     )
                 } else if p.env_var(MARK_HARDWARE) == Some(ps.hardware.as_str()) {
                     (
                         PlanAction::Update,
-                        Some("spec changed: RunPod updates the pod in place and restarts it (the pod volume is kept)".into()),
+                        Some("secrets changed: they are delivered again over SSH".into()),
                     )
                 } else {
                     (
@@ -542,7 +574,11 @@ impl Provider for RunpodProvider {
         let api = self.api().await?;
 
         let mut ours = self.ours(api, spec.name(), &spec.project).await?;
-        let extras: Vec<Pod> = if ours.len() > 1 { ours.split_off(1) } else { Vec::new() };
+        let extras: Vec<Pod> = if ours.len() > 1 {
+            ours.split_off(1)
+        } else {
+            Vec::new()
+        };
         for extra in &extras {
             progress.message(&format!(
                 "terminating pod {} (a duplicate left by an interrupted deploy)",
@@ -558,11 +594,17 @@ impl Provider for RunpodProvider {
                 p
             }
             Some(p) if p.env_var(MARK_HARDWARE) == Some(ps.hardware.as_str()) => {
-                let updated = phase(progress, "update pod", api.update(&p.id, &ps.update_body())).await?;
+                let current = if ps.needs_update(&p) {
+                    phase(progress, "update pod", api.update(&p.id, &ps.update_body())).await?
+                } else {
+                    // Only secrets changed: they travel over SSH, and an update
+                    // would restart the pod for nothing.
+                    p.clone()
+                };
                 if p.status() == "EXITED" {
                     phase(progress, "start pod", api.action(&p.id, "start")).await?;
                 }
-                updated
+                current
             }
             Some(p) => {
                 progress.warn(&format!(
@@ -581,7 +623,8 @@ impl Provider for RunpodProvider {
         d.project = spec.project.clone();
         d.spec_hash = hash;
         if let Some(id) = &key.identity {
-            d.details.insert("ssh_identity".into(), id.display().to_string());
+            d.details
+                .insert("ssh_identity".into(), id.display().to_string());
         }
         if !opts.wait {
             d.state = DeploymentState::Creating;
@@ -589,7 +632,8 @@ impl Provider for RunpodProvider {
             return Ok(d);
         }
         let running = phase(progress, "wait for pod", self.wait_running(api, &pod.id)).await?;
-        let session = self.session_for(spec.name(), &spec.project, &running, key.identity.clone())?;
+        let session =
+            self.session_for(spec.name(), &spec.project, &running, key.identity.clone())?;
         phase(
             progress,
             "wait for ssh",
@@ -637,7 +681,9 @@ impl Provider for RunpodProvider {
         let mut s = Status::new(state);
         s.message = Some(match state {
             StatusState::Running => format!("pod {} is running", pod.id),
-            StatusState::Starting => format!("pod {} is starting (no public IP and SSH port yet)", pod.id),
+            StatusState::Starting => {
+                format!("pod {} is starting (no public IP and SSH port yet)", pod.id)
+            }
             StatusState::Stopped => format!(
                 "pod {} is stopped: the GPU does not bill, the pod volume still does",
                 pod.id
@@ -773,7 +819,11 @@ impl Provider for RunpodProvider {
                 ));
             }
         }
-        if let Some(v) = self.settings.network_volume_id.as_deref().filter(|v| !v.is_empty())
+        if let Some(v) = self
+            .settings
+            .network_volume_id
+            .as_deref()
+            .filter(|v| !v.is_empty())
             && !pods.is_empty()
         {
             report.kept.push(format!(
@@ -805,7 +855,13 @@ mod tests {
             ErrorKind::Capacity,
             "create pod sindri-x (1x NVIDIA L40S, on-demand) (RunPod API): HTTP 500 Internal Server Error: There are no longer any instances available",
         );
-        assert_eq!(api_reason(&e), "There are no longer any instances available");
-        assert_eq!(api_reason(&Error::new(ErrorKind::Capacity, "plain")), "plain");
+        assert_eq!(
+            api_reason(&e),
+            "There are no longer any instances available"
+        );
+        assert_eq!(
+            api_reason(&Error::new(ErrorKind::Capacity, "plain")),
+            "plain"
+        );
     }
 }

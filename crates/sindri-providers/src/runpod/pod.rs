@@ -44,7 +44,14 @@ const GPU_ALIASES: &[(&str, &[&str])] = &[
     ("a100", &["NVIDIA A100-SXM4-80GB", "NVIDIA A100 80GB PCIe"]),
     ("a100-sxm", &["NVIDIA A100-SXM4-80GB"]),
     ("a100-pcie", &["NVIDIA A100 80GB PCIe"]),
-    ("h100", &["NVIDIA H100 80GB HBM3", "NVIDIA H100 PCIe", "NVIDIA H100 NVL"]),
+    (
+        "h100",
+        &[
+            "NVIDIA H100 80GB HBM3",
+            "NVIDIA H100 PCIe",
+            "NVIDIA H100 NVL",
+        ],
+    ),
     ("h100-sxm", &["NVIDIA H100 80GB HBM3"]),
     ("h100-pcie", &["NVIDIA H100 PCIe"]),
     ("h100-nvl", &["NVIDIA H100 NVL"]),
@@ -65,7 +72,14 @@ const GPU_ALIASES: &[(&str, &[&str])] = &[
     ("rtx4090", &["NVIDIA GeForce RTX 4090"]),
     ("rtx3090", &["NVIDIA GeForce RTX 3090"]),
     ("t4", &["Tesla T4"]),
-    ("v100", &["Tesla V100-SXM2-32GB", "Tesla V100-PCIE-16GB", "Tesla V100-SXM2-16GB"]),
+    (
+        "v100",
+        &[
+            "Tesla V100-SXM2-32GB",
+            "Tesla V100-PCIE-16GB",
+            "Tesla V100-SXM2-16GB",
+        ],
+    ),
     ("mi300x", &["AMD Instinct MI300X OAM"]),
 ];
 
@@ -179,21 +193,69 @@ impl PodSpec {
         Value::Object(out)
     }
 
+    /// Whether `pod` differs from this spec in something `PATCH` changes (image, env
+    /// other than the spec-hash marker, ports, disks, mount path). A spec whose change
+    /// is only in secrets needs no update, which would restart the pod.
+    pub fn needs_update(&self, pod: &Pod) -> bool {
+        let b = &self.body;
+        let env_now: BTreeMap<&str, Option<&str>> = pod
+            .env
+            .iter()
+            .filter(|(k, _)| k.as_str() != MARK_SPEC_HASH)
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        let env_want: BTreeMap<&str, Option<&str>> = b["env"]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .filter(|(k, _)| k.as_str() != MARK_SPEC_HASH)
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        let ports_want: Vec<&str> = b["ports"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .collect();
+        let ports_now: Vec<&str> = pod.ports.iter().flatten().map(String::as_str).collect();
+        env_now != env_want
+            || pod.image.as_deref() != b["imageName"].as_str()
+            || ports_now != ports_want
+            || pod.container_disk_in_gb != b["containerDiskInGb"].as_u64()
+            || pod.volume_mount_path.as_deref() != b["volumeMountPath"].as_str()
+            || (b.get("volumeInGb").is_some() && pod.volume_in_gb != b["volumeInGb"].as_u64())
+    }
+
     /// A few words on what is rented, e.g. `1x NVIDIA L40S, SECURE cloud, spot`.
     pub fn describe(&self, gpu: Option<&str>) -> String {
         let mut parts = Vec::new();
         match gpu {
             Some(g) => parts.push(format!("{}x {g}", self.gpu_count)),
             None if self.gpu_types.is_empty() => {
-                let v = self.body.get("vcpuCount").and_then(Value::as_u64).unwrap_or(0);
+                let v = self
+                    .body
+                    .get("vcpuCount")
+                    .and_then(Value::as_u64)
+                    .unwrap_or(0);
                 parts.push(format!("CPU pod, {v} vCPUs"));
             }
-            None => parts.push(format!("{}x {}", self.gpu_count, self.gpu_types.join(" | "))),
+            None => parts.push(format!(
+                "{}x {}",
+                self.gpu_count,
+                self.gpu_types.join(" | ")
+            )),
         }
         if let Some(c) = &self.cloud_type {
             parts.push(format!("{c} cloud"));
         }
-        parts.push(if self.interruptible { "spot" } else { "on-demand" }.to_string());
+        parts.push(
+            if self.interruptible {
+                "spot"
+            } else {
+                "on-demand"
+            }
+            .to_string(),
+        );
         parts.join(", ")
     }
 }
@@ -205,7 +267,13 @@ pub fn build(spec: &ResolvedSpec, public_key: &str, hash: &str) -> Result<PodSpe
     let settings = settings(s);
     let gpu_types = gpu_types(s)?;
     let cpu = gpu_types.is_empty();
-    let gpu_count = d.resources.gpu.as_ref().map(|g| g.count).unwrap_or(1).max(1);
+    let gpu_count = d
+        .resources
+        .gpu
+        .as_ref()
+        .map(|g| g.count)
+        .unwrap_or(1)
+        .max(1);
     let cloud_type = match settings.cloud_type.as_deref().map(str::trim) {
         None | Some("") => None,
         Some(c) => match c.to_ascii_uppercase().as_str() {
@@ -252,7 +320,11 @@ pub fn build(spec: &ResolvedSpec, public_key: &str, hash: &str) -> Result<PodSpe
     env.insert(MARK_SPEC_HASH.into(), hash.to_string());
     env.insert(MARK_HARDWARE.into(), hardware.clone());
     let home = d.home.trim_end_matches('/').to_string();
-    let home = if home.is_empty() { "/".to_string() } else { home };
+    let home = if home.is_empty() {
+        "/".to_string()
+    } else {
+        home
+    };
     let mut body = json!({
         "name": pod_name(spec.name()),
         "imageName": d.image.clone().unwrap_or_else(|| DEFAULT_IMAGE.to_string()),
@@ -265,8 +337,12 @@ pub fn build(spec: &ResolvedSpec, public_key: &str, hash: &str) -> Result<PodSpe
     match &settings.network_volume_id {
         Some(v) if !v.trim().is_empty() => body["networkVolumeId"] = json!(v.trim()),
         _ => {
-            body["volumeInGb"] =
-                json!(d.resources.disk.map(|b| b.gib_ceil().max(1)).unwrap_or(DEFAULT_VOLUME_GB))
+            body["volumeInGb"] = json!(
+                d.resources
+                    .disk
+                    .map(|b| b.gib_ceil().max(1))
+                    .unwrap_or(DEFAULT_VOLUME_GB)
+            )
         }
     }
     if let Some(c) = &cloud_type {
@@ -343,19 +419,33 @@ mod tests {
 
     #[test]
     fn gpu_types_come_from_settings_then_the_gpu_type() {
-        let s = spec("name: a\ndeployment:\n  provider: runpod\n  image: img:1\n  resources:\n    gpu: {count: 2, type: h100}\n");
+        let s = spec(
+            "name: a\ndeployment:\n  provider: runpod\n  image: img:1\n  resources:\n    gpu: {count: 2, type: h100}\n",
+        );
         assert_eq!(
             gpu_types(&s.spec).unwrap(),
-            vec!["NVIDIA H100 80GB HBM3", "NVIDIA H100 PCIe", "NVIDIA H100 NVL"]
+            vec![
+                "NVIDIA H100 80GB HBM3",
+                "NVIDIA H100 PCIe",
+                "NVIDIA H100 NVL"
+            ]
         );
-        let s = spec("name: a\ndeployment:\n  provider: runpod\n  image: img:1\n  resources:\n    gpu: {count: 1, type: RTX-4090}\nproviders:\n  runpod:\n    gpu_types: []\n");
+        let s = spec(
+            "name: a\ndeployment:\n  provider: runpod\n  image: img:1\n  resources:\n    gpu: {count: 1, type: RTX-4090}\nproviders:\n  runpod:\n    gpu_types: []\n",
+        );
         assert_eq!(gpu_types(&s.spec).unwrap(), vec!["NVIDIA GeForce RTX 4090"]);
-        let s = spec("name: a\ndeployment:\n  provider: runpod\n  image: img:1\n  resources:\n    gpu: {count: 1, type: NVIDIA L40S}\n");
+        let s = spec(
+            "name: a\ndeployment:\n  provider: runpod\n  image: img:1\n  resources:\n    gpu: {count: 1, type: NVIDIA L40S}\n",
+        );
         assert_eq!(gpu_types(&s.spec).unwrap(), vec!["NVIDIA L40S"]);
-        let s = spec("name: a\ndeployment:\n  provider: runpod\n  image: img:1\n  resources:\n    gpu: {count: 1, type: z80}\n");
+        let s = spec(
+            "name: a\ndeployment:\n  provider: runpod\n  image: img:1\n  resources:\n    gpu: {count: 1, type: z80}\n",
+        );
         let e = gpu_types(&s.spec).unwrap_err();
         assert!(e.hint().unwrap().contains("l40s"), "{e:?}");
-        let s = spec("name: a\ndeployment:\n  provider: runpod\n  image: img:1\nproviders:\n  runpod:\n    gpu_types: [NVIDIA A40, NVIDIA L4]\n");
+        let s = spec(
+            "name: a\ndeployment:\n  provider: runpod\n  image: img:1\nproviders:\n  runpod:\n    gpu_types: [NVIDIA A40, NVIDIA L4]\n",
+        );
         assert_eq!(gpu_types(&s.spec).unwrap(), vec!["NVIDIA A40", "NVIDIA L4"]);
         let s = spec("name: a\ndeployment:\n  provider: runpod\n  image: img:1\n");
         assert!(gpu_types(&s.spec).unwrap().is_empty(), "no GPU: a CPU pod");
@@ -399,15 +489,27 @@ mod tests {
 
     #[test]
     fn cpu_pods_udp_and_unknown_clouds() {
-        let s = spec("name: c\ndeployment:\n  provider: runpod\n  image: img:1\n  resources:\n    cpus: 3\n");
+        let s = spec(
+            "name: c\ndeployment:\n  provider: runpod\n  image: img:1\n  resources:\n    cpus: 3\n",
+        );
         let p = build(&s, "k", "h").unwrap();
         assert_eq!(p.body_for(None)["computeType"], "CPU");
         assert_eq!(p.body_for(None)["vcpuCount"], 3);
         assert_eq!(p.body_for(None)["imageName"], "img:1");
-        let s = spec("name: c\ndeployment:\n  provider: runpod\n  image: img:1\n  ports: [\"53:53/udp\"]\n");
+        let s = spec(
+            "name: c\ndeployment:\n  provider: runpod\n  image: img:1\n  ports: [\"53:53/udp\"]\n",
+        );
         let e = build(&s, "k", "h").unwrap_err();
         assert!(e.message().contains("udp"), "{e}");
-        let s = spec("name: c\ndeployment:\n  provider: runpod\n  image: img:1\nproviders:\n  runpod:\n    cloud_type: moon\n");
-        assert!(build(&s, "k", "h").unwrap_err().hint().unwrap().contains("SECURE"));
+        let s = spec(
+            "name: c\ndeployment:\n  provider: runpod\n  image: img:1\nproviders:\n  runpod:\n    cloud_type: moon\n",
+        );
+        assert!(
+            build(&s, "k", "h")
+                .unwrap_err()
+                .hint()
+                .unwrap()
+                .contains("SECURE")
+        );
     }
 }

@@ -42,7 +42,9 @@ pub(crate) struct PublicKey {
 pub(crate) fn expand(path: &str, home: Option<&Path>) -> PathBuf {
     match (path.strip_prefix("~/"), home) {
         (Some(rest), Some(h)) => h.join(rest),
-        _ if path == "~" => home.map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from(path)),
+        _ if path == "~" => home
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from(path)),
         _ => PathBuf::from(path),
     }
 }
@@ -79,9 +81,15 @@ pub(crate) fn public_key(
                     .find(|l| !l.is_empty())
                     .unwrap_or("")
                     .to_string();
-                let ok = ["ssh-ed25519 ", "ssh-rsa ", "ecdsa-sha2-", "sk-ssh-ed25519@", "sk-ecdsa-"]
-                    .iter()
-                    .any(|p| text.starts_with(p));
+                let ok = [
+                    "ssh-ed25519 ",
+                    "ssh-rsa ",
+                    "ecdsa-sha2-",
+                    "sk-ssh-ed25519@",
+                    "sk-ecdsa-",
+                ]
+                .iter()
+                .any(|p| text.starts_with(p));
                 if !ok {
                     return Err(Error::invalid(format!(
                         "{} is not an OpenSSH public key (expected `ssh-ed25519 AAAA...` or `ssh-rsa AAAA...`)",
@@ -116,13 +124,11 @@ pub(crate) fn public_key(
     } else {
         format!("looked for {}", tried.join(", "))
     };
-    Err(
-        Error::invalid(format!("no SSH public key found ({found})"))
-            .with_provider(provider)
-            .with_hint(format!(
-                "create one with `ssh-keygen -t ed25519`, or set {setting}"
-            )),
-    )
+    Err(Error::invalid(format!("no SSH public key found ({found})"))
+        .with_provider(provider)
+        .with_hint(format!(
+            "create one with `ssh-keygen -t ed25519`, or set {setting}"
+        )))
 }
 
 /// True for a name a POSIX shell accepts as a variable.
@@ -133,7 +139,10 @@ pub(crate) fn is_env_name(k: &str) -> bool {
 }
 
 /// Refuses `deployment.env` names no shell can export, listing every one.
-pub(crate) fn check_env_names(provider: ProviderKind, env: &BTreeMap<String, String>) -> Result<()> {
+pub(crate) fn check_env_names(
+    provider: ProviderKind,
+    env: &BTreeMap<String, String>,
+) -> Result<()> {
     let bad: Vec<&str> = env
         .keys()
         .map(String::as_str)
@@ -144,7 +153,10 @@ pub(crate) fn check_env_names(provider: ProviderKind, env: &BTreeMap<String, Str
     }
     Err(Error::invalid(format!(
         "deployment.env: {} cannot be exported by a shell",
-        bad.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", ")
+        bad.iter()
+            .map(|k| format!("`{k}`"))
+            .collect::<Vec<_>>()
+            .join(", ")
     ))
     .with_provider(provider)
     .with_hint("use letters, digits and `_`, not starting with a digit"))
@@ -181,7 +193,10 @@ pub(crate) async fn deliver(
     secrets: &[ResolvedSecret],
 ) -> Result<()> {
     check_env_names(provider, env)?;
-    if let Some(bad) = secrets.iter().find(|s| s.mount.is_none() && !is_env_name(&s.name)) {
+    if let Some(bad) = secrets
+        .iter()
+        .find(|s| s.mount.is_none() && !is_env_name(&s.name))
+    {
         return Err(Error::invalid(format!(
             "secret `{}` cannot be an environment variable",
             bad.name
@@ -342,7 +357,11 @@ mod tests {
         assert_eq!(k.text, "ssh-ed25519 AAAC you");
         assert_eq!(k.identity, None, "no private key beside it: ssh chooses");
         let base = tempfile::tempdir().unwrap();
-        std::fs::write(base.path().join("k.pub"), "-----BEGIN OPENSSH PRIVATE KEY-----").unwrap();
+        std::fs::write(
+            base.path().join("k.pub"),
+            "-----BEGIN OPENSSH PRIVATE KEY-----",
+        )
+        .unwrap();
         let e = public_key(
             ProviderKind::Lyceum,
             "providers.lyceum.ssh_public_key",
@@ -352,9 +371,19 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Invalid);
-        assert!(e.hint().unwrap().contains("providers.lyceum.ssh_public_key"));
-        let k = public_key(ProviderKind::Lyceum, "x", Some("~/.ssh/id_rsa.pub"), None, Some(h))
-            .unwrap();
+        assert!(
+            e.hint()
+                .unwrap()
+                .contains("providers.lyceum.ssh_public_key")
+        );
+        let k = public_key(
+            ProviderKind::Lyceum,
+            "x",
+            Some("~/.ssh/id_rsa.pub"),
+            None,
+            Some(h),
+        )
+        .unwrap();
         assert_eq!(k.path, h.join(".ssh/id_rsa.pub"));
     }
 
@@ -380,10 +409,15 @@ mod tests {
         assert!(text.contains("export A='it'\\''s'\n"), "{text}");
         assert!(text.contains("export B='x y'\n"));
         assert!(text.contains("export TOKEN='s3cr$t'\n"));
-        assert!(!text.contains("in a file"), "mounted secrets are files, not variables");
+        assert!(
+            !text.contains("in a file"),
+            "mounted secrets are files, not variables"
+        );
         let bad = BTreeMap::from([("1X".to_string(), String::new())]);
         assert_eq!(
-            check_env_names(ProviderKind::Runpod, &bad).unwrap_err().kind(),
+            check_env_names(ProviderKind::Runpod, &bad)
+                .unwrap_err()
+                .kind(),
             ErrorKind::Invalid
         );
     }

@@ -70,6 +70,12 @@ struct DeployReport {
     phases: Vec<PhaseTiming>,
     total_millis: u128,
     endpoints: Vec<Endpoint>,
+    #[serde(skip_serializing_if = "skip_extensions")]
+    extensions: Option<super::extension::ExtensionsSummary>,
+}
+
+fn skip_extensions(e: &Option<super::extension::ExtensionsSummary>) -> bool {
+    e.as_ref().is_none_or(|s| s.is_empty())
 }
 
 impl Report for DeployReport {
@@ -84,6 +90,12 @@ impl Report for DeployReport {
         for e in &self.endpoints {
             s.push_str(&format!("  {}: {}\n", e.name, e.address));
         }
+        if let Some(x) = self.extensions.as_ref().filter(|x| !x.is_empty()) {
+            s.push_str(&x.human());
+            if !s.ends_with('\n') {
+                s.push('\n');
+            }
+        }
         s.push_str("next: `sindri connect` for a shell, `sindri exec -- CMD` to run a command");
         s
     }
@@ -97,8 +109,12 @@ pub async fn deploy(app: &App, args: DeployArgs) -> CliResult {
     let spec = app.load()?;
     let provider = app.provider(&spec)?;
     let rs = app.resolve(spec).await?;
-    // Refuse what the provider cannot do before anything is recorded or created.
+    // Refuse what the provider cannot do, and extension problems (unknown names,
+    // cycles, conflicts, unmet requirements), before anything is recorded or created.
     dispatch::check_spec(&*provider, &rs)?;
+    if !args.no_extensions {
+        super::extension::check_before_deploy(&rs)?;
+    }
 
     let state = app.state()?;
     let hash = rs.spec_hash();
@@ -141,6 +157,14 @@ pub async fn deploy(app: &App, args: DeployArgs) -> CliResult {
     state.upsert_deployment(&deployed)?;
     state.record_event(&rs.project, rs.name(), "deploy", "deploy finished")?;
 
+    let extensions = if args.no_extensions || !opts.wait {
+        None
+    } else {
+        let summary = super::extension::install_after_deploy(app, &*provider, &deployed, &rs, &progress).await;
+        progress.finish();
+        Some(summary?)
+    };
+
     // Endpoints come from the platform, so what is printed is what is there.
     let endpoints = match dispatch::status(&*provider, &deployed).await {
         Ok(s) => s.endpoints,
@@ -154,6 +178,7 @@ pub async fn deploy(app: &App, args: DeployArgs) -> CliResult {
         phases: progress.phases(),
         total_millis: started.elapsed().as_millis(),
         endpoints,
+        extensions,
     });
     Ok(())
 }

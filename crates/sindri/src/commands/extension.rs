@@ -14,8 +14,8 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
 use sindri_core::{Deployment, Error, Progress, Provider, ResolvedSpec};
 use sindri_extensions::{
-    Catalog, ExtensionResult, InstallProgress, Installer, Outcome, PlanItem, Reason, Removal, Request,
-    Resolution, Target, Validation, resolve,
+    Catalog, ExtensionResult, InstallProgress, Installer, Outcome, PlanItem, Reason, Removal,
+    Request, Resolution, Target, Validation, resolve,
 };
 use sindri_spec::Spec;
 
@@ -138,7 +138,9 @@ fn catalog(app: &App) -> CliResult<(Option<Spec>, Catalog)> {
 fn unknown_extension(c: &Catalog, name: &str) -> CliError {
     let e = Error::not_found(format!("unknown extension `{name}`"));
     match c.suggest_extension(name) {
-        Some(s) => e.with_hint(format!("did you mean `{s}`? (`sindri extension list` shows every extension)")),
+        Some(s) => e.with_hint(format!(
+            "did you mean `{s}`? (`sindri extension list` shows every extension)"
+        )),
         None => e.with_hint("`sindri extension list` shows every extension"),
     }
     .into()
@@ -146,7 +148,12 @@ fn unknown_extension(c: &Catalog, name: &str) -> CliError {
 
 /// What sindri.yaml asks for, resolved, or an error listing every problem.
 fn wanted(spec: &Spec, c: &Catalog) -> CliResult<Resolution> {
-    Ok(resolve(c, &Request::from_spec(&spec.extensions), &Target::from_spec(spec)).map_err(Error::from)?)
+    Ok(resolve(
+        c,
+        &Request::from_spec(&spec.extensions),
+        &Target::from_spec(spec),
+    )
+    .map_err(Error::from)?)
 }
 
 /// What the commands that touch the environment share.
@@ -166,7 +173,14 @@ async fn live(app: &App) -> CliResult<Live> {
     let catalog = Catalog::for_spec(&spec.extensions, &rs.base_dir)?;
     let state = app.state()?;
     let deployment = app.require_deployment(&*provider, &rs, &state).await?;
-    Ok(Live { spec, rs, catalog, provider, state, deployment })
+    Ok(Live {
+        spec,
+        rs,
+        catalog,
+        provider,
+        state,
+        deployment,
+    })
 }
 
 // ----- progress -----------------------------------------------------------------------
@@ -226,9 +240,11 @@ impl InstallProgress for Bars {
         let Some(m) = &self.multi else { return };
         let pb = m.add(ProgressBar::new(phases as u64));
         pb.set_style(
-            ProgressStyle::with_template("{prefix:>18.bold} [{bar:16}] {pos}/{len} {elapsed:>4} {wide_msg}")
-                .unwrap_or_else(|_| ProgressStyle::default_bar())
-                .progress_chars("=> "),
+            ProgressStyle::with_template(
+                "{prefix:>18.bold} [{bar:16}] {pos}/{len} {elapsed:>4} {wide_msg}",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
         );
         pb.set_prefix(short(name, 18));
         pb.set_message(format!("v{version}"));
@@ -266,11 +282,16 @@ impl InstallProgress for Bars {
     fn extension_finished(&self, name: &str, result: &ExtensionResult) {
         let took = human_duration(Duration::from_millis(result.millis));
         let text = match &result.outcome {
-            Outcome::Installed { reason } => format!("✓ {name} {} installed ({reason}, {took})", result.version),
+            Outcome::Installed { reason } => {
+                format!("✓ {name} {} installed ({reason}, {took})", result.version)
+            }
             Outcome::Unchanged => format!("= {name} {} unchanged", result.version),
             Outcome::Validated => format!("✓ {name} {} valid", result.version),
             Outcome::Removed => format!("✓ {name} removed ({took})"),
-            Outcome::Failed(f) => format!("✗ {name} failed at step {}/{}: {}", f.phase, f.phases, f.label),
+            Outcome::Failed(f) => format!(
+                "✗ {name} failed at step {}/{}: {}",
+                f.phase, f.phases, f.label
+            ),
             Outcome::Skipped { reason } => format!("- {name} skipped: {reason}"),
         };
         let bar = self.bars.lock().ok().and_then(|mut b| b.remove(name));
@@ -369,9 +390,19 @@ pub async fn install_after_deploy(
         millis: started.elapsed().as_millis(),
     };
     let event = match report.error() {
-        None if summary.installed.is_empty() => format!("extensions unchanged ({})", summary.unchanged.len()),
+        None if summary.installed.is_empty() => {
+            format!("extensions unchanged ({})", summary.unchanged.len())
+        }
         None => format!("installed extensions: {}", summary.installed.join(", ")),
-        Some(_) => format!("extension install failed: {}", report.failed().iter().map(|r| r.name.as_str()).collect::<Vec<_>>().join(", ")),
+        Some(_) => format!(
+            "extension install failed: {}",
+            report
+                .failed()
+                .iter()
+                .map(|r| r.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
     };
     state.record_event(&d.project, &d.name, "extensions", &event)?;
     match report.error() {
@@ -436,10 +467,19 @@ impl Report for ListReport {
                     (None, true) => "wanted".into(),
                     _ => String::new(),
                 };
-                vec![r.name.clone(), r.version.clone(), r.category.clone(), mark, short(&r.description, 60)]
+                vec![
+                    r.name.clone(),
+                    r.version.clone(),
+                    r.category.clone(),
+                    mark,
+                    short(&r.description, 60),
+                ]
             })
             .collect();
-        let mut s = table(&["NAME", "VERSION", "CATEGORY", "STATUS", "DESCRIPTION"], &rows);
+        let mut s = table(
+            &["NAME", "VERSION", "CATEGORY", "STATUS", "DESCRIPTION"],
+            &rows,
+        );
         s.push_str(&format!(
             "{} extensions; `sindri extension info NAME` for details",
             self.extensions.len()
@@ -456,17 +496,18 @@ fn list(app: &App, args: ListArgs) -> CliResult {
             .unwrap_or_default(),
         None => BTreeSet::new(),
     };
-    let installed: BTreeMap<String, String> = match (&spec, sindri_state::StateStore::open_existing_default()?) {
-        (Some(s), Some(state)) => {
-            let rs = app.identify(s.clone());
-            state
-                .extensions(&rs.project, rs.name())?
-                .into_iter()
-                .map(|r| (r.extension, r.version))
-                .collect()
-        }
-        _ => BTreeMap::new(),
-    };
+    let installed: BTreeMap<String, String> =
+        match (&spec, sindri_state::StateStore::open_existing_default()?) {
+            (Some(s), Some(state)) => {
+                let rs = app.identify(s.clone());
+                state
+                    .extensions(&rs.project, rs.name())?
+                    .into_iter()
+                    .map(|r| (r.extension, r.version))
+                    .collect()
+            }
+            _ => BTreeMap::new(),
+        };
     if let Some(cat) = &args.category
         && !c.extensions().any(|e| e.manifest.category.as_str() == cat)
     {
@@ -476,7 +517,11 @@ fn list(app: &App, args: ListArgs) -> CliResult {
     }
     let extensions = c
         .extensions()
-        .filter(|e| args.category.as_deref().is_none_or(|cat| e.manifest.category.as_str() == cat))
+        .filter(|e| {
+            args.category
+                .as_deref()
+                .is_none_or(|cat| e.manifest.category.as_str() == cat)
+        })
         .map(|e| ListRow {
             name: e.manifest.name.clone(),
             version: e.manifest.version.clone(),
@@ -506,12 +551,18 @@ struct InfoReport {
 impl Report for InfoReport {
     fn human(&self) -> String {
         let m = &self.manifest;
-        let mut s = format!("{} {} ({})\n  {}\n  source: {}\n", m.name, m.version, m.category, m.description, self.source);
+        let mut s = format!(
+            "{} {} ({})\n  {}\n  source: {}\n",
+            m.name, m.version, m.category, m.description, self.source
+        );
         if !m.requires.is_empty() {
             s.push_str(&format!("  requires: {}\n", m.requires.join(", ")));
         }
         if self.install_order.len() > 1 {
-            s.push_str(&format!("  installs, in order: {}\n", self.install_order.join(" → ")));
+            s.push_str(&format!(
+                "  installs, in order: {}\n",
+                self.install_order.join(" → ")
+            ));
         }
         if !self.required_by.is_empty() {
             s.push_str(&format!("  required by: {}\n", self.required_by.join(", ")));
@@ -547,7 +598,10 @@ impl Report for InfoReport {
         ];
         for (when, hook) in hooks {
             if let Some(h) = hook {
-                s.push_str(&format!("  {when} hook: {}\n", short(h.lines().next().unwrap_or(""), 70)));
+                s.push_str(&format!(
+                    "  {when} hook: {}\n",
+                    short(h.lines().next().unwrap_or(""), 70)
+                ));
             }
         }
         if !m.env.is_empty() || !m.path.is_empty() {
@@ -574,10 +628,19 @@ impl Report for InfoReport {
 
 fn info(app: &App, name: &str) -> CliResult {
     let (_, c) = catalog(app)?;
-    let Some(entry) = c.get(name) else { return Err(unknown_extension(&c, name)) };
-    let install_order = resolve(&c, &Request::named(&[name]), &Target { gpus: Some(1), ..Default::default() })
-        .map(|r| r.order)
-        .unwrap_or_default();
+    let Some(entry) = c.get(name) else {
+        return Err(unknown_extension(&c, name));
+    };
+    let install_order = resolve(
+        &c,
+        &Request::named(&[name]),
+        &Target {
+            gpus: Some(1),
+            ..Default::default()
+        },
+    )
+    .map(|r| r.order)
+    .unwrap_or_default();
     let required_by = c
         .extensions()
         .filter(|e| e.manifest.requires.iter().any(|r| r == name))
@@ -603,14 +666,22 @@ struct InstallReport {
 impl Report for InstallReport {
     fn human(&self) -> String {
         let pick = |f: fn(&Outcome) -> bool| -> Vec<&str> {
-            self.results.iter().filter(|r| f(&r.outcome)).map(|r| r.name.as_str()).collect()
+            self.results
+                .iter()
+                .filter(|r| f(&r.outcome))
+                .map(|r| r.name.as_str())
+                .collect()
         };
         let installed = pick(|o| matches!(o, Outcome::Installed { .. }));
         let unchanged = pick(|o| matches!(o, Outcome::Unchanged));
         let failed = pick(|o| matches!(o, Outcome::Failed(_) | Outcome::Skipped { .. }));
         let mut s = String::new();
         if !installed.is_empty() {
-            s.push_str(&format!("installed in `{}`: {}\n", self.environment, installed.join(", ")));
+            s.push_str(&format!(
+                "installed in `{}`: {}\n",
+                self.environment,
+                installed.join(", ")
+            ));
         }
         if !unchanged.is_empty() {
             s.push_str(&format!("already installed: {}\n", unchanged.join(", ")));
@@ -638,14 +709,25 @@ async fn install(app: &App, args: InstallArgs) -> CliResult {
     let mut req = Request::named(&args.names);
     req.present = probe.installed();
     let resolution = resolve(&l.catalog, &req, &Target::from_spec(&l.spec)).map_err(Error::from)?;
-    let force: BTreeSet<String> = if args.force { args.names.iter().cloned().collect() } else { BTreeSet::new() };
+    let force: BTreeSet<String> = if args.force {
+        args.names.iter().cloned().collect()
+    } else {
+        BTreeSet::new()
+    };
     let plan = installer.plan(&resolution, &probe, &force)?;
-    let report = interruptible(async { Ok::<_, Error>(installer.install(&plan, &probe).await) }).await;
+    let report =
+        interruptible(async { Ok::<_, Error>(installer.install(&plan, &probe).await) }).await;
     bars.finish();
     let report = report?;
-    let wanted = wanted(&l.spec, &l.catalog).map(|r| r.order).unwrap_or_default();
+    let wanted = wanted(&l.spec, &l.catalog)
+        .map(|r| r.order)
+        .unwrap_or_default();
     let mut notes = Vec::new();
-    let extra: Vec<&str> = report.installed().into_iter().filter(|n| !wanted.iter().any(|w| w == n)).collect();
+    let extra: Vec<&str> = report
+        .installed()
+        .into_iter()
+        .filter(|n| !wanted.iter().any(|w| w == n))
+        .collect();
     if !extra.is_empty() {
         notes.push(format!(
             "{} {} not in sindri.yaml: add {} to extensions.active so a new environment gets {} too",
@@ -711,9 +793,15 @@ async fn remove(app: &App, names: Vec<String>) -> CliResult {
     let result = interruptible(installer.remove(&names, &probe)).await;
     bars.finish();
     let removed = result?;
-    let wanted = wanted(&l.spec, &l.catalog).map(|r| r.order).unwrap_or_default();
+    let wanted = wanted(&l.spec, &l.catalog)
+        .map(|r| r.order)
+        .unwrap_or_default();
     let mut notes = Vec::new();
-    let still: Vec<&str> = removed.iter().filter(|r| r.ok && wanted.contains(&r.name)).map(|r| r.name.as_str()).collect();
+    let still: Vec<&str> = removed
+        .iter()
+        .filter(|r| r.ok && wanted.contains(&r.name))
+        .map(|r| r.name.as_str())
+        .collect();
     if !still.is_empty() {
         notes.push(format!(
             "sindri.yaml still asks for {}: the next `sindri deploy` installs {} again",
@@ -723,10 +811,23 @@ async fn remove(app: &App, names: Vec<String>) -> CliResult {
     }
     let failed: Vec<String> = removed
         .iter()
-        .filter_map(|r| r.failure.as_ref().map(|f| format!("extension `{}` {f}", r.name)))
+        .filter_map(|r| {
+            r.failure
+                .as_ref()
+                .map(|f| format!("extension `{}` {f}", r.name))
+        })
         .collect();
-    l.state.record_event(&l.rs.project, l.rs.name(), "extensions", &format!("extension remove: {}", names.join(", ")))?;
-    app.out.emit(&RemoveReport { environment: l.deployment.name.clone(), removed, notes });
+    l.state.record_event(
+        &l.rs.project,
+        l.rs.name(),
+        "extensions",
+        &format!("extension remove: {}", names.join(", ")),
+    )?;
+    app.out.emit(&RemoveReport {
+        environment: l.deployment.name.clone(),
+        removed,
+        notes,
+    });
     if failed.is_empty() {
         Ok(())
     } else {
@@ -746,9 +847,18 @@ impl Report for ValidateReport {
     fn human(&self) -> String {
         let mut s = String::new();
         for v in &self.validations {
-            s.push_str(&format!("{} {} {}\n", if v.ok { "✓" } else { "✗" }, v.name, v.version));
+            s.push_str(&format!(
+                "{} {} {}\n",
+                if v.ok { "✓" } else { "✗" },
+                v.name,
+                v.version
+            ));
             for c in v.checks.iter().filter(|c| !c.ok) {
-                s.push_str(&format!("    `{}`: {}\n", c.run, c.problem.as_deref().unwrap_or("failed")));
+                s.push_str(&format!(
+                    "    `{}`: {}\n",
+                    c.run,
+                    c.problem.as_deref().unwrap_or("failed")
+                ));
                 for l in c.output.lines() {
                     s.push_str(&format!("      {l}\n"));
                 }
@@ -768,12 +878,19 @@ async fn validate(app: &App, names: Vec<String>) -> CliResult {
     let probe = interruptible(installer.probe()).await?;
     let installed = probe.installed();
     let names = if names.is_empty() {
-        installed.iter().filter(|n| l.catalog.get(n).is_some()).cloned().collect()
+        installed
+            .iter()
+            .filter(|n| l.catalog.get(n).is_some())
+            .cloned()
+            .collect()
     } else {
         for n in &names {
             if !installed.contains(n) {
-                let mut e = Error::not_found(format!("`{n}` is not installed in `{}`", l.deployment.name));
-                if let Some(s) = sindri_extensions::did_you_mean(n, installed.iter().map(String::as_str)) {
+                let mut e =
+                    Error::not_found(format!("`{n}` is not installed in `{}`", l.deployment.name));
+                if let Some(s) =
+                    sindri_extensions::did_you_mean(n, installed.iter().map(String::as_str))
+                {
                     e = e.with_hint(format!("did you mean `{s}`?"));
                 } else {
                     e = e.with_hint("`sindri extension status` lists what is installed");
@@ -789,14 +906,24 @@ async fn validate(app: &App, names: Vec<String>) -> CliResult {
     let result = interruptible(installer.validate(&names, &probe)).await;
     bars.finish();
     let validations = result?;
-    let failed: Vec<String> = validations.iter().filter(|v| !v.ok).map(|v| v.name.clone()).collect();
-    app.out.emit(&ValidateReport { environment: l.deployment.name.clone(), validations });
+    let failed: Vec<String> = validations
+        .iter()
+        .filter(|v| !v.ok)
+        .map(|v| v.name.clone())
+        .collect();
+    app.out.emit(&ValidateReport {
+        environment: l.deployment.name.clone(),
+        validations,
+    });
     if failed.is_empty() {
         Ok(())
     } else {
-        Err(Error::new(sindri_core::ErrorKind::Platform, format!("validation failed: {}", failed.join(", ")))
-            .with_hint("`sindri extension install --force NAME` reinstalls an extension")
-            .into())
+        Err(Error::new(
+            sindri_core::ErrorKind::Platform,
+            format!("validation failed: {}", failed.join(", ")),
+        )
+        .with_hint("`sindri extension install --force NAME` reinstalls an extension")
+        .into())
     }
 }
 
@@ -826,12 +953,20 @@ struct StatusReport {
 impl Report for StatusReport {
     fn human(&self) -> String {
         if self.extensions.is_empty() {
-            return format!("`{}` has no extensions and sindri.yaml asks for none", self.environment);
+            return format!(
+                "`{}` has no extensions and sindri.yaml asks for none",
+                self.environment
+            );
         }
         let now = sindri_core::unix_now();
         let ago = |t: Option<i64>| {
-            t.map(|t| format!("{} ago", human_duration(Duration::from_secs((now - t).max(0) as u64))))
-                .unwrap_or_else(|| "-".into())
+            t.map(|t| {
+                format!(
+                    "{} ago",
+                    human_duration(Duration::from_secs((now - t).max(0) as u64))
+                )
+            })
+            .unwrap_or_else(|| "-".into())
         };
         let rows: Vec<Vec<String>> = self
             .extensions
@@ -847,7 +982,17 @@ impl Report for StatusReport {
                 ]
             })
             .collect();
-        table(&["NAME", "STATE", "INSTALLED", "CATALOG", "VALIDATED", "WANTED"], &rows)
+        table(
+            &[
+                "NAME",
+                "STATE",
+                "INSTALLED",
+                "CATALOG",
+                "VALIDATED",
+                "WANTED",
+            ],
+            &rows,
+        )
     }
 }
 
@@ -883,7 +1028,10 @@ async fn status(app: &App) -> CliResult {
             }
         })
         .collect();
-    app.out.emit(&StatusReport { environment: l.deployment.name.clone(), extensions });
+    app.out.emit(&StatusReport {
+        environment: l.deployment.name.clone(),
+        extensions,
+    });
     Ok(())
 }
 
@@ -906,10 +1054,18 @@ impl Report for ProfileListReport {
         let rows: Vec<Vec<String>> = self
             .profiles
             .iter()
-            .map(|p| vec![p.name.clone(), p.extensions.len().to_string(), p.description.clone()])
+            .map(|p| {
+                vec![
+                    p.name.clone(),
+                    p.extensions.len().to_string(),
+                    p.description.clone(),
+                ]
+            })
             .collect();
         let mut s = table(&["NAME", "EXTENSIONS", "DESCRIPTION"], &rows);
-        s.push_str("use one with `extensions: {profile: NAME}`; `sindri profile show NAME` for details");
+        s.push_str(
+            "use one with `extensions: {profile: NAME}`; `sindri profile show NAME` for details",
+        );
         s
     }
 }
@@ -946,7 +1102,10 @@ struct ProfileShowReport {
 
 impl Report for ProfileShowReport {
     fn human(&self) -> String {
-        let mut s = format!("{}: {}\n  source: {}\n", self.name, self.description, self.source);
+        let mut s = format!(
+            "{}: {}\n  source: {}\n",
+            self.name, self.description, self.source
+        );
         if !self.extends.is_empty() {
             s.push_str(&format!("  extends: {}\n", self.extends.join(", ")));
         }
@@ -969,21 +1128,39 @@ fn profile_show(app: &App, name: &str) -> CliResult {
     let Some(p) = c.profile(name) else {
         let e = Error::not_found(format!("unknown profile `{name}`"));
         return Err(match c.suggest_profile(name) {
-            Some(s) => e.with_hint(format!("did you mean `{s}`? (`sindri profile list` shows every profile)")),
+            Some(s) => e.with_hint(format!(
+                "did you mean `{s}`? (`sindri profile list` shows every profile)"
+            )),
             None => e.with_hint("`sindri profile list` shows every profile"),
         }
         .into());
     };
     let extensions = c.profile_extensions(name)?;
-    let req = Request { profile: Some(name.to_string()), ..Default::default() };
+    let req = Request {
+        profile: Some(name.to_string()),
+        ..Default::default()
+    };
     // Without a config file the environment's resources are unknown: nothing to check.
-    let target = spec.as_ref().map(Target::from_spec).unwrap_or(Target { gpus: Some(1), ..Default::default() });
+    let target = spec.as_ref().map(Target::from_spec).unwrap_or(Target {
+        gpus: Some(1),
+        ..Default::default()
+    });
     let (waves, problems) = match resolve(&c, &req, &target) {
         Ok(r) => (r.waves, Vec::new()),
         Err(e) => {
             // Show the order anyway when the only problems are the spec's resources.
-            let lenient = resolve(&c, &req, &Target { gpus: Some(1), ..Default::default() });
-            (lenient.map(|r| r.waves).unwrap_or_default(), e.problems.iter().map(|p| p.to_string()).collect())
+            let lenient = resolve(
+                &c,
+                &req,
+                &Target {
+                    gpus: Some(1),
+                    ..Default::default()
+                },
+            );
+            (
+                lenient.map(|r| r.waves).unwrap_or_default(),
+                e.problems.iter().map(|p| p.to_string()).collect(),
+            )
         }
     };
     app.out.emit(&ProfileShowReport {

@@ -3,6 +3,7 @@
 mod config;
 mod deploy;
 mod exec;
+pub mod extension;
 mod export;
 mod info;
 mod lifecycle;
@@ -48,6 +49,8 @@ async fn dispatch(app: &App, command: Command) -> CliResult {
         Command::Logs(a) => logs::logs(app, a).await,
         Command::Export(a) => export::export(app, a).await,
         Command::Resources(c) => resources::run(app, c).await,
+        Command::Extension(c) => extension::extension(app, c).await,
+        Command::Profile(c) => extension::profile(app, c).await,
         Command::Run(a) => run::run(app, a).await,
         Command::Runs(c) => run::runs(app, c).await,
         Command::Providers => info::providers(app),

@@ -27,7 +27,9 @@ use std::time::Duration;
 
 use serde_json::{Map, Value, json};
 
-use super::server::{Contract, Exchange, Fake, Log, Matched, RawRequest, Reply, TestServer, Violation};
+use super::server::{
+    Contract, Exchange, Fake, Log, Matched, RawRequest, Reply, TestServer, Violation,
+};
 
 /// The key the fake accepts.
 pub const TOKEN: &str = "lk_test_8c1f2a9d77e04b6aa1";
@@ -95,7 +97,8 @@ pub fn shape_problems(v: &Value, examples: &[&Value], at: &str) -> Vec<String> {
     let kinds: BTreeSet<&str> = examples.iter().map(|e| kind(e)).collect();
     let k = kind(v);
     let only_null = kinds.len() == 1 && kinds.contains("null");
-    if !kinds.contains(k) && !(only_null && matches!(k, "string" | "number")) {
+    let nullable_scalar = only_null && matches!(k, "string" | "number");
+    if !(kinds.contains(k) || nullable_scalar) {
         return vec![format!("{at}: {k}, where the recordings have {kinds:?}")];
     }
     let mut out = Vec::new();
@@ -143,12 +146,22 @@ fn violation(status: u16, message: String) -> Violation {
 }
 
 fn check_create_body(body: &[u8]) -> Result<(), String> {
-    let v: Value = serde_json::from_slice(body).map_err(|e| format!("the body is not JSON: {e}"))?;
+    let v: Value =
+        serde_json::from_slice(body).map_err(|e| format!("the body is not JSON: {e}"))?;
     let o = v.as_object().ok_or("the body is not an object")?;
-    let known = ["user_public_key", "hardware_profile", "instance_specs", "instance_type", "display_name"];
+    let known = [
+        "user_public_key",
+        "hardware_profile",
+        "instance_specs",
+        "instance_type",
+        "display_name",
+    ];
     for k in o.keys() {
         if !known.contains(&k.as_str()) {
-            return Err(format!("unknown field `{k}` (Lyceum takes {})", known.join(", ")));
+            return Err(format!(
+                "unknown field `{k}` (Lyceum takes {})",
+                known.join(", ")
+            ));
         }
     }
     for k in ["user_public_key", "hardware_profile", "instance_specs"] {
@@ -156,7 +169,12 @@ fn check_create_body(body: &[u8]) -> Result<(), String> {
             return Err(format!("the required field `{k}` is missing"));
         }
     }
-    for k in ["user_public_key", "hardware_profile", "instance_type", "display_name"] {
+    for k in [
+        "user_public_key",
+        "hardware_profile",
+        "instance_type",
+        "display_name",
+    ] {
         if let Some(x) = o.get(k)
             && !x.is_string()
         {
@@ -173,7 +191,9 @@ fn check_create_body(body: &[u8]) -> Result<(), String> {
         .ok_or("`instance_specs` must be an object")?;
     for k in specs.keys() {
         if k != "gpu_count" {
-            return Err(format!("unknown field `instance_specs.{k}` (Lyceum takes gpu_count)"));
+            return Err(format!(
+                "unknown field `instance_specs.{k}` (Lyceum takes gpu_count)"
+            ));
         }
     }
     if !specs.get("gpu_count").is_some_and(Value::is_u64) {
@@ -185,7 +205,10 @@ fn check_create_body(body: &[u8]) -> Result<(), String> {
 impl Contract for LyceumContract {
     fn check(&self, req: &RawRequest<'_>) -> Result<Matched, Violation> {
         let Some(rest) = req.path.strip_prefix(BASE) else {
-            return Err(violation(404, format!("the path does not start with {BASE}")));
+            return Err(violation(
+                404,
+                format!("the path does not start with {BASE}"),
+            ));
         };
         let segs: Vec<&str> = rest.trim_start_matches('/').split('/').collect();
         let mut params = BTreeMap::new();
@@ -211,16 +234,26 @@ impl Contract for LyceumContract {
                 format!("`{rest}` takes {method}, not {}", req.method),
             ));
         }
-        let auth = req.headers.get("authorization").and_then(|v| v.to_str().ok()).unwrap_or("");
+        let auth = req
+            .headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
         if !auth.starts_with("Bearer ") {
-            return Err(violation(401, "no `Authorization: Bearer` credential".into()));
+            return Err(violation(
+                401,
+                "no `Authorization: Bearer` credential".into(),
+            ));
         }
         for (k, v) in req.query {
             let ok = op == "list"
                 && matches!(k.as_str(), "include_terminated" | "include_failed")
                 && matches!(v.as_str(), "true" | "false");
             if !ok {
-                return Err(violation(400, format!("{op}: unexpected query parameter `{k}={v}`")));
+                return Err(violation(
+                    400,
+                    format!("{op}: unexpected query parameter `{k}={v}`"),
+                ));
             }
         }
         if op == "create" {
@@ -255,7 +288,10 @@ impl Contract for AnyRequestFails {
     fn check(&self, req: &RawRequest<'_>) -> Result<Matched, Violation> {
         Err(violation(
             418,
-            format!("no request was expected, but got {} {}", req.method, req.path),
+            format!(
+                "no request was expected, but got {} {}",
+                req.method, req.path
+            ),
         ))
     }
 
@@ -357,7 +393,10 @@ impl LyceumState {
 
     /// VMs not terminated.
     pub fn live(&self) -> Vec<&FakeVm> {
-        self.vms.iter().filter(|v| v.status != "terminated").collect()
+        self.vms
+            .iter()
+            .filter(|v| v.status != "terminated")
+            .collect()
     }
 }
 
@@ -420,7 +459,11 @@ fn vm_json(template: &str, v: &FakeVm, address: &str) -> Value {
     let mut j = fixture(template);
     j["vm_id"] = json!(v.id);
     j["status"] = json!(v.status);
-    j["ip_address"] = if v.has_ip { json!(address) } else { Value::Null };
+    j["ip_address"] = if v.has_ip {
+        json!(address)
+    } else {
+        Value::Null
+    };
     j["instance_specs"] = json!({"gpu_type": v.profile, "gpu_count": v.count});
     j["instance_type"] = json!(v.instance_type);
     j["display_name"] = match &v.display_name {
@@ -503,7 +546,10 @@ fn handle(st: &mut LyceumState, ex: &Exchange) -> Reply {
                 display_name: b["display_name"].as_str().map(str::to_string),
                 profile,
                 count,
-                instance_type: b["instance_type"].as_str().unwrap_or("on-demand").to_string(),
+                instance_type: b["instance_type"]
+                    .as_str()
+                    .unwrap_or("on-demand")
+                    .to_string(),
                 created_at: format!("2026-07-31T15:{:02}:00.000000", st.next % 60),
             };
             let j = vm_json("vm_create_pending.json", &vm, &address);
@@ -544,7 +590,11 @@ fn handle(st: &mut LyceumState, ex: &Exchange) -> Reply {
             Reply::Json(200, json!({"vms": vms, "total": vms.len()}))
         }
         "delete" => {
-            let Some(v) = st.vms.iter_mut().find(|v| v.id == id && v.status != "terminated") else {
+            let Some(v) = st
+                .vms
+                .iter_mut()
+                .find(|v| v.id == id && v.status != "terminated")
+            else {
                 return detail(404, "error_404_vm_not_found.json", None);
             };
             v.status = "terminated".into();
@@ -558,6 +608,9 @@ fn handle(st: &mut LyceumState, ex: &Exchange) -> Reply {
         "availability" => Reply::Json(200, st.availability.clone()),
         "pricing" => Reply::Json(200, fixture("pricing_vm_running.json")),
         "user" => Reply::Json(200, fixture("user_status.json")),
-        other => Reply::Json(501, json!({"detail": format!("the fake does not implement {other}")})),
+        other => Reply::Json(
+            501,
+            json!({"detail": format!("the fake does not implement {other}")}),
+        ),
     }
 }

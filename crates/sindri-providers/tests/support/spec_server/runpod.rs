@@ -55,6 +55,8 @@ pub struct FakePod {
     pub gpu: Option<String>,
     /// GET looks left before the pod shows its public IP and ports.
     pub looks_until_ip: u32,
+    /// How many times the container started.
+    pub starts: u32,
 }
 
 /// Everything the fake knows.
@@ -100,6 +102,7 @@ impl RunpodState {
                 status: "RUNNING".into(),
                 gpu: Some("NVIDIA A40".into()),
                 looks_until_ip: 0,
+                starts: 1,
             },
         );
         id
@@ -158,7 +161,11 @@ fn pod_json(p: &FakePod, ssh_port: u16) -> Value {
     if running {
         for (n, port) in i["ports"].as_array().into_iter().flatten().enumerate() {
             let internal = port.as_str().unwrap_or("").split('/').next().unwrap_or("");
-            let public = if internal == "22" { ssh_port } else { 40_000 + n as u16 };
+            let public = if internal == "22" {
+                ssh_port
+            } else {
+                40_000 + n as u16
+            };
             mappings.insert(internal.to_string(), json!(public));
         }
     }
@@ -181,6 +188,7 @@ fn pod_json(p: &FakePod, ssh_port: u16) -> Value {
         "machineId": "s194cr8pls2z",
         "machine": {"dataCenterId": "EU-RO-1", "location": "RO"},
         "lastStatusChange": format!("{} by sindri test", p.status),
+        "lastStartedAt": format!("2024-07-12T19:{:02}:40.144Z", p.starts % 60),
     });
     if let Some(g) = &p.gpu {
         j["gpu"] = json!({"id": g, "count": i["gpuCount"].as_u64().unwrap_or(1), "displayName": g});
@@ -244,7 +252,11 @@ fn handle(st: &mut RunpodState, ex: &Exchange) -> Reply {
             let gpu = if b["computeType"] == "CPU" {
                 None
             } else {
-                match b["gpuTypeIds"].as_array().and_then(|a| a.first()).and_then(Value::as_str) {
+                match b["gpuTypeIds"]
+                    .as_array()
+                    .and_then(|a| a.first())
+                    .and_then(Value::as_str)
+                {
                     Some(g) => Some(g.to_string()),
                     None => return err(400, "gpuTypeIds is required for GPU pods in this fake"),
                 }
@@ -257,7 +269,8 @@ fn handle(st: &mut RunpodState, ex: &Exchange) -> Reply {
             if b["imageName"].as_str().unwrap_or("").is_empty() {
                 return err(400, "imageName is required");
             }
-            if let (Some(path), Some(key)) = (&st.authorized_keys, b["env"]["PUBLIC_KEY"].as_str()) {
+            if let (Some(path), Some(key)) = (&st.authorized_keys, b["env"]["PUBLIC_KEY"].as_str())
+            {
                 // What RunPod's images do at start: trust the key in PUBLIC_KEY.
                 let mut keys = std::fs::read_to_string(path).unwrap_or_default();
                 keys.push_str(key);
@@ -271,6 +284,7 @@ fn handle(st: &mut RunpodState, ex: &Exchange) -> Reply {
                 status: "RUNNING".into(),
                 gpu,
                 looks_until_ip: st.ip_after_looks,
+                starts: 1,
             };
             let j = pod_json(&pod, port);
             st.pods.insert(id, pod);
@@ -290,6 +304,7 @@ fn handle(st: &mut RunpodState, ex: &Exchange) -> Reply {
             }
             // RunPod resets the pod to apply the change.
             p.looks_until_ip = after;
+            p.starts += 1;
             Reply::Json(200, pod_json(p, port))
         }
         "StartPod" => {
@@ -300,10 +315,14 @@ fn handle(st: &mut RunpodState, ex: &Exchange) -> Reply {
             };
             if p.status != "RUNNING" {
                 if full {
-                    return err(500, "There are not enough free GPUs on the host machine to start this pod.");
+                    return err(
+                        500,
+                        "There are not enough free GPUs on the host machine to start this pod.",
+                    );
                 }
                 p.status = "RUNNING".into();
                 p.looks_until_ip = after;
+                p.starts += 1;
             }
             Reply::Empty(200)
         }
