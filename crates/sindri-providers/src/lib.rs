@@ -28,6 +28,11 @@ pub mod runpod;
 #[cfg(feature = "ssh")]
 pub mod ssh;
 
+/// Local Kubernetes clusters (kind, k3d) for `sindri k8s`: tooling around the
+/// Kubernetes provider, not a provider operation, so it has its own name here.
+#[cfg(feature = "kubernetes")]
+pub use kubernetes::cluster as clusters;
+
 use sindri_core::Registry;
 
 /// Every provider compiled into this binary.

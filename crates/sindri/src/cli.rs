@@ -128,6 +128,11 @@ pub enum Command {
     #[command(subcommand)]
     Profile(crate::commands::extension::ProfileCommand),
 
+    /// Local Kubernetes clusters with kind or k3d: create, destroy, list, load an image.
+    #[cfg(feature = "kubernetes")]
+    #[command(subcommand)]
+    K8s(crate::commands::k8s::K8sCommand),
+
     /// Find (and clean up) what sindri owns on every provider, by its labels.
     #[command(subcommand)]
     Resources(crate::commands::resources::ResourcesCommand),

@@ -4,7 +4,7 @@
 //! how to install it.
 
 use serde::Serialize;
-use sindri_providers::kubernetes::cluster::{self, ClusterTool, DEFAULT_CLUSTER, LocalCluster};
+use sindri_providers::clusters::{self as cluster, ClusterTool, DEFAULT_CLUSTER, LocalCluster};
 
 use crate::app::App;
 use crate::output::{CliResult, Report, table};

@@ -6,6 +6,8 @@ mod exec;
 pub mod extension;
 mod export;
 mod info;
+#[cfg(feature = "kubernetes")]
+pub mod k8s;
 mod lifecycle;
 mod logs;
 pub mod resources;
@@ -49,6 +51,8 @@ async fn dispatch(app: &App, command: Command) -> CliResult {
         Command::Logs(a) => logs::logs(app, a).await,
         Command::Export(a) => export::export(app, a).await,
         Command::Resources(c) => resources::run(app, c).await,
+        #[cfg(feature = "kubernetes")]
+        Command::K8s(c) => k8s::run(app, c).await,
         Command::Extension(c) => extension::extension(app, c).await,
         Command::Profile(c) => extension::profile(app, c).await,
         Command::Run(a) => run::run(app, a).await,
