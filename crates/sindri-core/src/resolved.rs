@@ -99,7 +99,11 @@ impl ResolvedSpec {
     /// and installed incrementally on their own).
     pub fn spec_hash(&self) -> String {
         let mut h = Sha256::new();
-        let environment = Spec { run: None, extensions: Default::default(), ..self.spec.clone() };
+        let environment = Spec {
+            run: None,
+            extensions: Default::default(),
+            ..self.spec.clone()
+        };
         h.update(serde_json::to_vec(&environment).unwrap_or_default());
         for s in &self.secrets {
             h.update(s.name.as_bytes());

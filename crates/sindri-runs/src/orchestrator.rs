@@ -981,10 +981,22 @@ impl<'a> Orchestrator<'a> {
                         .note(Operation::Stop)
                         .unwrap_or("the provider cannot stop environments");
                     return self
-                        .destroy_after(run, &d, Some(format!("cannot stop ({why}); destroyed instead so nothing keeps billing")))
+                        .destroy_after(
+                            run,
+                            &d,
+                            Some(format!(
+                                "cannot stop ({why}); destroyed instead so nothing keeps billing"
+                            )),
+                        )
                         .await;
                 }
-                match phase(self.progress, "stop environment", dispatch::stop(self.provider, &d)).await {
+                match phase(
+                    self.progress,
+                    "stop environment",
+                    dispatch::stop(self.provider, &d),
+                )
+                .await
+                {
                     Ok(()) => {}
                     Err(e) if matches!(e.kind(), ErrorKind::Unsupported(_)) => {
                         let why = e.hint().unwrap_or(e.message()).to_string();
@@ -1011,7 +1023,12 @@ impl<'a> Orchestrator<'a> {
     }
 
     /// Destroys the run's environment (volumes kept) and records why.
-    async fn destroy_after(&self, run: &RunRecord, d: &Deployment, why: Option<String>) -> Result<FinishReport> {
+    async fn destroy_after(
+        &self,
+        run: &RunRecord,
+        d: &Deployment,
+        why: Option<String>,
+    ) -> Result<FinishReport> {
         let mut destroying = d.clone();
         destroying.state = DeploymentState::Destroying;
         destroying.updated_at = unix_now();
@@ -1028,17 +1045,26 @@ impl<'a> Orchestrator<'a> {
             &d.project,
             &d.name,
             "destroy",
-            &format!("destroyed after run {} (on_finish: {})", run.id, on_finish_name(policy)),
+            &format!(
+                "destroyed after run {} (on_finish: {})",
+                run.id,
+                on_finish_name(policy)
+            ),
         )?;
         if let Some(w) = &why {
             self.progress.warn(w);
         }
-        let kept = (!destroyed.kept.is_empty()).then(|| format!("kept: {}", destroyed.kept.join("; ")));
+        let kept =
+            (!destroyed.kept.is_empty()).then(|| format!("kept: {}", destroyed.kept.join("; ")));
         let note = match (why, kept) {
             (Some(w), Some(k)) => Some(format!("{w}; {k}")),
             (w, k) => w.or(k),
         };
-        Ok(FinishReport { policy: on_finish_name(policy), action: "destroyed", note })
+        Ok(FinishReport {
+            policy: on_finish_name(policy),
+            action: "destroyed",
+            note,
+        })
     }
 
     /// The `on_finish` policy recorded for a run at launch.

@@ -555,15 +555,33 @@ async fn a_failed_checkpoint_upload_is_recorded_and_never_fails_the_run() {
 #[tokio::test]
 async fn stop_on_a_provider_that_cannot_stop_destroys_instead_of_leaving_it_running() {
     let rig = Rig::new(false);
-    let rs = rig.spec("nostop", serde_json::json!({"command": "echo done", "on_finish": "stop"}));
+    let rs = rig.spec(
+        "nostop",
+        serde_json::json!({"command": "echo done", "on_finish": "stop"}),
+    );
     let orch = rig.orchestrator();
     let (_req, launched) = launch(&orch, &rs).await;
     let (followed, _log) = follow(&orch, &launched).await;
     assert_eq!(followed.run.exit_code, Some(0));
-    assert!(rig.env_dir(&rs).exists(), "the environment exists before on_finish");
-    let report = orch.finish(&followed.run, sindri_spec::OnFinish::Stop).await.expect("finish");
+    assert!(
+        rig.env_dir(&rs).exists(),
+        "the environment exists before on_finish"
+    );
+    let report = orch
+        .finish(&followed.run, sindri_spec::OnFinish::Stop)
+        .await
+        .expect("finish");
     assert_eq!(report.action, "destroyed", "{:?}", report.note);
-    assert!(report.note.as_deref().unwrap_or("").contains("cannot stop"), "{:?}", report.note);
+    assert!(
+        report.note.as_deref().unwrap_or("").contains("cannot stop"),
+        "{:?}",
+        report.note
+    );
     assert!(!rig.env_dir(&rs).exists(), "nothing is left running");
-    assert!(rig.state.get_deployment(&rs.project, rs.name()).unwrap().is_none());
+    assert!(
+        rig.state
+            .get_deployment(&rs.project, rs.name())
+            .unwrap()
+            .is_none()
+    );
 }

@@ -23,17 +23,26 @@ pub struct App {
 impl App {
     /// Builds the context from the global flags.
     pub fn new(global: GlobalArgs) -> App {
-        let out = Output { format: global.output, quiet: global.quiet };
-        App { global, out, registry: sindri_providers::registry() }
+        let out = Output {
+            format: global.output,
+            quiet: global.quiet,
+        };
+        App {
+            global,
+            out,
+            registry: sindri_providers::registry(),
+        }
     }
 
     /// Loads and validates the config file; every problem is reported at once.
     pub fn load(&self) -> CliResult<Spec> {
         let path = &self.global.config;
         if !path.exists() {
-            return Err(Error::invalid(format!("no config file at {}", path.display()))
-                .with_hint("run `sindri config init` to write one, or pass `-c FILE`")
-                .into());
+            return Err(
+                Error::invalid(format!("no config file at {}", path.display()))
+                    .with_hint("run `sindri config init` to write one, or pass `-c FILE`")
+                    .into(),
+            );
         }
         Ok(sindri_spec::load_file(path)?)
     }
@@ -59,7 +68,9 @@ impl App {
 
     /// The provider the spec names, from the registry.
     pub fn provider(&self, spec: &Spec) -> CliResult<Arc<dyn Provider>> {
-        Ok(self.registry.create(spec.deployment.provider, &spec.providers)?)
+        Ok(self
+            .registry
+            .create(spec.deployment.provider, &spec.providers)?)
     }
 
     /// The local state store.
@@ -79,13 +90,21 @@ impl App {
             return Ok(Some(d));
         }
         let owned = dispatch::list_owned(provider).await?;
-        match owned.into_iter().find(|d| d.name == rs.name() && d.project == rs.project) {
+        match owned
+            .into_iter()
+            .find(|d| d.name == rs.name() && d.project == rs.project)
+        {
             // Only an environment with a running resource is adopted back into state;
             // leftovers a destroy kept on purpose (a home volume) are returned so
             // `destroy --volumes` can find them, but are not an environment again.
             Some(d) if d.resource_id.is_some() => {
                 state.upsert_deployment(&d)?;
-                state.record_event(&d.project, &d.name, "adopted", "record rebuilt from the platform's labels")?;
+                state.record_event(
+                    &d.project,
+                    &d.name,
+                    "adopted",
+                    "record rebuilt from the platform's labels",
+                )?;
                 Ok(Some(d))
             }
             other => Ok(other),

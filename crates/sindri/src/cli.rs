@@ -18,7 +18,12 @@ use sindri_spec::ProviderKind;
 /// Exit codes: 0 success; 1 failure; 2 invalid input or usage (nothing was changed);
 /// 130 interrupted; `exec` and `connect` exit with the remote command's own code.
 #[derive(Debug, Parser)]
-#[command(name = "sindri", version, propagate_version = true, max_term_width = 100)]
+#[command(
+    name = "sindri",
+    version,
+    propagate_version = true,
+    max_term_width = 100
+)]
 pub struct Cli {
     /// Global options.
     #[command(flatten)]
@@ -33,7 +38,13 @@ pub struct Cli {
 #[derive(Debug, Args, Clone)]
 pub struct GlobalArgs {
     /// The config file.
-    #[arg(short, long, global = true, env = "SINDRI_CONFIG", default_value = "sindri.yaml")]
+    #[arg(
+        short,
+        long,
+        global = true,
+        env = "SINDRI_CONFIG",
+        default_value = "sindri.yaml"
+    )]
     pub config: PathBuf,
 
     /// Output format: `table` for people, `json` for programs (one JSON document on stdout).

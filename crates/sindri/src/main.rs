@@ -16,7 +16,11 @@ fn main() {
     // Every HTTP client in sindri uses rustls with ring (no aws-lc-rs/cmake in the
     // build); installing the provider once here means no client can start without one.
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");

@@ -36,7 +36,8 @@ impl Output {
     pub fn emit<R: Report>(&self, report: &R) {
         let mut stdout = std::io::stdout().lock();
         let text = if self.json() {
-            serde_json::to_string_pretty(report).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
+            serde_json::to_string_pretty(report)
+                .unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
         } else {
             report.human()
         };
@@ -48,7 +49,11 @@ impl Output {
     /// Prints an error: on stderr for people, as `{"error": ...}` on stdout for programs.
     pub fn error(&self, e: &CliError) {
         if self.json() {
-            let _ = writeln!(std::io::stdout().lock(), "{}", serde_json::to_string_pretty(&e.to_json()).unwrap_or_default());
+            let _ = writeln!(
+                std::io::stdout().lock(),
+                "{}",
+                serde_json::to_string_pretty(&e.to_json()).unwrap_or_default()
+            );
         } else {
             let _ = writeln!(std::io::stderr().lock(), "{}", e.human());
         }
@@ -139,7 +144,11 @@ pub fn init_tracing(verbose: u8) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("SINDRI_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
 }
 
 /// Formats rows as aligned columns, the header first.

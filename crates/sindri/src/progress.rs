@@ -62,7 +62,10 @@ impl Progress for CliProgress {
         }
         if self.spinner {
             let pb = ProgressBar::new_spinner();
-            pb.set_style(ProgressStyle::with_template("{spinner} {msg} {elapsed}").unwrap_or_else(|_| ProgressStyle::default_spinner()));
+            pb.set_style(
+                ProgressStyle::with_template("{spinner} {msg} {elapsed}")
+                    .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+            );
             pb.set_message(phase.to_string());
             pb.enable_steady_tick(Duration::from_millis(120));
             if let Ok(mut cur) = self.current.lock() {
@@ -77,7 +80,10 @@ impl Progress for CliProgress {
 
     fn phase_finished(&self, phase: &str, took: Duration) {
         if let Ok(mut p) = self.phases.lock() {
-            p.push(PhaseTiming { phase: phase.to_string(), millis: took.as_millis() });
+            p.push(PhaseTiming {
+                phase: phase.to_string(),
+                millis: took.as_millis(),
+            });
         }
         if !self.visible {
             return;

@@ -14,7 +14,8 @@ pub struct RawModeGuard {
 impl RawModeGuard {
     /// Puts the terminal in raw mode if stdin is a terminal.
     pub fn enable() -> RawModeGuard {
-        let active = std::io::stdin().is_terminal() && crossterm::terminal::enable_raw_mode().is_ok();
+        let active =
+            std::io::stdin().is_terminal() && crossterm::terminal::enable_raw_mode().is_ok();
         RawModeGuard { active }
     }
 }
@@ -42,7 +43,9 @@ fn size_channel() -> watch::Receiver<TtySize> {
     #[cfg(unix)]
     tokio::spawn(async move {
         use tokio::signal::unix::{SignalKind, signal};
-        let Ok(mut winch) = signal(SignalKind::window_change()) else { return };
+        let Ok(mut winch) = signal(SignalKind::window_change()) else {
+            return;
+        };
         while winch.recv().await.is_some() {
             if tx.send(current_size()).is_err() {
                 break;
@@ -55,7 +58,11 @@ fn size_channel() -> watch::Receiver<TtySize> {
 /// The process's own stdio as an [`ExecIo`]; with `tty`, sized and resizable.
 pub fn stdio(tty: bool, with_stdin: bool) -> ExecIo {
     ExecIo {
-        stdin: if with_stdin { Some(Box::new(tokio::io::stdin())) } else { None },
+        stdin: if with_stdin {
+            Some(Box::new(tokio::io::stdin()))
+        } else {
+            None
+        },
         stdout: Box::new(tokio::io::stdout()),
         stderr: Box::new(tokio::io::stderr()),
         tty: if tty { Some(size_channel()) } else { None },

@@ -21,18 +21,32 @@ fn text(b: &[u8]) -> String {
 
 #[test]
 fn init_writes_a_starter_that_validates_for_every_provider() {
-    for provider in ["docker", "kubernetes", "fly", "e2b", "devpod", "aws", "runpod", "lyceum", "local"] {
+    for provider in [
+        "docker",
+        "kubernetes",
+        "fly",
+        "e2b",
+        "devpod",
+        "aws",
+        "runpod",
+        "lyceum",
+        "local",
+    ] {
         let dir = tempfile::tempdir().unwrap();
         let out = sindri(dir.path(), &["config", "init", "--provider", provider]);
         assert!(out.status.success(), "{provider}: {}", text(&out.stderr));
         let yaml = std::fs::read_to_string(dir.path().join("sindri.yaml")).unwrap();
         assert!(
-            yaml.lines().next().unwrap().starts_with("# yaml-language-server: $schema="),
+            yaml.lines()
+                .next()
+                .unwrap()
+                .starts_with("# yaml-language-server: $schema="),
             "{provider}: the first line is the schema modeline"
         );
-        let schema: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(dir.path().join(".sindri/sindri.schema.json")).unwrap())
-                .expect("the schema file is JSON");
+        let schema: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(dir.path().join(".sindri/sindri.schema.json")).unwrap(),
+        )
+        .expect("the schema file is JSON");
         assert!(schema["properties"]["deployment"].is_object());
         let out = sindri(dir.path(), &["config", "validate"]);
         assert!(out.status.success(), "{provider}: {}", text(&out.stderr));
@@ -52,25 +66,46 @@ fn every_problem_is_reported_with_its_position_and_exit_code_2_and_nothing_is_cr
         "name: dev\ndeployment:\n  provider: dokcer\n  image: x\n  resources:\n    memroy: 2GiB\n",
     )
     .unwrap();
-    for cmd in [&["config", "validate"][..], &["plan"], &["deploy"], &["status"], &["destroy"], &["exec", "--", "true"]] {
+    for cmd in [
+        &["config", "validate"][..],
+        &["plan"],
+        &["deploy"],
+        &["status"],
+        &["destroy"],
+        &["exec", "--", "true"],
+    ] {
         let out = sindri(dir.path(), cmd);
         assert_eq!(out.status.code(), Some(2), "{cmd:?}: {}", text(&out.stderr));
         let err = text(&out.stderr);
-        assert!(err.contains("sindri.yaml:3:13"), "{cmd:?}: provider position: {err}");
+        assert!(
+            err.contains("sindri.yaml:3:13"),
+            "{cmd:?}: provider position: {err}"
+        );
         assert!(err.contains("did you mean `docker`"), "{cmd:?}: {err}");
-        assert!(err.contains("sindri.yaml:6:5"), "{cmd:?}: unknown key position: {err}");
+        assert!(
+            err.contains("sindri.yaml:6:5"),
+            "{cmd:?}: unknown key position: {err}"
+        );
         assert!(err.contains("did you mean `memory`"), "{cmd:?}: {err}");
-        assert!(!dir.path().join("state").exists(), "{cmd:?}: bad input must not even create the state dir");
+        assert!(
+            !dir.path().join("state").exists(),
+            "{cmd:?}: bad input must not even create the state dir"
+        );
     }
 }
 
 #[test]
 fn json_output_carries_the_diagnostics() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("sindri.yaml"), "name: dev\ndeployment:\n  provider: docker\n  image: x\n  ports: [99999]\n").unwrap();
+    std::fs::write(
+        dir.path().join("sindri.yaml"),
+        "name: dev\ndeployment:\n  provider: docker\n  image: x\n  ports: [99999]\n",
+    )
+    .unwrap();
     let out = sindri(dir.path(), &["--output", "json", "config", "validate"]);
     assert_eq!(out.status.code(), Some(2));
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON document on stdout");
+    let v: serde_json::Value =
+        serde_json::from_slice(&out.stdout).expect("one JSON document on stdout");
     let d = &v["error"]["diagnostics"][0];
     assert_eq!(d["line"], 5, "{v}");
     assert_eq!(d["path"], "deployment.ports[0]", "{v}");
@@ -81,7 +116,11 @@ fn empty_and_missing_files_are_clear_errors() {
     let dir = tempfile::tempdir().unwrap();
     let out = sindri(dir.path(), &["config", "validate"]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(text(&out.stderr).contains("config init"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("config init"),
+        "{}",
+        text(&out.stderr)
+    );
     std::fs::write(dir.path().join("sindri.yaml"), "").unwrap();
     let out = sindri(dir.path(), &["config", "validate"]);
     assert_eq!(out.status.code(), Some(2));
@@ -89,7 +128,11 @@ fn empty_and_missing_files_are_clear_errors() {
     std::fs::write(dir.path().join("sindri.yaml"), "# nothing here\n").unwrap();
     let out = sindri(dir.path(), &["config", "validate"]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(text(&out.stderr).contains("only comments"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("only comments"),
+        "{}",
+        text(&out.stderr)
+    );
 }
 
 #[test]
@@ -108,7 +151,10 @@ fn schema_and_show_print_what_sindri_reads() {
     let out = sindri(dir.path(), &["--output", "json", "config", "show"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(v["deployment"]["resources"]["memory"], "2GiB", "sizes are shown normalised: {v}");
+    assert_eq!(
+        v["deployment"]["resources"]["memory"], "2GiB",
+        "sizes are shown normalised: {v}"
+    );
     assert_eq!(v["secrets"][0]["source"], "env");
 }
 

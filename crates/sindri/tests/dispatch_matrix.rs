@@ -43,7 +43,12 @@ impl Provider for Spy {
     async fn plan(&self, _: &ResolvedSpec, _: Option<&Deployment>) -> Result<Plan> {
         Err(self.called(Operation::Plan))
     }
-    async fn deploy(&self, _: &ResolvedSpec, _: DeployOptions, _: &dyn sindri_core::Progress) -> Result<Deployment> {
+    async fn deploy(
+        &self,
+        _: &ResolvedSpec,
+        _: DeployOptions,
+        _: &dyn sindri_core::Progress,
+    ) -> Result<Deployment> {
         Err(self.called(Operation::Deploy))
     }
     async fn status(&self, _: &Deployment) -> Result<Status> {
@@ -91,17 +96,25 @@ async fn call(p: &dyn Provider, op: Operation, spec: &ResolvedSpec, d: &Deployme
     let tmp = std::env::temp_dir();
     match op {
         Operation::Plan => dispatch::plan(p, spec, None).await.map(drop),
-        Operation::Deploy => dispatch::deploy(p, spec, DeployOptions::default(), &NoProgress).await.map(drop),
+        Operation::Deploy => dispatch::deploy(p, spec, DeployOptions::default(), &NoProgress)
+            .await
+            .map(drop),
         Operation::Status => dispatch::status(p, d).await.map(drop),
         Operation::Start => dispatch::start(p, d).await,
         Operation::Stop => dispatch::stop(p, d).await,
         Operation::Suspend => dispatch::suspend(p, d).await,
-        Operation::Exec => dispatch::exec(p, d, &ExecCommand::new(["true"]), ExecIo::null()).await.map(drop),
+        Operation::Exec => dispatch::exec(p, d, &ExecCommand::new(["true"]), ExecIo::null())
+            .await
+            .map(drop),
         Operation::Connect => dispatch::connect(p, d, ExecIo::null()).await.map(drop),
-        Operation::Logs => dispatch::logs(p, d, LogOptions::default(), &mut tokio::io::sink()).await,
+        Operation::Logs => {
+            dispatch::logs(p, d, LogOptions::default(), &mut tokio::io::sink()).await
+        }
         Operation::CopyIn => dispatch::copy_in(p, d, &tmp, "/tmp").await.map(drop),
         Operation::CopyOut => dispatch::copy_out(p, d, "/tmp", &tmp).await.map(drop),
-        Operation::Destroy => dispatch::destroy(p, d, DestroyOptions::default()).await.map(drop),
+        Operation::Destroy => dispatch::destroy(p, d, DestroyOptions::default())
+            .await
+            .map(drop),
         Operation::ListOwned => dispatch::list_owned(p).await.map(drop),
     }
 }
@@ -109,11 +122,25 @@ async fn call(p: &dyn Provider, op: Operation, spec: &ResolvedSpec, d: &Deployme
 #[tokio::test]
 async fn every_registered_provider_dispatches_or_refuses_every_operation() {
     let registry = sindri_providers::registry();
-    assert!(!registry.kinds().is_empty(), "the registry must hold at least one provider");
+    assert!(
+        !registry.kinds().is_empty(),
+        "the registry must hold at least one provider"
+    );
     for kind in registry.kinds() {
-        let real = registry.create(kind, &ProvidersSpec::default()).expect("factories do no I/O and cannot fail on defaults");
-        assert_eq!(real.kind(), kind, "registry entry {kind} builds a provider that says it is {}", real.kind());
-        let spy = Arc::new(Spy { kind, caps: real.capabilities(), calls: Mutex::new(Vec::new()) });
+        let real = registry
+            .create(kind, &ProvidersSpec::default())
+            .expect("factories do no I/O and cannot fail on defaults");
+        assert_eq!(
+            real.kind(),
+            kind,
+            "registry entry {kind} builds a provider that says it is {}",
+            real.kind()
+        );
+        let spy = Arc::new(Spy {
+            kind,
+            caps: real.capabilities(),
+            calls: Mutex::new(Vec::new()),
+        });
         let spec = spec_for(kind);
         let d = Deployment::creating("matrix", kind, &spec.project, "0");
         for op in Operation::ALL {
@@ -121,12 +148,25 @@ async fn every_registered_provider_dispatches_or_refuses_every_operation() {
             let result = call(&*spy, op, &spec, &d).await;
             let reached = spy.calls.lock().unwrap().len() > before;
             if spy.caps.supports(op) {
-                assert!(reached, "{kind}: `{op}` is declared supported but was not dispatched");
+                assert!(
+                    reached,
+                    "{kind}: `{op}` is declared supported but was not dispatched"
+                );
             } else {
-                assert!(!reached, "{kind}: `{op}` is unsupported but reached the provider");
+                assert!(
+                    !reached,
+                    "{kind}: `{op}` is unsupported but reached the provider"
+                );
                 let e = result.expect_err("an unsupported operation must fail");
-                assert_eq!(e.kind(), ErrorKind::Unsupported(op), "{kind}: `{op}` refused with the wrong kind: {e}");
-                assert!(e.to_string().contains(kind.as_str()), "the refusal names the provider: {e}");
+                assert_eq!(
+                    e.kind(),
+                    ErrorKind::Unsupported(op),
+                    "{kind}: `{op}` refused with the wrong kind: {e}"
+                );
+                assert!(
+                    e.to_string().contains(kind.as_str()),
+                    "the refusal names the provider: {e}"
+                );
             }
         }
     }
@@ -136,13 +176,25 @@ async fn every_registered_provider_dispatches_or_refuses_every_operation() {
 async fn a_gpu_request_is_refused_before_the_provider_when_it_has_no_gpus() {
     let mut caps = Capabilities::all();
     caps.gpu = false;
-    let spy = Spy { kind: ProviderKind::E2b, caps, calls: Mutex::new(Vec::new()) };
+    let spy = Spy {
+        kind: ProviderKind::E2b,
+        caps,
+        calls: Mutex::new(Vec::new()),
+    };
     let yaml = "name: gpu\ndeployment:\n  provider: e2b\n  resources:\n    gpu:\n      count: 1\n";
-    let spec = ResolvedSpec::new(sindri_spec::load_str(yaml, "gpu.yaml").unwrap(), Path::new("gpu.yaml"));
-    let e = dispatch::deploy(&spy, &spec, DeployOptions::default(), &NoProgress).await.unwrap_err();
+    let spec = ResolvedSpec::new(
+        sindri_spec::load_str(yaml, "gpu.yaml").unwrap(),
+        Path::new("gpu.yaml"),
+    );
+    let e = dispatch::deploy(&spy, &spec, DeployOptions::default(), &NoProgress)
+        .await
+        .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Invalid);
     assert!(e.to_string().contains("gpu"), "{e}");
-    assert!(spy.calls.lock().unwrap().is_empty(), "nothing may reach the provider");
+    assert!(
+        spy.calls.lock().unwrap().is_empty(),
+        "nothing may reach the provider"
+    );
 }
 
 /// Commands must not reach around the registry to a provider module.
@@ -167,5 +219,8 @@ fn no_command_names_a_provider_module() {
             }
         }
     }
-    assert!(offenders.is_empty(), "commands must go through the registry: {offenders:?}");
+    assert!(
+        offenders.is_empty(),
+        "commands must go through the registry: {offenders:?}"
+    );
 }

@@ -156,15 +156,16 @@ pub(crate) async fn ssh_cidr(ctx: &Ctx<'_>) -> Result<(String, String)> {
         .ssh_cidr
         .as_deref()
         .map(|c| (c, "providers.aws.ssh_cidr"))
-        .or_else(|| env.get("SINDRI_AWS_SSH_CIDR").map(|c| (c, "SINDRI_AWS_SSH_CIDR")));
+        .or_else(|| {
+            env.get("SINDRI_AWS_SSH_CIDR")
+                .map(|c| (c, "SINDRI_AWS_SSH_CIDR"))
+        });
     if let Some((c, source)) = explicit {
         let c = c.trim();
         if !valid_cidr(c) {
-            return Err(
-                Error::invalid(format!("{source} `{c}` is not a CIDR"))
-                    .with_provider(ProviderKind::Aws)
-                    .with_hint("write it as `203.0.113.7/32` (one address) or `203.0.113.0/24`"),
-            );
+            return Err(Error::invalid(format!("{source} `{c}` is not a CIDR"))
+                .with_provider(ProviderKind::Aws)
+                .with_hint("write it as `203.0.113.7/32` (one address) or `203.0.113.0/24`"));
         }
         return Ok((c.to_string(), source.into()));
     }

@@ -46,7 +46,10 @@ fn init(app: &App, args: InitArgs) -> CliResult {
             .with_hint("pass --force to overwrite it")
             .into());
     }
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
     let name = match args.name {
         Some(n) => n,
         None => {
@@ -56,7 +59,11 @@ fn init(app: &App, args: InitArgs) -> CliResult {
     };
     // The starter names its environment `my-env`; put the real name in its place and let
     // validation judge a name given with --name like any other.
-    let starter = sindri_spec::starter(args.provider).replacen("\nname: my-env\n", &format!("\nname: {name}\n"), 1);
+    let starter = sindri_spec::starter(args.provider).replacen(
+        "\nname: my-env\n",
+        &format!("\nname: {name}\n"),
+        1,
+    );
     if let Err(d) = sindri_spec::load_str(&starter, &path.display().to_string()) {
         return Err(d.into());
     }
@@ -80,7 +87,13 @@ fn init(app: &App, args: InitArgs) -> CliResult {
 fn dns_label(raw: &str) -> String {
     let mut s: String = raw
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
         .collect();
     while s.contains("--") {
         s = s.replace("--", "-");
@@ -114,7 +127,10 @@ struct ValidateReport {
 
 impl Report for ValidateReport {
     fn human(&self) -> String {
-        format!("{} is valid: environment `{}` on {}", self.config, self.environment, self.provider)
+        format!(
+            "{} is valid: environment `{}` on {}",
+            self.config, self.environment, self.provider
+        )
     }
 }
 

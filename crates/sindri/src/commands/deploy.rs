@@ -129,7 +129,9 @@ pub async fn deploy(app: &App, args: DeployArgs) -> CliResult {
     state.record_event(&rs.project, rs.name(), "deploy", "deploy started")?;
 
     let progress = CliProgress::new(&app.out);
-    let opts = DeployOptions { wait: !args.no_wait };
+    let opts = DeployOptions {
+        wait: !args.no_wait,
+    };
     let result = interruptible(dispatch::deploy(&*provider, &rs, opts, &progress)).await;
     progress.finish();
 
@@ -148,10 +150,18 @@ pub async fn deploy(app: &App, args: DeployArgs) -> CliResult {
                 ("deploy failed", "")
             };
             state.record_event(&rs.project, rs.name(), "deploy", &format!("{event}: {e}"))?;
-            return Err(if hint.is_empty() { e.into() } else { e.with_hint(hint).into() });
+            return Err(if hint.is_empty() {
+                e.into()
+            } else {
+                e.with_hint(hint).into()
+            });
         }
     };
-    deployed.state = if opts.wait { DeploymentState::Ready } else { DeploymentState::Creating };
+    deployed.state = if opts.wait {
+        DeploymentState::Ready
+    } else {
+        DeploymentState::Creating
+    };
     deployed.created_at = record.created_at;
     deployed.updated_at = unix_now();
     state.upsert_deployment(&deployed)?;
@@ -160,7 +170,9 @@ pub async fn deploy(app: &App, args: DeployArgs) -> CliResult {
     let extensions = if args.no_extensions || !opts.wait {
         None
     } else {
-        let summary = super::extension::install_after_deploy(app, &*provider, &deployed, &rs, &progress).await;
+        let summary =
+            super::extension::install_after_deploy(app, &*provider, &deployed, &rs, &progress)
+                .await;
         progress.finish();
         Some(summary?)
     };

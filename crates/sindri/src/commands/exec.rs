@@ -33,13 +33,23 @@ pub async fn exec(app: &App, args: ExecArgs) -> CliResult {
             }
         }
     }
-    let cmd = ExecCommand { argv: args.command, env, workdir: args.workdir, user: None };
+    let cmd = ExecCommand {
+        argv: args.command,
+        env,
+        workdir: args.workdir,
+        user: None,
+    };
 
     if app.out.json() {
         // Programs get the output captured in one document, streams kept apart.
         let stdout = Capture::default();
         let stderr = Capture::default();
-        let io = ExecIo { stdin: None, stdout: Box::new(stdout.clone()), stderr: Box::new(stderr.clone()), tty: None };
+        let io = ExecIo {
+            stdin: None,
+            stdout: Box::new(stdout.clone()),
+            stderr: Box::new(stderr.clone()),
+            tty: None,
+        };
         let code = interruptible(dispatch::exec(&*provider, &d, &cmd, io)).await?;
         #[derive(Serialize)]
         struct ExecReport {
@@ -52,12 +62,20 @@ pub async fn exec(app: &App, args: ExecArgs) -> CliResult {
                 String::new()
             }
         }
-        app.out.emit(&ExecReport { exit_code: code, stdout: stdout.text(), stderr: stderr.text() });
+        app.out.emit(&ExecReport {
+            exit_code: code,
+            stdout: stdout.text(),
+            stderr: stderr.text(),
+        });
         return exit_with(code);
     }
 
     let tty = args.tty || terminal::interactive();
-    let _raw = if tty { Some(RawModeGuard::enable()) } else { None };
+    let _raw = if tty {
+        Some(RawModeGuard::enable())
+    } else {
+        None
+    };
     let io = terminal::stdio(tty, true);
     let code = interruptible(dispatch::exec(&*provider, &d, &cmd, io)).await?;
     exit_with(code)
@@ -75,14 +93,22 @@ pub async fn connect(app: &App) -> CliResult {
     let code = {
         // Raw mode sends Ctrl-C to the remote shell instead of killing sindri; the
         // guard restores the terminal however the session ends.
-        let _raw = if tty { Some(RawModeGuard::enable()) } else { None };
+        let _raw = if tty {
+            Some(RawModeGuard::enable())
+        } else {
+            None
+        };
         dispatch::connect(&*provider, &d, terminal::stdio(tty, true)).await?
     };
     exit_with(code)
 }
 
 fn exit_with(code: i32) -> CliResult {
-    if code == 0 { Ok(()) } else { Err(CliError::Exit(code)) }
+    if code == 0 {
+        Ok(())
+    } else {
+        Err(CliError::Exit(code))
+    }
 }
 
 /// Collects a stream in memory for `--output json`.
@@ -91,7 +117,10 @@ struct Capture(Arc<Mutex<Vec<u8>>>);
 
 impl Capture {
     fn text(&self) -> String {
-        self.0.lock().map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default()
+        self.0
+            .lock()
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_default()
     }
 }
 
@@ -106,10 +135,16 @@ impl AsyncWrite for Capture {
         }
         std::task::Poll::Ready(Ok(buf.len()))
     }
-    fn poll_flush(self: std::pin::Pin<&mut Self>, _: &mut std::task::Context<'_>) -> std::task::Poll<std::io::Result<()>> {
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
         std::task::Poll::Ready(Ok(()))
     }
-    fn poll_shutdown(self: std::pin::Pin<&mut Self>, _: &mut std::task::Context<'_>) -> std::task::Poll<std::io::Result<()>> {
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
         std::task::Poll::Ready(Ok(()))
     }
 }
@@ -125,7 +160,10 @@ struct CpReport {
 
 impl Report for CpReport {
     fn human(&self) -> String {
-        format!("copied {} file(s), {} bytes: {} → {}", self.stats.files, self.stats.bytes, self.from, self.to)
+        format!(
+            "copied {} file(s), {} bytes: {} → {}",
+            self.stats.files, self.stats.bytes, self.from, self.to
+        )
     }
 }
 
@@ -139,29 +177,51 @@ pub async fn cp(app: &App, args: CpArgs) -> CliResult {
         (None, Some(remote)) => Direction::In(remote),
         (Some(remote), None) => Direction::Out(remote),
         _ => {
-            return Err(Error::invalid("exactly one side of `sindri cp` must be inside the environment")
-                .with_hint("prefix the environment's path with `:`, e.g. `sindri cp ./data :/root/data`")
-                .into());
+            return Err(Error::invalid(
+                "exactly one side of `sindri cp` must be inside the environment",
+            )
+            .with_hint(
+                "prefix the environment's path with `:`, e.g. `sindri cp ./data :/root/data`",
+            )
+            .into());
         }
     };
     let spec = app.load()?;
     let provider = app.provider(&spec)?;
-    dispatch::require(&*provider, match direction {
-        Direction::In(_) => Operation::CopyIn,
-        Direction::Out(_) => Operation::CopyOut,
-    })?;
+    dispatch::require(
+        &*provider,
+        match direction {
+            Direction::In(_) => Operation::CopyIn,
+            Direction::Out(_) => Operation::CopyOut,
+        },
+    )?;
     let rs = app.identify(spec);
     let state = app.state()?;
     let d = app.require_deployment(&*provider, &rs, &state).await?;
     // Providers get absolute local paths: `back.txt` has an empty parent directory,
     // which is easy to mishandle and never what a user means.
-    let local = |p: &str| std::path::absolute(Path::new(p)).unwrap_or_else(|_| Path::new(p).to_path_buf());
+    let local =
+        |p: &str| std::path::absolute(Path::new(p)).unwrap_or_else(|_| Path::new(p).to_path_buf());
     let stats = match direction {
-        Direction::In(remote) => interruptible(dispatch::copy_in(&*provider, &d, &local(&args.from), remote)).await?,
-        Direction::Out(remote) => interruptible(dispatch::copy_out(&*provider, &d, remote, &local(&args.to))).await?,
+        Direction::In(remote) => {
+            interruptible(dispatch::copy_in(
+                &*provider,
+                &d,
+                &local(&args.from),
+                remote,
+            ))
+            .await?
+        }
+        Direction::Out(remote) => {
+            interruptible(dispatch::copy_out(&*provider, &d, remote, &local(&args.to))).await?
+        }
     };
     app.out.emit(&CpReport {
-        direction: if matches!(direction, Direction::In(_)) { "in" } else { "out" },
+        direction: if matches!(direction, Direction::In(_)) {
+            "in"
+        } else {
+            "out"
+        },
         from: args.from.clone(),
         to: args.to.clone(),
         stats,

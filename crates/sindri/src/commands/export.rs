@@ -37,11 +37,17 @@ pub async fn export(app: &App, args: ExportArgs) -> CliResult {
     // Check every target first so a refusal writes nothing.
     let targets: Vec<_> = artifacts.iter().map(|a| args.out.join(&a.name)).collect();
     if !args.force {
-        let existing: Vec<String> = targets.iter().filter(|t| t.exists()).map(|t| t.display().to_string()).collect();
+        let existing: Vec<String> = targets
+            .iter()
+            .filter(|t| t.exists())
+            .map(|t| t.display().to_string())
+            .collect();
         if !existing.is_empty() {
-            return Err(Error::invalid(format!("would overwrite {}", existing.join(", ")))
-                .with_hint("pass --force to overwrite, or choose another -o DIR")
-                .into());
+            return Err(
+                Error::invalid(format!("would overwrite {}", existing.join(", ")))
+                    .with_hint("pass --force to overwrite, or choose another -o DIR")
+                    .into(),
+            );
         }
     }
     for (a, target) in artifacts.iter().zip(&targets) {

@@ -38,10 +38,18 @@ impl Report for ProvidersReport {
                 .into_iter()
                 .filter_map(|(on, name)| on.then_some(name))
                 .collect();
-                vec![p.name.clone(), p.operations.join(" "), features.join(" "), p.description.to_string()]
+                vec![
+                    p.name.clone(),
+                    p.operations.join(" "),
+                    features.join(" "),
+                    p.description.to_string(),
+                ]
             })
             .collect();
-        table(&["PROVIDER", "OPERATIONS", "FEATURES", "DESCRIPTION"], &rows)
+        table(
+            &["PROVIDER", "OPERATIONS", "FEATURES", "DESCRIPTION"],
+            &rows,
+        )
     }
 }
 
@@ -55,7 +63,11 @@ pub fn providers(app: &App) -> CliResult {
         providers.push(ProviderInfo {
             name: kind.to_string(),
             description: app.registry.description(kind).unwrap_or(""),
-            operations: capabilities.operations().iter().map(|o| o.as_str()).collect(),
+            operations: capabilities
+                .operations()
+                .iter()
+                .map(|o| o.as_str())
+                .collect(),
             capabilities,
         });
     }
@@ -88,7 +100,12 @@ impl Report for DoctorReport {
             if let Some(h) = &c.hint {
                 detail.push_str(&format!(" (hint: {h})"));
             }
-            rows.push(vec![scope.to_string(), mark.to_string(), c.name.clone(), detail]);
+            rows.push(vec![
+                scope.to_string(),
+                mark.to_string(),
+                c.name.clone(),
+                detail,
+            ]);
         };
         for c in &self.config {
             push("sindri", c);
@@ -111,7 +128,10 @@ pub async fn doctor(app: &App, args: DoctorArgs) -> CliResult {
     if app.global.config.exists() {
         match app.load() {
             Ok(spec) => {
-                config_checks.push(ok_check("config", format!("{} is valid", app.global.config.display())));
+                config_checks.push(ok_check(
+                    "config",
+                    format!("{} is valid", app.global.config.display()),
+                ));
                 wanted = wanted.or(Some(spec.deployment.provider));
                 settings = spec.providers;
             }
@@ -132,7 +152,10 @@ pub async fn doctor(app: &App, args: DoctorArgs) -> CliResult {
         });
     }
     match app.state() {
-        Ok(s) => config_checks.push(ok_check("state", format!("{} is usable", s.path().display()))),
+        Ok(s) => config_checks.push(ok_check(
+            "state",
+            format!("{} is usable", s.path().display()),
+        )),
         Err(CliError::Core(e)) => config_checks.push(Check {
             name: "state".into(),
             status: CheckStatus::Fail,
@@ -149,14 +172,20 @@ pub async fn doctor(app: &App, args: DoctorArgs) -> CliResult {
     let mut providers = Vec::new();
     for kind in kinds {
         let p = app.registry.create(kind, &settings)?;
-        providers.push(ProviderChecks { provider: kind.to_string(), checks: p.check().await });
+        providers.push(ProviderChecks {
+            provider: kind.to_string(),
+            checks: p.check().await,
+        });
     }
     let failed = config_checks.iter().any(|c| c.status == CheckStatus::Fail)
         || providers
             .iter()
             .filter(|p| wanted.is_some_and(|w| w.as_str() == p.provider))
             .any(|p| p.checks.iter().any(|c| c.status == CheckStatus::Fail));
-    app.out.emit(&DoctorReport { config: config_checks, providers });
+    app.out.emit(&DoctorReport {
+        config: config_checks,
+        providers,
+    });
     if failed {
         return Err(CliError::Exit(1));
     }
@@ -164,5 +193,10 @@ pub async fn doctor(app: &App, args: DoctorArgs) -> CliResult {
 }
 
 fn ok_check(name: &str, detail: String) -> Check {
-    Check { name: name.into(), status: CheckStatus::Ok, detail, hint: None }
+    Check {
+        name: name.into(),
+        status: CheckStatus::Ok,
+        detail,
+        hint: None,
+    }
 }

@@ -92,7 +92,9 @@ pub async fn status(app: &App) -> CliResult {
         _ => {}
     }
     if live.state == StatusState::Missing {
-        notes.push("the platform has no such environment any more: `sindri deploy` recreates it".into());
+        notes.push(
+            "the platform has no such environment any more: `sindri deploy` recreates it".into(),
+        );
     }
     app.out.emit(&StatusReport {
         environment: d.name.clone(),
@@ -149,7 +151,13 @@ async fn change(app: &App, what: Change) -> CliResult {
             if !rs.spec.secrets.is_empty() {
                 let full = app.resolve(rs.spec.clone()).await?;
                 let progress = crate::progress::CliProgress::new(&app.out);
-                let restored = interruptible(dispatch::deploy(&*provider, &full, sindri_core::DeployOptions::default(), &progress)).await;
+                let restored = interruptible(dispatch::deploy(
+                    &*provider,
+                    &full,
+                    sindri_core::DeployOptions::default(),
+                    &progress,
+                ))
+                .await;
                 progress.finish();
                 d = restored?;
             }
@@ -203,7 +211,10 @@ impl Report for DestroyOutput {
         let mut s = if self.existed {
             format!("destroyed `{}` on {}\n", self.environment, self.provider)
         } else {
-            format!("`{}` is not deployed on {}: nothing to destroy\n", self.environment, self.provider)
+            format!(
+                "`{}` is not deployed on {}: nothing to destroy\n",
+                self.environment, self.provider
+            )
         };
         for r in &self.report.removed {
             s.push_str(&format!("  removed {r}\n"));
@@ -239,9 +250,21 @@ pub async fn destroy(app: &App, args: DestroyArgs) -> CliResult {
     d.state = DeploymentState::Destroying;
     d.updated_at = unix_now();
     state.upsert_deployment(&d)?;
-    let report = interruptible(dispatch::destroy(&*provider, &d, DestroyOptions { volumes: args.volumes })).await?;
+    let report = interruptible(dispatch::destroy(
+        &*provider,
+        &d,
+        DestroyOptions {
+            volumes: args.volumes,
+        },
+    ))
+    .await?;
     state.delete_deployment(&d.project, &d.name)?;
-    state.record_event(&d.project, &d.name, "destroy", &format!("destroyed (volumes: {})", args.volumes))?;
+    state.record_event(
+        &d.project,
+        &d.name,
+        "destroy",
+        &format!("destroyed (volumes: {})", args.volumes),
+    )?;
     // What was found may be only what an earlier destroy kept (the home volume): the
     // environment existed only if something was removed now.
     app.out.emit(&DestroyOutput {
@@ -256,9 +279,11 @@ pub async fn destroy(app: &App, args: DestroyArgs) -> CliResult {
 /// Asks a yes/no question on the terminal; refuses when there is no terminal to ask.
 fn confirm(question: &str) -> CliResult {
     if !std::io::stdin().is_terminal() {
-        return Err(Error::invalid("refusing to delete volumes without confirmation")
-            .with_hint("pass --yes to confirm when not running on a terminal")
-            .into());
+        return Err(
+            Error::invalid("refusing to delete volumes without confirmation")
+                .with_hint("pass --yes to confirm when not running on a terminal")
+                .into(),
+        );
     }
     eprint!("{question} [y/N] ");
     let mut answer = String::new();

@@ -31,12 +31,18 @@ pub async fn logs(app: &App, args: LogsArgs) -> CliResult {
     let state = app.state()?;
     let d = app.require_deployment(&*provider, &rs, &state).await?;
     let json = app.out.json() && !args.follow;
-    let opts = LogOptions { follow: args.follow, tail: args.tail };
+    let opts = LogOptions {
+        follow: args.follow,
+        tail: args.tail,
+    };
     if json {
         let mut buf: Vec<u8> = Vec::new();
         interruptible(dispatch::logs(&*provider, &d, opts, &mut buf)).await?;
         let text = String::from_utf8_lossy(&buf);
-        app.out.emit(&LogsReport { environment: d.name.clone(), lines: text.lines().map(str::to_string).collect() });
+        app.out.emit(&LogsReport {
+            environment: d.name.clone(),
+            lines: text.lines().map(str::to_string).collect(),
+        });
         return Ok(());
     }
     let mut stdout = tokio::io::stdout();

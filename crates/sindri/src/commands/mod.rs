@@ -3,8 +3,8 @@
 mod config;
 mod deploy;
 mod exec;
-pub mod extension;
 mod export;
+pub mod extension;
 mod info;
 #[cfg(feature = "kubernetes")]
 pub mod k8s;

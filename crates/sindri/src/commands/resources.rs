@@ -86,8 +86,14 @@ impl Report for ResourcesReport {
                     r.environment.clone(),
                     r.project.clone(),
                     r.state.clone(),
-                    if r.known_locally { "yes".into() } else { "no (orphan)".into() },
-                    r.cost_per_hour.map(|c| format!("${c:.3}/h")).unwrap_or_else(|| "-".into()),
+                    if r.known_locally {
+                        "yes".into()
+                    } else {
+                        "no (orphan)".into()
+                    },
+                    r.cost_per_hour
+                        .map(|c| format!("${c:.3}/h"))
+                        .unwrap_or_else(|| "-".into()),
                     r.resource_id.clone().unwrap_or_default(),
                 ]
             })
@@ -98,9 +104,34 @@ impl Report for ResourcesReport {
                 _ => "nothing to clean up in this project (`--all-projects` looks further, `--all` includes known environments)\n".to_string(),
             }
         } else if self.mode == "dry_run" {
-            format!("would destroy (with volumes):\n{}", table(&["PROVIDER", "ENVIRONMENT", "PROJECT", "STATE", "IN STATE", "COST", "ID"], &rows))
+            format!(
+                "would destroy (with volumes):\n{}",
+                table(
+                    &[
+                        "PROVIDER",
+                        "ENVIRONMENT",
+                        "PROJECT",
+                        "STATE",
+                        "IN STATE",
+                        "COST",
+                        "ID"
+                    ],
+                    &rows
+                )
+            )
         } else {
-            table(&["PROVIDER", "ENVIRONMENT", "PROJECT", "STATE", "IN STATE", "COST", "ID"], &rows)
+            table(
+                &[
+                    "PROVIDER",
+                    "ENVIRONMENT",
+                    "PROJECT",
+                    "STATE",
+                    "IN STATE",
+                    "COST",
+                    "ID",
+                ],
+                &rows,
+            )
         };
         for (p, why) in &self.unavailable {
             s.push_str(&format!("note: {p} not checked: {why}\n"));
@@ -119,10 +150,22 @@ pub async fn run(app: &App, cmd: ResourcesCommand) -> CliResult {
         ResourcesCommand::List { provider } => {
             let (found, unavailable) = discover(app, provider).await?;
             let resources = rows(app, &found).await;
-            app.out.emit(&ResourcesReport { resources, unavailable, destroyed: None, mode: "list" });
+            app.out.emit(&ResourcesReport {
+                resources,
+                unavailable,
+                destroyed: None,
+                mode: "list",
+            });
             Ok(())
         }
-        ResourcesCommand::Cleanup { provider, environment, all, all_projects, dry_run, yes } => {
+        ResourcesCommand::Cleanup {
+            provider,
+            environment,
+            all,
+            all_projects,
+            dry_run,
+            yes,
+        } => {
             let (found, unavailable) = discover(app, provider).await?;
             let known = known()?;
             let project = current_project(app);
@@ -135,7 +178,12 @@ pub async fn run(app: &App, cmd: ResourcesCommand) -> CliResult {
             let resources = rows(app, &targets).await;
             if dry_run || targets.is_empty() {
                 let mode = if dry_run { "dry_run" } else { "cleanup" };
-                app.out.emit(&ResourcesReport { resources, unavailable, destroyed: Some(Vec::new()), mode });
+                app.out.emit(&ResourcesReport {
+                    resources,
+                    unavailable,
+                    destroyed: Some(Vec::new()),
+                    mode,
+                });
                 return Ok(());
             }
             if !yes {
@@ -147,10 +195,23 @@ pub async fn run(app: &App, cmd: ResourcesCommand) -> CliResult {
                 let p = app.registry.create(d.provider, &provider_settings(app))?;
                 dispatch::destroy(&*p, d, DestroyOptions { volumes: true }).await?;
                 state.delete_deployment(&d.project, &d.name)?;
-                state.record_event(&d.project, &d.name, "cleanup", "destroyed by `sindri resources cleanup`")?;
-                destroyed.push(format!("{} `{}` (project {})", d.provider, d.name, d.project));
+                state.record_event(
+                    &d.project,
+                    &d.name,
+                    "cleanup",
+                    "destroyed by `sindri resources cleanup`",
+                )?;
+                destroyed.push(format!(
+                    "{} `{}` (project {})",
+                    d.provider, d.name, d.project
+                ));
             }
-            app.out.emit(&ResourcesReport { resources, unavailable, destroyed: Some(destroyed), mode: "cleanup" });
+            app.out.emit(&ResourcesReport {
+                resources,
+                unavailable,
+                destroyed: Some(destroyed),
+                mode: "cleanup",
+            });
             Ok(())
         }
     }
@@ -168,13 +229,21 @@ fn provider_settings(app: &App) -> ProvidersSpec {
 
 /// The project id of the config file's directory: the same id the labels carry.
 fn current_project(app: &App) -> String {
-    let dir = app.global.config.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
+    let dir = app
+        .global
+        .config
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
     sindri_core::project_id(dir)
 }
 
 type Unavailable = Vec<(String, String)>;
 
-async fn discover(app: &App, only: Option<ProviderKind>) -> CliResult<(Vec<Deployment>, Unavailable)> {
+async fn discover(
+    app: &App,
+    only: Option<ProviderKind>,
+) -> CliResult<(Vec<Deployment>, Unavailable)> {
     let settings = provider_settings(app);
     let kinds = match only {
         Some(k) => vec![k],
@@ -196,7 +265,11 @@ async fn discover(app: &App, only: Option<ProviderKind>) -> CliResult<(Vec<Deplo
 
 fn known() -> CliResult<BTreeSet<(String, String)>> {
     Ok(match sindri_state::StateStore::open_existing_default()? {
-        Some(s) => s.list_deployments()?.into_iter().map(|d| (d.project, d.name)).collect(),
+        Some(s) => s
+            .list_deployments()?
+            .into_iter()
+            .map(|d| (d.project, d.name))
+            .collect(),
         None => BTreeSet::new(),
     })
 }
@@ -208,7 +281,10 @@ async fn rows(app: &App, found: &[Deployment]) -> Vec<OwnedRow> {
     for d in found {
         // Cost comes from the platform's live status where it reports one.
         let cost = match app.registry.create(d.provider, &settings) {
-            Ok(p) => dispatch::status(&*p, d).await.ok().and_then(|s| s.cost_per_hour),
+            Ok(p) => dispatch::status(&*p, d)
+                .await
+                .ok()
+                .and_then(|s| s.cost_per_hour),
             Err(_) => None,
         };
         rows.push(OwnedRow {
