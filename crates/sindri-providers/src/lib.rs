@@ -3,6 +3,13 @@
 //!
 //! [`registry`] is the only entry point the CLI uses.
 
+#[cfg(any(
+    feature = "docker",
+    feature = "ssh",
+    feature = "kubernetes",
+    feature = "devpod"
+))]
+pub(crate) mod archive;
 #[cfg(feature = "aws")]
 pub mod aws;
 #[cfg(feature = "conformance")]

@@ -68,10 +68,10 @@ impl Progress for CliProgress {
             );
             pb.set_message(phase.to_string());
             pb.enable_steady_tick(Duration::from_millis(120));
-            if let Ok(mut cur) = self.current.lock() {
-                if let Some(old) = cur.replace(pb) {
-                    old.finish_and_clear();
-                }
+            if let Ok(mut cur) = self.current.lock()
+                && let Some(old) = cur.replace(pb)
+            {
+                old.finish_and_clear();
             }
         } else {
             eprintln!("… {phase}");
@@ -89,12 +89,11 @@ impl Progress for CliProgress {
             return;
         }
         let line = format!("✓ {phase} ({})", human_duration(took));
-        if self.spinner {
-            if let Ok(mut cur) = self.current.lock()
-                && let Some(pb) = cur.take()
-            {
-                pb.finish_and_clear();
-            }
+        if self.spinner
+            && let Ok(mut cur) = self.current.lock()
+            && let Some(pb) = cur.take()
+        {
+            pb.finish_and_clear();
         }
         eprintln!("{line}");
     }

@@ -9,13 +9,14 @@
 //! working directory for `devpod ssh`).
 
 use std::io::{Read, Write};
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use sindri_core::{Error, ErrorKind, Result, TransferStats};
 use sindri_spec::ProviderKind;
 
 use super::session::{exit_code, quote, ssh_args};
+use crate::archive::{self, Entry};
 
 /// The exit code the copy-out line uses for a missing source.
 const EXIT_MISSING: i32 = 44;
@@ -194,238 +195,36 @@ pub fn copy_out(t: &Target, from: &str, to: &Path) -> Result<TransferStats> {
     }
 }
 
-/// One object to archive: its name in the archive and where it is here.
-struct Entry {
-    name: String,
-    path: PathBuf,
-}
-
-/// Everything below `root` (symlinks not followed; sockets, fifos and devices left
-/// out), by relative `/`-separated name, sorted.
+/// The shared walk ([`crate::archive::walk`]), its errors tagged as DevPod's.
 fn walk(root: &Path) -> Result<Vec<Entry>> {
-    fn go(dir: &Path, rel: &str, out: &mut Vec<Entry>) -> Result<()> {
-        let mut items: Vec<_> = std::fs::read_dir(dir)
-            .map_err(|e| io_error("read directory", dir, &e))?
-            .collect::<std::result::Result<Vec<_>, _>>()
-            .map_err(|e| io_error("read directory", dir, &e))?;
-        items.sort_by_key(|e| e.file_name());
-        for item in items {
-            let file_name = item.file_name();
-            let Some(name) = file_name.to_str() else {
-                return Err(Error::invalid(format!(
-                    "{}: file names must be UTF-8 to be copied",
-                    item.path().display()
-                )));
-            };
-            let child = if rel.is_empty() {
-                name.to_string()
-            } else {
-                format!("{rel}/{name}")
-            };
-            let path = item.path();
-            let ft = std::fs::symlink_metadata(&path)
-                .map_err(|e| io_error("stat", &path, &e))?
-                .file_type();
-            if !(ft.is_dir() || ft.is_file() || ft.is_symlink()) {
-                continue;
-            }
-            out.push(Entry {
-                name: child.clone(),
-                path: path.clone(),
-            });
-            if ft.is_dir() {
-                go(&path, &child, out)?;
-            }
-        }
-        Ok(())
-    }
-    let mut out = Vec::new();
-    go(root, "", &mut out)?;
-    Ok(out)
+    archive::walk(root).map_err(|e| e.with_provider(ProviderKind::Devpod))
 }
 
-/// Writes `entries` as a tar archive to `w`, counting regular files and their bytes.
+/// The shared packer ([`crate::archive::pack`]), its errors tagged as DevPod's.
 fn pack<W: Write>(w: W, entries: &[Entry]) -> Result<TransferStats> {
-    let mut builder = tar::Builder::new(w);
-    builder.follow_symlinks(false);
-    let mut stats = TransferStats::default();
-    for e in entries {
-        let meta =
-            std::fs::symlink_metadata(&e.path).map_err(|err| io_error("stat", &e.path, &err))?;
-        builder
-            .append_path_with_name(&e.path, &e.name)
-            .map_err(|err| io_error("send", &e.path, &err))?;
-        if meta.is_file() {
-            stats.files += 1;
-            stats.bytes += meta.len();
-        }
-    }
-    builder
-        .into_inner()
-        .and_then(|mut w| w.flush())
-        .map_err(|e| {
-            Error::new(
-                ErrorKind::Unavailable,
-                format!("sending the archive failed: {e}"),
-            )
-            .with_provider(ProviderKind::Devpod)
-        })?;
-    Ok(stats)
+    archive::pack(w, entries).map_err(|e| e.with_provider(ProviderKind::Devpod))
 }
 
-/// Unpacks an archive whose first entry is the copied object itself (`name` or
-/// `name/`) so that `to` becomes that object. Entries that would land outside `to`
-/// (absolute, `..`, through a symlink) are refused.
+/// The shared unpacker ([`crate::archive::unpack`]: `to` becomes the copied object,
+/// entries landing outside `to` are refused), naming the workspace as the sender and
+/// tagging errors as DevPod's.
 fn unpack(reader: impl Read, to: &Path) -> Result<TransferStats> {
-    let bad = |msg: String| Error::invalid(msg).with_provider(ProviderKind::Devpod);
-    let mut archive = tar::Archive::new(reader);
-    archive.set_overwrite(true);
-    archive.set_preserve_permissions(true);
-    archive.set_preserve_mtime(true);
-    let mut stats = TransferStats::default();
-    let mut root: Option<PathBuf> = None;
-    let entries = archive
-        .entries()
-        .map_err(|e| Error::internal(format!("cannot read the archive: {e}")))?;
-    for entry in entries {
-        let mut entry =
-            entry.map_err(|e| Error::internal(format!("cannot read the archive: {e}")))?;
-        let path = entry
-            .path()
-            .map_err(|e| Error::internal(format!("bad path in the archive: {e}")))?
-            .into_owned();
-        let mut parts = Vec::new();
-        for c in path.components() {
-            match c {
-                Component::Normal(p) => parts.push(p.to_os_string()),
-                Component::CurDir => {}
-                _ => {
-                    return Err(bad(format!(
-                        "refusing archive entry `{}`: it points outside the destination",
-                        path.display()
-                    )));
-                }
-            }
-        }
-        if parts.is_empty() {
-            continue;
-        }
-        let is_dir = entry.header().entry_type().is_dir();
-        let base = match &root {
-            Some(r) => r.clone(),
-            None => {
-                let r = if !is_dir && to.is_dir() {
-                    to.join(&parts[0])
-                } else {
-                    to.to_path_buf()
-                };
-                root = Some(r.clone());
-                r
-            }
-        };
-        let mut target = base.clone();
-        for p in &parts[1..] {
-            target.push(p);
-        }
-        if parts.len() == 1 && is_dir {
-            std::fs::create_dir_all(&target).map_err(|e| io_error("create", &target, &e))?;
-            continue;
-        }
-        if let Some(parent) = target.parent() {
-            std::fs::create_dir_all(parent).map_err(|e| io_error("create", parent, &e))?;
-            let anchor = if parts.len() == 1 {
-                parent.to_path_buf()
-            } else {
-                base.clone()
-            };
-            let canon_anchor = anchor
-                .canonicalize()
-                .map_err(|e| io_error("resolve", &anchor, &e))?;
-            let canon_parent = parent
-                .canonicalize()
-                .map_err(|e| io_error("resolve", parent, &e))?;
-            if !canon_parent.starts_with(&canon_anchor) {
-                return Err(bad(format!(
-                    "refusing archive entry `{}`: it leads outside the destination through a symlink",
-                    path.display()
-                )));
-            }
-        }
-        let is_file = entry.header().entry_type().is_file();
-        let size = entry.size();
-        entry
-            .unpack(&target)
-            .map_err(|e| Error::internal(format!("cannot write {}: {e}", target.display())))?;
-        if is_file {
-            stats.files += 1;
-            stats.bytes += size;
-        }
-    }
-    if root.is_none() {
-        return Err(Error::not_found("the workspace sent an empty archive")
-            .with_provider(ProviderKind::Devpod));
-    }
-    Ok(stats)
+    archive::unpack(reader, to, "the workspace").map_err(|e| e.with_provider(ProviderKind::Devpod))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn scratch(tag: &str) -> PathBuf {
-        let d =
-            std::env::temp_dir().join(format!("sindri-devpod-copy-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
-        std::fs::create_dir_all(&d).expect("scratch");
-        d
-    }
-
     #[test]
-    fn a_packed_tree_unpacks_under_the_new_name() {
-        let d = scratch("tree");
-        std::fs::create_dir_all(d.join("src/a/b")).expect("mkdir");
-        std::fs::write(d.join("src/top.txt"), "top").expect("write");
-        std::fs::write(d.join("src/a/b/deep.bin"), [0u8, 1, 255]).expect("write");
-        let mut entries = vec![Entry {
-            name: "src/".into(),
-            path: d.join("src"),
-        }];
-        for mut e in walk(&d.join("src")).expect("walk") {
-            e.name = format!("src/{}", e.name);
-            entries.push(e);
-        }
-        let mut bytes = Vec::new();
-        let sent = pack(&mut bytes, &entries).expect("pack");
-        assert_eq!(sent, TransferStats { files: 2, bytes: 6 });
-        let got = unpack(bytes.as_slice(), &d.join("out")).expect("unpack");
-        assert_eq!(got, sent);
-        assert_eq!(
-            std::fs::read(d.join("out/a/b/deep.bin")).expect("read"),
-            [0u8, 1, 255]
-        );
-        std::fs::remove_dir_all(&d).expect("cleanup");
-    }
-
-    #[test]
-    fn entries_escaping_the_destination_are_refused() {
-        let d = scratch("escape");
-        let mut bytes = Vec::new();
-        {
-            let mut b = tar::Builder::new(&mut bytes);
-            let mut h = tar::Header::new_gnu();
-            h.set_size(1);
-            h.set_entry_type(tar::EntryType::Regular);
-            h.set_mode(0o644);
-            if let Some(gnu) = h.as_gnu_mut() {
-                gnu.name[..9].copy_from_slice(b"../escape");
-            }
-            h.set_cksum();
-            b.append(&h, &b"x"[..]).expect("append");
-            b.finish().expect("finish");
-        }
-        let e = unpack(bytes.as_slice(), &d.join("dest")).expect_err("escape");
-        assert_eq!(e.kind(), ErrorKind::Invalid, "{e}");
-        assert!(!d.join("escape").exists());
-        std::fs::remove_dir_all(&d).expect("cleanup");
+    fn unpack_errors_name_the_workspace_and_are_tagged_as_devpod() {
+        let d = tempfile::tempdir().expect("scratch");
+        let mut b = tar::Builder::new(Vec::new());
+        b.finish().expect("finish");
+        let data = b.into_inner().expect("archive");
+        let e = unpack(data.as_slice(), d.path()).expect_err("empty");
+        assert!(e.is_not_found(), "{e}");
+        assert!(e.message().contains("the workspace"), "{e}");
+        assert_eq!(e.provider(), Some(ProviderKind::Devpod));
     }
 }

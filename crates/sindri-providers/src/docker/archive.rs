@@ -5,7 +5,7 @@
 //! blocked on the file system.
 
 use std::io::{self, Read, Write};
-use std::path::{Component, Path, PathBuf};
+use std::path::Path;
 
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
@@ -14,41 +14,8 @@ use sindri_core::{Error, Result, TransferStats};
 use tokio::sync::mpsc;
 
 use super::ignore::Ignore;
-
-/// Chunk size of streamed archives.
-const CHUNK: usize = 64 * 1024;
-
-/// A `Write` that sends what it is given down a channel, for a blocking tar writer.
-pub(crate) struct ChannelWriter {
-    tx: mpsc::Sender<Bytes>,
-    buf: Vec<u8>,
-}
-
-impl ChannelWriter {
-    fn send(&mut self) -> io::Result<()> {
-        if self.buf.is_empty() {
-            return Ok(());
-        }
-        let chunk = Bytes::from(std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK)));
-        self.tx
-            .blocking_send(chunk)
-            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the engine stopped reading"))
-    }
-}
-
-impl Write for ChannelWriter {
-    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
-        self.buf.extend_from_slice(data);
-        if self.buf.len() >= CHUNK {
-            self.send()?;
-        }
-        Ok(data.len())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.send()
-    }
-}
+pub(crate) use crate::archive::walk_filtered as walk;
+pub(crate) use crate::archive::{ChannelWriter, Entry, Walk, append_entries, io_error};
 
 /// A `Read` over chunks arriving on a channel, for a blocking tar reader.
 struct ChannelReader {
@@ -85,14 +52,11 @@ pub(crate) struct TarUpload<T> {
 pub(crate) fn tar_upload<T, F>(write: F) -> TarUpload<T>
 where
     T: Send + 'static,
-    F: FnOnce(&mut tar::Builder<ChannelWriter>) -> Result<T> + Send + 'static,
+    F: FnOnce(&mut tar::Builder<ChannelWriter<Bytes>>) -> Result<T> + Send + 'static,
 {
     let (tx, rx) = mpsc::channel::<Bytes>(8);
     let done = tokio::task::spawn_blocking(move || {
-        let mut builder = tar::Builder::new(ChannelWriter {
-            tx,
-            buf: Vec::with_capacity(CHUNK),
-        });
+        let mut builder = tar::Builder::new(ChannelWriter::new(tx, "the engine"));
         builder.follow_symlinks(false);
         let out = write(&mut builder)?;
         let mut w = builder
@@ -116,121 +80,6 @@ where
 pub(crate) async fn finish<T>(done: tokio::task::JoinHandle<Result<T>>) -> Result<T> {
     done.await
         .map_err(|e| Error::internal(format!("the archive writer failed: {e}")))?
-}
-
-/// One file system object to archive.
-#[derive(Debug, Clone)]
-pub(crate) struct Entry {
-    /// Its name inside the archive (`/`-separated, relative).
-    pub name: String,
-    /// Where it is on this machine.
-    pub path: PathBuf,
-}
-
-/// Lists `root` and everything below it (without following symlinks), naming each
-/// entry `prefix/<relative path>`; `keep(relative, is_dir)` filters. Sorted, so
-/// archives and digests are reproducible.
-pub(crate) fn walk(
-    root: &Path,
-    prefix: &str,
-    keep: &dyn Fn(&str, bool) -> Walk,
-) -> Result<Vec<Entry>> {
-    let mut out = Vec::new();
-    walk_into(root, "", prefix, keep, &mut out)?;
-    Ok(out)
-}
-
-/// What [`walk`] does with a path.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Walk {
-    /// Archive it (and descend, for a directory).
-    Include,
-    /// Leave it out, but descend: something below may be included.
-    Descend,
-    /// Leave it and everything below out.
-    Skip,
-}
-
-fn walk_into(
-    dir: &Path,
-    rel: &str,
-    prefix: &str,
-    keep: &dyn Fn(&str, bool) -> Walk,
-    out: &mut Vec<Entry>,
-) -> Result<()> {
-    let mut names: Vec<_> = std::fs::read_dir(dir)
-        .map_err(|e| io_error("read directory", dir, e))?
-        .collect::<std::result::Result<Vec<_>, _>>()
-        .map_err(|e| io_error("read directory", dir, e))?;
-    names.sort_by_key(|e| e.file_name());
-    for entry in names {
-        let name = entry.file_name();
-        let Some(name) = name.to_str() else {
-            return Err(Error::invalid(format!(
-                "{}: file names must be UTF-8",
-                entry.path().display()
-            )));
-        };
-        let child_rel = if rel.is_empty() {
-            name.to_string()
-        } else {
-            format!("{rel}/{name}")
-        };
-        let path = entry.path();
-        let meta = std::fs::symlink_metadata(&path).map_err(|e| io_error("stat", &path, e))?;
-        let ft = meta.file_type();
-        if !(ft.is_dir() || ft.is_file() || ft.is_symlink()) {
-            // Sockets, fifos and devices cannot be archived meaningfully.
-            continue;
-        }
-        let decision = keep(&child_rel, ft.is_dir());
-        if decision == Walk::Include {
-            out.push(Entry {
-                name: join(prefix, &child_rel),
-                path: path.clone(),
-            });
-        }
-        if ft.is_dir() && decision != Walk::Skip {
-            walk_into(&path, &child_rel, prefix, keep, out)?;
-        }
-    }
-    Ok(())
-}
-
-fn join(prefix: &str, rel: &str) -> String {
-    if prefix.is_empty() {
-        rel.to_string()
-    } else {
-        format!("{}/{rel}", prefix.trim_end_matches('/'))
-    }
-}
-
-fn io_error(action: &str, path: &Path, e: io::Error) -> Error {
-    let kind = match e.kind() {
-        io::ErrorKind::NotFound => sindri_core::ErrorKind::NotFound,
-        _ => sindri_core::ErrorKind::Internal,
-    };
-    Error::new(kind, format!("cannot {action} {}: {e}", path.display()))
-}
-
-/// Appends entries to an archive, counting regular files and their bytes.
-pub(crate) fn append_entries<W: Write>(
-    builder: &mut tar::Builder<W>,
-    entries: &[Entry],
-) -> Result<TransferStats> {
-    let mut stats = TransferStats::default();
-    for e in entries {
-        let meta =
-            std::fs::symlink_metadata(&e.path).map_err(|err| io_error("stat", &e.path, err))?;
-        builder
-            .append_path_with_name(&e.path, &e.name)
-            .map_err(|err| io_error("archive", &e.path, err))?;
-        if meta.is_file() {
-            stats.files += 1;
-            stats.bytes += meta.len();
-        }
-    }
-    Ok(stats)
 }
 
 /// Appends an in-memory file (a Dockerfile from outside the context).
@@ -417,96 +266,10 @@ where
     }
 }
 
+/// The blocking half of [`unpack`]: the shared unpacker, naming the engine as the
+/// sender.
 fn unpack_blocking(reader: impl Read, to: &Path) -> Result<TransferStats> {
-    let mut archive = tar::Archive::new(reader);
-    archive.set_overwrite(true);
-    archive.set_preserve_permissions(true);
-    archive.set_preserve_mtime(true);
-    let mut stats = TransferStats::default();
-    let mut root: Option<PathBuf> = None;
-    let entries = archive
-        .entries()
-        .map_err(|e| Error::internal(format!("cannot read the archive: {e}")))?;
-    for entry in entries {
-        let mut entry =
-            entry.map_err(|e| Error::internal(format!("cannot read the archive: {e}")))?;
-        let path = entry
-            .path()
-            .map_err(|e| Error::internal(format!("bad path in the archive: {e}")))?
-            .into_owned();
-        let mut parts = Vec::new();
-        for c in path.components() {
-            match c {
-                Component::Normal(p) => parts.push(p.to_os_string()),
-                Component::CurDir => {}
-                _ => {
-                    return Err(Error::invalid(format!(
-                        "refusing archive entry `{}`: it points outside the destination",
-                        path.display()
-                    )));
-                }
-            }
-        }
-        if parts.is_empty() {
-            continue;
-        }
-        let is_dir = entry.header().entry_type().is_dir();
-        let base = match &root {
-            Some(r) => r.clone(),
-            None => {
-                // The first entry is the copied object: decide where it goes.
-                let r = if !is_dir && to.is_dir() {
-                    to.join(&parts[0])
-                } else {
-                    to.to_path_buf()
-                };
-                root = Some(r.clone());
-                r
-            }
-        };
-        let mut target = base.clone();
-        for p in &parts[1..] {
-            target.push(p);
-        }
-        if parts.len() == 1 && is_dir {
-            std::fs::create_dir_all(&target).map_err(|e| io_error("create", &target, e))?;
-            continue;
-        }
-        if let Some(parent) = target.parent() {
-            std::fs::create_dir_all(parent).map_err(|e| io_error("create", parent, e))?;
-            // A symlink unpacked earlier must not lead writes outside the destination.
-            let anchor = if parts.len() == 1 {
-                parent.to_path_buf()
-            } else {
-                base.clone()
-            };
-            let canon_anchor = anchor
-                .canonicalize()
-                .map_err(|e| io_error("resolve", &anchor, e))?;
-            let canon_parent = parent
-                .canonicalize()
-                .map_err(|e| io_error("resolve", parent, e))?;
-            if !canon_parent.starts_with(&canon_anchor) {
-                return Err(Error::invalid(format!(
-                    "refusing archive entry `{}`: it leads outside the destination through a symlink",
-                    path.display()
-                )));
-            }
-        }
-        let is_file = entry.header().entry_type().is_file();
-        let size = entry.size();
-        entry
-            .unpack(&target)
-            .map_err(|e| Error::internal(format!("cannot write {}: {e}", target.display())))?;
-        if is_file {
-            stats.files += 1;
-            stats.bytes += size;
-        }
-    }
-    if root.is_none() {
-        return Err(Error::not_found("the engine sent an empty archive"));
-    }
-    Ok(stats)
+    crate::archive::unpack(reader, to, "the engine")
 }
 
 #[cfg(test)]

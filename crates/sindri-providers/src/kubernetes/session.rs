@@ -266,9 +266,8 @@ pub(crate) async fn copy_in(
         }]
     };
     let (tx, mut rx) = mpsc::channel::<Vec<u8>>(8);
-    let packer = tokio::task::spawn_blocking(move || {
-        archive::pack(archive::ChannelWriter::new(tx), &entries)
-    });
+    let packer =
+        tokio::task::spawn_blocking(move || archive::pack(archive::stdin_writer(tx), &entries));
     let (reader, mut writer) = tokio::io::duplex(STREAM_BUF);
     let feed = async move {
         while let Some(chunk) = rx.recv().await {

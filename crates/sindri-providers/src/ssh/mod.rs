@@ -692,7 +692,7 @@ impl SshSession {
             let (tx, rx) = mpsc::channel::<Vec<u8>>(8);
             let packer = tokio::task::spawn_blocking(move || {
                 let entries = archive::walk(&root)?;
-                archive::pack(archive::ChannelWriter::new(tx), &entries)
+                archive::pack(archive::stdin_writer(tx), &entries)
             });
             let (code, stderr) = self.feed(&line, rx).await?;
             let packed = packer
