@@ -14,8 +14,10 @@ command -v hyperfine >/dev/null || { apt-get update -qq && apt-get install -y -q
 
 cargo build --release --quiet -p sindri
 S="$root/target/release/sindri"
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
+# A fixed directory: the project id (part of every label) stays the same between runs,
+# so a run interrupted half way is cleaned up by the next one.
+work="$root/target/bench-work"
+mkdir -p "$work"
 export SINDRI_STATE_DIR="$work/state"
 cp bench/fixtures/realistic.yaml "$work/sindri.yaml"
 cd "$work"
@@ -54,12 +56,15 @@ YAML
         --prepare "$cleanup_raw" -n "docker run -d + exec true" \
         "docker run -d --init --name $raw -v $raw-home:/root $img sh -c 'trap \"exit 0\" TERM; while :; do sleep 3600 & wait \$!; done' >/dev/null && docker exec $raw true" \
         --prepare "$cleanup_sindri" -n "sindri deploy" "$S -q deploy" >/dev/null
+    # The last timed runs leave their containers: start the status round from both fresh.
+    eval "$cleanup_raw"; eval "$cleanup_sindri"
     "$S" -q deploy >/dev/null
     docker run -d --init --name $raw -v $raw-home:/root $img sh -c 'sleep 3600' >/dev/null
     hyperfine -N --warmup 3 --runs 30 --export-json status.json \
         -n "docker inspect" "docker inspect $raw" \
         -n "sindri status" "$S status" \
         -n "sindri deploy (unchanged)" "$S -q deploy" >/dev/null
+    eval "$cleanup_raw"
     hyperfine --runs 10 --export-json destroy.json \
         --prepare "docker run -d --init --name $raw -v $raw-home:/root $img sh -c 'sleep 3600' >/dev/null 2>&1 || true" -n "docker rm -f + volume rm" \
         "docker rm -f $raw >/dev/null && docker volume rm $raw-home >/dev/null" \
