@@ -48,13 +48,18 @@ deployment:
   image: "$img"
 YAML
     raw=sindri-bench-raw
-    cleanup_raw="docker rm -f $raw >/dev/null 2>&1; docker volume rm -f $raw-home >/dev/null 2>&1; true"
+    cleanup_raw="docker rm -f $raw >/dev/null 2>&1 || true; docker volume rm -f $raw-home >/dev/null 2>&1 || true; docker network rm $raw >/dev/null 2>&1 || true"
+    keepalive="sh -c 'trap \"exit 0\" TERM; while :; do sleep 3600 & wait \$!; done'"
     cleanup_sindri="$S destroy --volumes --yes >/dev/null 2>&1; true"
     # Deploy-to-ready: sindri waits until an exec succeeds; the bare baseline is
-    # `docker run -d` (returns once started) followed by the same readiness exec.
-    hyperfine --runs 10 --export-json deploy.json \
+    # `docker run -d` (returns once started) followed by the same readiness exec. The
+    # second baseline does what sindri does: its own network (the engine takes ~60 ms
+    # to create one, and starting a container on it costs more than on the default bridge).
+    hyperfine --runs 15 --export-json deploy.json \
         --prepare "$cleanup_raw" -n "docker run -d + exec true" \
-        "docker run -d --init --name $raw -v $raw-home:/root $img sh -c 'trap \"exit 0\" TERM; while :; do sleep 3600 & wait \$!; done' >/dev/null && docker exec $raw true" \
+        "docker run -d --init --name $raw -v $raw-home:/root $img $keepalive >/dev/null && docker exec $raw true" \
+        --prepare "$cleanup_raw" -n "docker network create + run -d --network + exec true" \
+        "docker network create $raw >/dev/null && docker run -d --init --name $raw --network $raw -v $raw-home:/root $img $keepalive >/dev/null && docker exec $raw true" \
         --prepare "$cleanup_sindri" -n "sindri deploy" "$S -q deploy" >/dev/null
     # The last timed runs leave their containers: start the status round from both fresh.
     eval "$cleanup_raw"; eval "$cleanup_sindri"
@@ -65,9 +70,11 @@ YAML
         -n "sindri status" "$S status" \
         -n "sindri deploy (unchanged)" "$S -q deploy" >/dev/null
     eval "$cleanup_raw"
-    hyperfine --runs 10 --export-json destroy.json \
+    hyperfine --runs 15 --export-json destroy.json \
         --prepare "docker run -d --init --name $raw -v $raw-home:/root $img sh -c 'sleep 3600' >/dev/null 2>&1 || true" -n "docker rm -f + volume rm" \
         "docker rm -f $raw >/dev/null && docker volume rm $raw-home >/dev/null" \
+        --prepare "$cleanup_raw; docker network create $raw >/dev/null && docker run -d --init --name $raw --network $raw -v $raw-home:/root $img sh -c 'sleep 3600' >/dev/null" -n "docker rm -f + volume rm + network rm" \
+        "docker rm -f $raw >/dev/null && docker volume rm $raw-home >/dev/null && docker network rm $raw >/dev/null" \
         --prepare "$S -q deploy >/dev/null" -n "sindri destroy --volumes" "$S -q destroy --volumes --yes" >/dev/null
     eval "$cleanup_raw"; eval "$cleanup_sindri"
     echo "## Docker provider vs bare docker (median wall time, ms)"
@@ -86,7 +93,9 @@ print()
 print("| ratio | value |")
 print("|---|---|")
 print(f"| sindri deploy / (docker run -d + exec) | {d['sindri deploy'] / d['docker run -d + exec true']:.2f} |")
+print(f"| sindri deploy / (network create + run -d --network + exec) | {d['sindri deploy'] / d['docker network create + run -d --network + exec true']:.2f} |")
 print(f"| sindri destroy --volumes / (docker rm -f + volume rm) | {d['sindri destroy --volumes'] / d['docker rm -f + volume rm']:.2f} |")
+print(f"| sindri destroy --volumes / (rm -f + volume rm + network rm) | {d['sindri destroy --volumes'] / d['docker rm -f + volume rm + network rm']:.2f} |")
 print(f"| sindri status / docker inspect | {d['sindri status'] / d['docker inspect']:.2f} |")
 PY
 fi

@@ -37,8 +37,7 @@ async fn every_object_is_labelled_and_each_phase_is_reported() {
         "create volumes",
         "create container",
         "start container",
-        "deliver secrets",
-        "wait for ready",
+        "deliver secrets and wait for ready",
     ] {
         assert!(
             phases.iter().any(|p| p == want),

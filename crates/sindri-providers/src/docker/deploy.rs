@@ -248,10 +248,12 @@ pub(crate) async fn deploy(
     let c = objects::inspect_container(docker, &id)
         .await?
         .ok_or_else(|| vanished(&target.container))?;
-    phase(progress, "deliver secrets", deliver(docker, &id, &c, spec)).await?;
-    if opts.wait {
-        phase(progress, "wait for ready", wait_ready(docker, &id)).await?;
-    }
+    phase(
+        progress,
+        DELIVER_PHASE,
+        deliver_ready(docker, &id, &c, spec, opts.wait),
+    )
+    .await?;
     Ok(record(spec, host, &target, id, opts.wait))
 }
 
@@ -289,10 +291,12 @@ async fn resume(
     }
     let already = phase(progress, "check secrets", secrets::delivered(docker, &id)).await?;
     if !already {
-        phase(progress, "deliver secrets", deliver(docker, &id, &c, spec)).await?;
-        if opts.wait {
-            phase(progress, "wait for ready", wait_ready(docker, &id)).await?;
-        }
+        phase(
+            progress,
+            DELIVER_PHASE,
+            deliver_ready(docker, &id, &c, spec, opts.wait),
+        )
+        .await?;
     }
     // A successful marker check is an exec that ran: the container is ready.
     Ok(record(spec, host, target, id, opts.wait || already))
@@ -433,18 +437,36 @@ pub(crate) fn start_error(
     api_error(&format!("start container {name}"), e)
 }
 
-async fn deliver(
+/// The phase that ends a deploy: one exec both delivers the secrets and proves the
+/// container accepts commands.
+const DELIVER_PHASE: &str = "deliver secrets and wait for ready";
+
+/// Delivers the secrets into the started container `c`, which also proves it ready:
+/// delivery is an exec, and a container that runs one is ready. A separate readiness
+/// probe first would cost an inspect and an exec on every deploy. Only when the
+/// delivery fails (still starting, or exited at once) does it wait, with `wait`, for
+/// readiness, which explains an exited container in words, and deliver again.
+async fn deliver_ready(
     docker: &Docker,
     id: &str,
     c: &ContainerInspectResponse,
     spec: &ResolvedSpec,
+    wait: bool,
 ) -> Result<()> {
     let user = c
         .config
         .as_ref()
         .and_then(|c| c.user.clone())
         .unwrap_or_default();
-    secrets::deliver(docker, id, &user, &spec.secrets).await
+    match secrets::deliver(docker, id, &user, &spec.secrets).await {
+        Ok(()) => Ok(()),
+        Err(_) if wait => {
+            wait_ready(docker, id).await?;
+            // Ready now: a second failure is the one that explains.
+            secrets::deliver(docker, id, &user, &spec.secrets).await
+        }
+        Err(e) => Err(e),
+    }
 }
 
 /// Waits until the container runs and accepts a command.

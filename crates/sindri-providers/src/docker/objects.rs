@@ -346,62 +346,78 @@ pub(crate) struct Labelled {
     pub images: Vec<(String, Vec<String>)>,
 }
 
-/// Lists the objects whose labels match `filter`.
+/// Lists the objects whose labels match `filter`. The four lists are independent, so
+/// they are asked for at once: `destroy` and every leak check wait on the slowest,
+/// not on the sum.
 pub(crate) async fn labelled(
     docker: &Docker,
     filter: &HashMap<String, Vec<String>>,
 ) -> Result<Labelled> {
-    let containers = docker
-        .list_containers(Some(
-            ListContainersOptionsBuilder::new()
-                .all(true)
-                .filters(filter)
-                .build(),
-        ))
-        .await
-        .map_err(|e| api_error("list containers", e))?
-        .into_iter()
-        .map(|c| {
-            let name = c
-                .names
-                .and_then(|n| n.into_iter().next())
-                .map(|n| n.trim_start_matches('/').to_string())
-                .unwrap_or_default();
-            (c.id.unwrap_or_default(), name)
-        })
-        .collect();
-    let volumes = docker
-        .list_volumes(Some(
-            ListVolumesOptionsBuilder::new().filters(filter).build(),
-        ))
-        .await
-        .map_err(|e| api_error("list volumes", e))?
-        .volumes
-        .unwrap_or_default()
-        .into_iter()
-        .map(|v| v.name)
-        .collect();
-    let networks = docker
-        .list_networks(Some(
-            ListNetworksOptionsBuilder::new().filters(filter).build(),
-        ))
-        .await
-        .map_err(|e| api_error("list networks", e))?
-        .into_iter()
-        .map(|n| (n.id.unwrap_or_default(), n.name.unwrap_or_default()))
-        .collect();
-    let images = docker
-        .list_images(Some(
-            ListImagesOptionsBuilder::new()
-                .all(true)
-                .filters(filter)
-                .build(),
-        ))
-        .await
-        .map_err(|e| api_error("list images", e))?
-        .into_iter()
-        .map(|i| (i.id, i.repo_tags))
-        .collect();
+    let containers = async {
+        let list = docker
+            .list_containers(Some(
+                ListContainersOptionsBuilder::new()
+                    .all(true)
+                    .filters(filter)
+                    .build(),
+            ))
+            .await
+            .map_err(|e| api_error("list containers", e))?;
+        Ok::<_, Error>(
+            list.into_iter()
+                .map(|c| {
+                    let name = c
+                        .names
+                        .and_then(|n| n.into_iter().next())
+                        .map(|n| n.trim_start_matches('/').to_string())
+                        .unwrap_or_default();
+                    (c.id.unwrap_or_default(), name)
+                })
+                .collect(),
+        )
+    };
+    let volumes = async {
+        let list = docker
+            .list_volumes(Some(
+                ListVolumesOptionsBuilder::new().filters(filter).build(),
+            ))
+            .await
+            .map_err(|e| api_error("list volumes", e))?;
+        Ok::<_, Error>(
+            list.volumes
+                .unwrap_or_default()
+                .into_iter()
+                .map(|v| v.name)
+                .collect(),
+        )
+    };
+    let networks = async {
+        let list = docker
+            .list_networks(Some(
+                ListNetworksOptionsBuilder::new().filters(filter).build(),
+            ))
+            .await
+            .map_err(|e| api_error("list networks", e))?;
+        Ok::<_, Error>(
+            list.into_iter()
+                .map(|n| (n.id.unwrap_or_default(), n.name.unwrap_or_default()))
+                .collect(),
+        )
+    };
+    let images = async {
+        let list = docker
+            .list_images(Some(
+                ListImagesOptionsBuilder::new()
+                    .all(true)
+                    .filters(filter)
+                    .build(),
+            ))
+            .await
+            .map_err(|e| api_error("list images", e))?;
+        Ok::<_, Error>(list.into_iter().map(|i| (i.id, i.repo_tags)).collect())
+    };
+    let (containers, volumes, networks, images) =
+        tokio::try_join!(containers, volumes, networks, images)?;
     Ok(Labelled {
         containers,
         volumes,
