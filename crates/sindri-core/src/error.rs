@@ -156,7 +156,9 @@ impl Error {
     /// The process exit code for this error: 2 for bad input, 130 for an interrupt, else 1.
     pub fn exit_code(&self) -> i32 {
         match self.kind {
-            ErrorKind::Invalid => 2,
+            // Refused before anything was sent, like bad input: the user must change
+            // the command or the config, and nothing was changed anywhere.
+            ErrorKind::Invalid | ErrorKind::Unsupported(_) => 2,
             ErrorKind::Interrupted => 130,
             _ => 1,
         }

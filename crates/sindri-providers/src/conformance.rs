@@ -156,6 +156,11 @@ impl Recorder {
         self.events("finished")
     }
 
+    /// The names of the phases that failed, in order.
+    pub fn failed(&self) -> Vec<String> {
+        self.events("failed")
+    }
+
     /// Every message and warning, in order.
     pub fn messages(&self) -> Vec<String> {
         let mut m = self.events("message");
@@ -192,6 +197,9 @@ impl Progress for Recorder {
     }
     fn phase_finished(&self, phase: &str, _took: Duration) {
         self.push("finished", phase);
+    }
+    fn phase_failed(&self, phase: &str, _took: Duration) {
+        self.push("failed", phase);
     }
     fn message(&self, text: &str) {
         self.push("message", text);

@@ -15,8 +15,9 @@ use sindri_spec::ProviderKind;
 ///
 /// Start with `sindri config init`, then `sindri plan` and `sindri deploy`.
 ///
-/// Exit codes: 0 success; 1 failure; 2 invalid input or usage (nothing was changed);
-/// 130 interrupted; `exec` and `connect` exit with the remote command's own code.
+/// Exit codes: 0 success; 1 failure; 2 invalid input, usage, or an operation the
+/// provider cannot do (nothing was changed); 130 interrupted; `exec`, `connect` and
+/// `run` exit with the remote command's own code.
 #[derive(Debug, Parser)]
 #[command(
     name = "sindri",

@@ -98,6 +98,19 @@ impl Progress for CliProgress {
         eprintln!("{line}");
     }
 
+    fn phase_failed(&self, phase: &str, took: Duration) {
+        if !self.visible {
+            return;
+        }
+        if self.spinner
+            && let Ok(mut cur) = self.current.lock()
+            && let Some(pb) = cur.take()
+        {
+            pb.finish_and_clear();
+        }
+        eprintln!("✗ {phase} (failed after {})", human_duration(took));
+    }
+
     fn message(&self, text: &str) {
         if !self.visible {
             return;

@@ -169,3 +169,24 @@ fn completions_and_version_work_without_a_config() {
     let out = sindri(dir.path(), &["no-such-command"]);
     assert_eq!(out.status.code(), Some(2), "usage errors exit 2");
 }
+
+#[test]
+fn an_operation_the_provider_lacks_is_refused_with_exit_code_2_before_any_call() {
+    let dir = tempfile::tempdir().unwrap();
+    // An engine address nothing listens on: a refusal must not need it.
+    std::fs::write(
+        dir.path().join("sindri.yaml"),
+        "name: nosuspend\ndeployment:\n  provider: docker\n  image: busybox\nproviders:\n  docker:\n    host: tcp://127.0.0.1:9\n",
+    )
+    .unwrap();
+    let out = sindri(dir.path(), &["suspend"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    assert!(err.contains("docker") && err.contains("suspend"), "{err}");
+    assert!(!err.contains("127.0.0.1:9"), "no call was attempted: {err}");
+
+    let out = sindri(dir.path(), &["--output", "json", "suspend"]);
+    assert_eq!(out.status.code(), Some(2));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON document");
+    assert_eq!(v["error"]["kind"], "unsupported");
+}

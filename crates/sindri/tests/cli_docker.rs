@@ -236,6 +236,9 @@ fn a_missing_image_is_explained_and_suggests_a_build() {
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("deployment.build"), "{err}");
+    // The phase that failed is shown as failed, never ticked off as done.
+    assert!(err.contains("✗ find image (failed after"), "{err}");
+    assert!(!err.contains("✓ find image"), "{err}");
 }
 
 #[test]

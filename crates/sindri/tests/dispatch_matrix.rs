@@ -167,6 +167,7 @@ async fn every_registered_provider_dispatches_or_refuses_every_operation() {
                     e.to_string().contains(kind.as_str()),
                     "the refusal names the provider: {e}"
                 );
+                assert_eq!(e.exit_code(), 2, "a refusal is a usage error: {e}");
             }
         }
     }
