@@ -438,3 +438,26 @@ async fn a_closed_output_ends_an_endless_command() {
     assert!(e.message().to_lowercase().contains("broken pipe"), "{e}");
     s.disconnect().await;
 }
+
+#[tokio::test]
+async fn the_test_machine_cannot_be_powered_off_by_a_run_end_hook() {
+    // The sshd of these tests logs into this very host; a run's end hook
+    // (`shutdown -h now` on a cloud VM) must meet a stand-in, never the real command.
+    let server = Sshd::start();
+    let state = tempfile::tempdir().expect("state");
+    let s = server.session("power", state.path());
+    let (code, out, _) = run(
+        &s,
+        &ExecCommand::shell("for c in shutdown poweroff halt reboot; do command -v $c; done"),
+        None,
+    )
+    .await;
+    assert_eq!(code, 0);
+    for line in out.lines() {
+        assert!(
+            line.starts_with(&server.dir.path().join("bin").display().to_string()),
+            "a real power command is reachable: {out}"
+        );
+    }
+    assert_eq!(out.lines().count(), 4, "{out}");
+}

@@ -83,13 +83,33 @@ impl Sshd {
         std::fs::copy(identity.with_extension("pub"), d.join("authorized_keys"))
             .expect("authorized_keys");
         let user = current_user();
+        // This "machine" is the test host itself: a run's end hook (`shutdown -h now`
+        // on a cloud VM) must never reach the real one. Sessions find stand-ins first
+        // on PATH that only record that they were called.
+        let bin = d.join("bin");
+        std::fs::create_dir_all(&bin).expect("stand-in bin dir");
+        for cmd in ["shutdown", "poweroff", "halt", "reboot"] {
+            let path = bin.join(cmd);
+            std::fs::write(
+                &path,
+                format!(
+                    "#!/bin/sh\necho \"{cmd} $*\" >> \"{}\"\n",
+                    d.join("power.log").display()
+                ),
+            )
+            .expect("stand-in");
+            std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+                .expect("chmod stand-in");
+        }
         let config = format!(
             "Port {port}\nListenAddress 127.0.0.1\nHostKey {hk}\nPidFile {pid}\nAuthorizedKeysFile {ak}\n\
              StrictModes no\nPasswordAuthentication no\nKbdInteractiveAuthentication no\nPubkeyAuthentication yes\n\
-             UsePAM no\nPermitRootLogin prohibit-password\nAllowUsers {user}\nLogLevel ERROR\nMaxStartups 100\nMaxSessions 100\n",
+             UsePAM no\nPermitRootLogin prohibit-password\nAllowUsers {user}\nLogLevel ERROR\nMaxStartups 100\nMaxSessions 100\n\
+             SetEnv PATH={bin}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\n",
             hk = d.join("host_key").display(),
             pid = d.join("sshd.pid").display(),
             ak = d.join("authorized_keys").display(),
+            bin = bin.display(),
         );
         std::fs::write(d.join("sshd_config"), config).expect("sshd_config");
         // As root, sshd insists on its privilege-separation directory.
