@@ -13,7 +13,7 @@ use crate::error::{Error, Result};
 use crate::progress::Progress;
 use crate::provider::{
     DeployOptions, DestroyOptions, DestroyReport, ExecCommand, ExecIo, LogOptions, LogSink,
-    Provider, TransferStats,
+    Provider, SelfEnd, TransferStats,
 };
 use crate::record::{Deployment, Plan, Status};
 use crate::resolved::ResolvedSpec;
@@ -49,10 +49,23 @@ pub fn check_spec(provider: &dyn Provider, spec: &ResolvedSpec) -> Result<()> {
             "deployment.volumes: the {kind} provider has no persistent volumes"
         ));
     }
-    if d.build.is_some() && !caps.build {
-        problems.push(format!(
-            "deployment.build: the {kind} provider cannot build images; give deployment.image"
-        ));
+    if let Some(build) = d.build.as_ref().filter(|_| !caps.build) {
+        let kubernetes = kind == sindri_spec::ProviderKind::Kubernetes;
+        // Kubernetes always pulls `:latest` from a registry, so a loaded image needs
+        // another tag.
+        let tag = if kubernetes { "local" } else { "latest" };
+        let image = format!("sindri-{}:{tag}", spec.name());
+        let mut line = format!(
+            "deployment.build: the {kind} provider cannot build images; build the image \
+             yourself (`docker build -t {image} -f {} {}`) and set deployment.image to it",
+            build.dockerfile, build.context
+        );
+        if kubernetes {
+            line.push_str(&format!(
+                ", loaded into a local kind or k3d cluster with `sindri k8s load {image}` or pushed to a registry the cluster can pull from"
+            ));
+        }
+        problems.push(line);
     }
     if problems.is_empty() {
         Ok(())
@@ -174,4 +187,17 @@ pub async fn destroy(
 pub async fn list_owned(p: &dyn Provider) -> Result<Vec<Deployment>> {
     require(p, Operation::ListOwned)?;
     p.list_owned().await
+}
+
+/// `self_end`: asks only for `stop` and `destroy` (a kept machine has nothing to do),
+/// and only of a provider that can run the command there (exec).
+pub async fn self_end(
+    p: &dyn Provider,
+    d: &Deployment,
+    policy: sindri_spec::OnFinish,
+) -> Result<Option<SelfEnd>> {
+    if policy == sindri_spec::OnFinish::Keep || !p.capabilities().supports(Operation::Exec) {
+        return Ok(None);
+    }
+    p.self_end(d, policy).await
 }

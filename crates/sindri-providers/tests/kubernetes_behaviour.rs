@@ -8,8 +8,8 @@ mod kube_server;
 
 use std::time::Duration;
 
-use kube_server::Node;
-use kube_server::fixture::{Env, kubernetes_validate};
+use kube_server::fixture::Env;
+use kube_server::{Fault, Node};
 use serde_json::{Value, json};
 use sindri_core::{
     DeployOptions, DestroyOptions, ErrorKind, ExecCommand, ExecIo, LogOptions, PlanAction,
@@ -91,7 +91,7 @@ async fn applied_manifests_are_the_exported_objects_and_pass_kubernetes_validate
         assert!(r.query.contains("force=true"), "{}", r.query);
         assert!(r.path.contains("/namespaces/team-a/"), "{}", r.path);
     }
-    kubernetes_validate(&applied);
+    env.check_applied();
 
     let pod = env
         .server
@@ -109,7 +109,7 @@ async fn minimal_manifests_pass_kubernetes_validate() {
     env.deploy().await;
     let applied = env.applied();
     assert_eq!(kinds(&applied), ["Secret dev-secrets", "StatefulSet dev"]);
-    kubernetes_validate(&applied);
+    env.check_applied();
 }
 
 #[tokio::test]
@@ -775,7 +775,7 @@ async fn an_overridden_template_is_applied_document_by_document() {
             "ConfigMap custom-extra"
         ]
     );
-    kubernetes_validate(&applied);
+    env.check_applied();
     let report = dispatch::destroy(env.provider.as_ref(), &d, DestroyOptions { volumes: true })
         .await
         .unwrap();
@@ -798,5 +798,436 @@ async fn an_overridden_template_is_applied_document_by_document() {
     assert!(
         e.message().contains("ConfigMap unlabelled") && e.message().contains("ownership labels"),
         "{e}"
+    );
+}
+
+fn sts_uid(env: &Env, name: &str) -> Value {
+    env.server
+        .object("statefulsets", &env.ns, name)
+        .expect("statefulset")["metadata"]["uid"]
+        .clone()
+}
+
+#[tokio::test]
+async fn sizes_in_decimal_units_are_sent_as_the_server_keeps_them_so_a_redeploy_changes_nothing() {
+    let env = Env::new(
+        "sizes",
+        json!({
+            "volumes": [{"name": "data", "path": "/data", "size": "10GB"}],
+            "resources": {"cpus": 0.25, "memory": "1.5GB", "disk": "300MB"},
+        }),
+        json!({}),
+    )
+    .await;
+    let d = env.deploy().await;
+    let live = env
+        .server
+        .object("statefulsets", "default", "sizes")
+        .unwrap();
+    let sent = env
+        .applied()
+        .into_iter()
+        .find(|b| b["kind"] == "StatefulSet")
+        .unwrap();
+    for pointer in [
+        "/spec/volumeClaimTemplates/0/spec/resources/requests/storage",
+        "/spec/volumeClaimTemplates/1/spec/resources/requests/storage",
+        "/spec/template/spec/containers/0/resources/requests/memory",
+        "/spec/template/spec/containers/0/resources/limits/cpu",
+    ] {
+        assert_eq!(
+            sent.pointer(pointer),
+            live.pointer(pointer),
+            "{pointer}: sent as the API server keeps it"
+        );
+    }
+    assert_eq!(
+        live.pointer("/spec/volumeClaimTemplates/0/spec/resources/requests/storage"),
+        Some(&json!("300M"))
+    );
+    assert_eq!(
+        live.pointer("/spec/template/spec/containers/0/resources/requests/memory"),
+        Some(&json!("1500M"))
+    );
+    let uid = sts_uid(&env, "sizes");
+
+    let plan = dispatch::plan(env.provider.as_ref(), &env.spec, Some(&d))
+        .await
+        .expect("plan");
+    assert!(plan.is_noop(), "nothing changed: {:?}", plan.steps);
+    env.deploy().await;
+    assert_eq!(
+        sts_uid(&env, "sizes"),
+        uid,
+        "the StatefulSet was not recreated"
+    );
+    assert_eq!(
+        env.applied()
+            .iter()
+            .filter(|b| b["kind"] == "StatefulSet")
+            .count(),
+        1,
+        "the second deploy applied nothing to the StatefulSet"
+    );
+}
+
+#[tokio::test]
+async fn a_template_writing_quantities_its_own_way_is_compared_by_value() {
+    let mut env = Env::new("raw", json!({}), json!({})).await;
+    // The override writes the home claim's size in bytes; the server keeps `300M`.
+    env.canonical_quantities = false;
+    let templates = env.dir.path().join(".sindri/templates");
+    std::fs::create_dir_all(&templates).unwrap();
+    let exported = sindri_render::Renderer::new(None)
+        .and_then(|r| r.render(sindri_render::ExportFormat::Kubernetes, &env.spec))
+        .expect("render")
+        .remove(0)
+        .content;
+    let raw = exported.replace("storage: \"10Gi\"", "storage: \"300000000\"");
+    assert_ne!(raw, exported, "the size is written in bytes");
+    std::fs::write(templates.join("kubernetes.yaml"), raw).unwrap();
+    env.refresh_provider();
+    let d = env.deploy().await;
+    assert_eq!(
+        env.server.object("statefulsets", "default", "raw").unwrap()["spec"]["volumeClaimTemplates"]
+            [0]["spec"]["resources"]["requests"]["storage"],
+        "300M"
+    );
+    let plan = dispatch::plan(env.provider.as_ref(), &env.spec, Some(&d))
+        .await
+        .expect("plan");
+    assert!(plan.is_noop(), "300000000 is 300M: {:?}", plan.steps);
+}
+
+/// `kubernetes.yaml` with a Deployment whose pod mounts a claim of its own.
+const DEPLOYMENT_TEMPLATE: &str = r#"# A Deployment and its own volume claim instead of a StatefulSet.
+---
+apiVersion: v1
+kind: PersistentVolumeClaim
+metadata:
+  name: {{ name ~ "-home" }}
+  labels: {{ labels }}
+spec:
+  accessModes: [ReadWriteOnce]
+  resources:
+    requests:
+      storage: 5Gi
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: {{ name }}
+  labels: {{ labels }}
+spec:
+  replicas: 1
+  strategy:
+    type: Recreate
+  selector:
+    matchLabels: {{ labels }}
+  template:
+    metadata:
+      labels: {{ labels }}
+    spec:
+      containers:
+        - name: {{ name }}
+          image: {{ spec.deployment.image }}
+          stdin: true
+          tty: true
+          volumeMounts:
+            - name: home
+              mountPath: /root
+      volumes:
+        - name: home
+          persistentVolumeClaim:
+            claimName: {{ name ~ "-home" }}
+"#;
+
+#[tokio::test]
+async fn a_deployment_with_its_own_claim_keeps_the_claim_unless_destroy_says_volumes() {
+    let mut env = Env::new("dep", json!({}), json!({})).await;
+    let templates = env.dir.path().join(".sindri/templates");
+    std::fs::create_dir_all(&templates).unwrap();
+    std::fs::write(templates.join("kubernetes.yaml"), DEPLOYMENT_TEMPLATE).unwrap();
+    env.refresh_provider();
+    let p = env.provider.clone();
+    let d = env.deploy().await;
+    assert_eq!(
+        kinds(&env.applied()),
+        [
+            "Secret dep-secrets",
+            "PersistentVolumeClaim dep-home",
+            "Deployment dep"
+        ]
+    );
+    assert_eq!(d.detail("workload"), Some("Deployment/dep"));
+    assert_eq!(
+        d.detail("extra_kinds"),
+        None,
+        "the claim is not recorded as an object destroy removes unasked"
+    );
+    let w = exec_capture(
+        p.as_ref(),
+        &d,
+        &ExecCommand::shell("echo kept > /root/note.txt"),
+        None,
+    )
+    .await
+    .expect("write");
+    assert_eq!(w.code, 0);
+
+    dispatch::stop(p.as_ref(), &d).await.expect("stop");
+    assert_eq!(
+        env.server.object("deployments", "default", "dep").unwrap()["spec"]["replicas"],
+        0
+    );
+    assert!(env.server.objects("pods", "default").is_empty(), "no pod");
+    assert_eq!(
+        dispatch::status(p.as_ref(), &d).await.unwrap().state,
+        StatusState::Stopped
+    );
+    dispatch::start(p.as_ref(), &d).await.expect("start");
+    let r = exec_capture(
+        p.as_ref(),
+        &d,
+        &ExecCommand::new(["cat", "/root/note.txt"]),
+        None,
+    )
+    .await
+    .expect("read");
+    assert_eq!(r.out(), "kept\n", "the new pod sees the claim's data");
+
+    let first = dispatch::destroy(p.as_ref(), &d, DestroyOptions { volumes: false })
+        .await
+        .expect("destroy");
+    let mut removed = first.removed.clone();
+    removed.sort();
+    assert_eq!(
+        removed,
+        ["Deployment dep", "Secret dep-secrets"],
+        "{first:?}"
+    );
+    assert!(
+        first.kept.len() == 1 && first.kept[0].starts_with("PersistentVolumeClaim dep-home"),
+        "{first:?}"
+    );
+    assert!(
+        env.server
+            .object("persistentvolumeclaims", "default", "dep-home")
+            .is_some()
+    );
+    // A record written by an earlier sindri listed the claim's kind for destroy.
+    let mut old = d.clone();
+    old.details
+        .insert("extra_kinds".into(), "v1/PersistentVolumeClaim".into());
+    let again = dispatch::destroy(p.as_ref(), &old, DestroyOptions { volumes: false })
+        .await
+        .expect("destroy with an old record");
+    assert!(again.removed.is_empty(), "{again:?}");
+    assert!(
+        env.server
+            .object("persistentvolumeclaims", "default", "dep-home")
+            .is_some(),
+        "still kept"
+    );
+
+    let last = dispatch::destroy(p.as_ref(), &d, DestroyOptions { volumes: true })
+        .await
+        .expect("destroy --volumes");
+    assert_eq!(last.removed, ["PersistentVolumeClaim dep-home"]);
+    assert!(
+        env.server
+            .object("persistentvolumeclaims", "default", "dep-home")
+            .is_none()
+    );
+}
+
+#[tokio::test]
+async fn a_volume_claim_of_that_name_sindri_did_not_create_is_refused_before_any_write() {
+    let env = Env::new("claimed", json!({}), json!({})).await;
+    env.server.insert(
+        "persistentvolumeclaims",
+        "default",
+        json!({
+            "metadata": {"name": "home-claimed-0", "labels": {"app": "postgres"}},
+            "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}},
+        }),
+    );
+    let p = env.provider.as_ref();
+    for e in [
+        dispatch::deploy(p, &env.spec, DeployOptions::default(), &Recorder::new())
+            .await
+            .expect_err("deploy refuses"),
+        dispatch::plan(p, &env.spec, None)
+            .await
+            .expect_err("plan refuses"),
+    ] {
+        assert_eq!(e.kind(), ErrorKind::Conflict, "{e}");
+        assert!(
+            e.message().contains(
+                "a PersistentVolumeClaim named `home-claimed-0` already exists in namespace `default` and it was not created by sindri"
+            ) && e
+                .message()
+                .contains("StatefulSet claimed would mount it as its `home` volume"),
+            "{e}"
+        );
+    }
+    assert!(
+        env.server
+            .received()
+            .iter()
+            .all(|r| r.query.contains("dryRun=All")),
+        "nothing was written: {:?}",
+        env.server.received()
+    );
+    assert!(
+        env.server
+            .object("statefulsets", "default", "claimed")
+            .is_none()
+    );
+    let claim = env
+        .server
+        .object("persistentvolumeclaims", "default", "home-claimed-0")
+        .unwrap();
+    assert_eq!(claim["metadata"]["labels"], json!({"app": "postgres"}));
+}
+
+#[tokio::test]
+async fn sessions_work_over_the_v4_exec_protocol_and_copies_in_say_what_it_lacks() {
+    let env = Env::new("old", json!({}), json!({})).await;
+    // An API server before 1.30 speaks v4.channel.k8s.io, which has no way to close
+    // stdin on its own.
+    env.server.exec_subprotocols(&["v4.channel.k8s.io"]);
+    let d = env.deploy().await;
+    let p = env.provider.as_ref();
+    let out = exec_capture(
+        p,
+        &d,
+        &ExecCommand::shell("echo out; echo err >&2; exit 3"),
+        None,
+    )
+    .await
+    .expect("exec over v4");
+    assert_eq!(
+        (out.code, out.out(), out.err()),
+        (3, "out\n".into(), "err\n".into())
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let w = exec_capture(
+        p,
+        &d,
+        &ExecCommand::shell("printf 'copied\\n' > /tmp/out.txt"),
+        None,
+    )
+    .await
+    .expect("write");
+    assert_eq!(w.code, 0);
+    dispatch::copy_out(p, &d, "/tmp/out.txt", dir.path())
+        .await
+        .expect("copy_out over v4");
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("out.txt")).unwrap(),
+        "copied\n"
+    );
+
+    let local = dir.path().join("in.txt");
+    std::fs::write(&local, "data").unwrap();
+    let e = dispatch::copy_in(p, &d, &local, "/tmp/in.txt")
+        .await
+        .expect_err("copy_in needs v5");
+    assert_eq!(e.kind(), ErrorKind::Unavailable, "{e}");
+    assert!(
+        e.hint().unwrap_or("").contains("v4 exec protocol")
+            && e.hint().unwrap_or("").contains("1.30"),
+        "{e:?}"
+    );
+    assert!(
+        env.server
+            .exec_protocols()
+            .iter()
+            .all(|p| p == "v4.channel.k8s.io"),
+        "{:?}",
+        env.server.exec_protocols()
+    );
+}
+
+#[tokio::test]
+async fn list_owned_finds_environments_in_every_namespace_and_falls_back_on_403() {
+    let env = Env::new("here", json!({}), json!({})).await;
+    env.deploy().await;
+    let other_dir = tempfile::tempdir().unwrap();
+    let other = kube_server::fixture::make_spec(
+        other_dir.path(),
+        "there",
+        json!({}),
+        json!({"namespace": "team-b"}),
+    );
+    let other_provider = kube_server::fixture::provider_for(
+        &env.server,
+        other_dir.path(),
+        &other,
+        kube_server::fixture::test_timeouts(),
+    );
+    dispatch::deploy(
+        other_provider.as_ref(),
+        &other,
+        DeployOptions::default(),
+        &Recorder::new(),
+    )
+    .await
+    .expect("deploy in team-b");
+
+    let found = |list: &[sindri_core::Deployment]| -> Vec<(String, String, String)> {
+        let mut v: Vec<_> = list
+            .iter()
+            .map(|d| {
+                (
+                    d.name.clone(),
+                    d.detail("namespace").unwrap_or("").to_string(),
+                    d.spec_hash.clone(),
+                )
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    let all = dispatch::list_owned(env.provider.as_ref())
+        .await
+        .expect("list");
+    assert_eq!(
+        found(&all),
+        [
+            ("here".into(), "default".into(), env.spec.spec_hash()),
+            ("there".into(), "team-b".into(), other.spec_hash()),
+        ]
+    );
+    assert!(
+        env.server
+            .requests()
+            .iter()
+            .any(|r| r.starts_with("GET /apis/apps/v1/statefulsets?")),
+        "one list across namespaces"
+    );
+
+    // A Role (not a ClusterRole): cluster-wide lists are forbidden.
+    for path in [
+        "/api/v1/secrets",
+        "/apis/apps/v1/statefulsets",
+        "/apis/apps/v1/deployments",
+    ] {
+        env.server.fault(Fault::new(
+            "GET",
+            path,
+            403,
+            "Forbidden",
+            "User \"alice\" cannot list resource at the cluster scope",
+        ));
+    }
+    let mine = dispatch::list_owned(env.provider.as_ref())
+        .await
+        .expect("list in the provider's namespace");
+    assert_eq!(
+        found(&mine),
+        [("here".into(), "default".into(), env.spec.spec_hash())]
     );
 }

@@ -1,6 +1,7 @@
-//! How the Kubernetes provider reports an unreachable or hung API server, RBAC
-//! denials, conflicts, invalid fields and server failures, and kubeconfig problems.
-//! The faults are injected into the test API server; nothing here needs a cluster.
+//! How the Kubernetes provider reports an unreachable, hung or not-Kubernetes API
+//! server, RBAC denials, conflicts, invalid fields and server failures, kubeconfig
+//! problems, and what it cannot do (images to build). The faults are injected into
+//! the test API server or played by bare sockets; nothing here needs a cluster.
 #![cfg(feature = "kubernetes")]
 
 #[path = "support/kube_server/mod.rs"]
@@ -79,7 +80,11 @@ async fn a_server_that_never_answers_times_out_instead_of_hanging() {
         .expect_err("a hung request fails");
     assert_eq!(e.kind(), ErrorKind::Unavailable, "{e}");
     assert!(e.message().contains(&env.server.url()), "{e}");
-    assert!(e.message().contains("no answer in time"), "{e}");
+    assert!(
+        e.message().contains("no answer from") && e.message().contains("in 1 s"),
+        "says in words what happened, with the timeout: {e}"
+    );
+    assert!(!e.message().contains("deadline"), "{e}");
 }
 
 #[tokio::test]
@@ -332,5 +337,217 @@ async fn the_namespace_comes_from_the_settings_then_the_context_then_default() {
         env.server
             .object("statefulsets", "from-context", "ns")
             .is_some()
+    );
+}
+
+/// The provider with its default timeouts (what a user gets) for a kubeconfig whose
+/// server is `server`, and a never-deployed record to ask about.
+fn default_provider(
+    dir: &std::path::Path,
+    server: &str,
+) -> (KubernetesProvider, sindri_core::Deployment) {
+    let kubeconfig = write_kubeconfig(dir, server, None);
+    let p = KubernetesProvider::new(KubernetesSettings::default()).with_kubeconfig(kubeconfig);
+    let spec = make_spec(dir, "dev", json!({}), json!({}));
+    let d = never_deployed(&p, &spec);
+    (p, d)
+}
+
+#[test]
+fn the_default_timeouts_bound_an_unreachable_cluster_to_ten_seconds() {
+    let t = Timeouts::default();
+    assert!(
+        t.connect + t.request <= Duration::from_secs(10),
+        "connect {:?} + request {:?} must stay within the 10 s a user waits at most",
+        t.connect,
+        t.request
+    );
+    assert!(t.connect > Duration::ZERO && t.request > Duration::ZERO);
+}
+
+#[tokio::test]
+async fn a_listener_that_never_accepts_is_reported_with_the_default_timeouts() {
+    // A listening socket that is never accepted from, with its queue filled: the
+    // kernel drops further connection requests, so connecting hangs as it does for a
+    // firewalled or overloaded API server.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let listener = socket.listen(1).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let mut queued = Vec::new();
+    for _ in 0..64 {
+        match std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(300)) {
+            Ok(s) => queued.push(s),
+            Err(_) => break,
+        }
+    }
+    assert!(queued.len() < 64, "the listen queue never filled up");
+    let dir = tempfile::tempdir().unwrap();
+    let server = format!("http://{addr}");
+    let (p, d) = default_provider(dir.path(), &server);
+    let e = dispatch::status(&p, &d)
+        .await
+        .expect_err("a server that takes no connection");
+    assert_eq!(e.kind(), ErrorKind::Unavailable, "{e}");
+    assert!(e.message().contains(&server), "names the server: {e}");
+    assert!(
+        e.message().contains(&format!(
+            "no answer from the Kubernetes API server {server} (context `test`) in {} s: the connection was not accepted",
+            Timeouts::default().connect.as_secs()
+        )),
+        "{e}"
+    );
+    assert!(
+        e.hint().unwrap_or("").contains("kubectl cluster-info"),
+        "{e:?}"
+    );
+    drop(listener);
+}
+
+#[tokio::test]
+async fn a_server_that_accepts_but_never_answers_is_reported_with_the_default_timeouts() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    // Accepts every connection, reads the request and never writes a byte back.
+    let silent = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let mut buf = vec![0u8; 4096];
+            let _ = tokio::io::AsyncReadExt::read(&mut stream, &mut buf).await;
+            held.push(stream);
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let server = format!("http://{addr}");
+    let (p, d) = default_provider(dir.path(), &server);
+    let e = dispatch::status(&p, &d)
+        .await
+        .expect_err("a server that never answers");
+    assert_eq!(e.kind(), ErrorKind::Unavailable, "{e}");
+    assert!(
+        e.message().contains(&format!(
+            "no answer from the Kubernetes API server {server} (context `test`) in {} s",
+            Timeouts::default().request.as_secs()
+        )),
+        "{e}"
+    );
+    assert!(
+        e.message()
+            .contains("did not answer the request to get statefulsets.apps"),
+        "{e}"
+    );
+    let checks = p.check().await;
+    assert!(
+        checks
+            .iter()
+            .any(|c| c.name == "api server" && c.detail.contains("no answer from")),
+        "{checks:?}"
+    );
+    silent.abort();
+}
+
+#[tokio::test]
+async fn a_server_that_is_not_a_kubernetes_api_is_named_as_such() {
+    let env = Env::new("web", json!({}), json!({})).await;
+    // A web server (or a proxy, or a URL with a path) answers 404 pages.
+    env.server
+        .fault(Fault::plain("/", 404, "404 page not found\n"));
+    let e = deploy_err(&env).await;
+    assert_eq!(e.kind(), ErrorKind::Unavailable, "{e}");
+    assert!(
+        e.message().contains(&format!(
+            "the server at {} (context `test`) did not answer like a Kubernetes API server",
+            env.server.url()
+        )),
+        "{e}"
+    );
+    assert!(e.message().contains("404 `404 page not found`"), "{e}");
+    assert!(
+        !e.message().contains("Failed to parse") && !e.message().contains("not found in namespace"),
+        "{e}"
+    );
+    assert!(
+        e.hint()
+            .unwrap_or("")
+            .contains("`server` URL of context `test`"),
+        "{e:?}"
+    );
+    let checks = env.provider.check().await;
+    let api = checks
+        .iter()
+        .find(|c| c.name == "api server")
+        .expect("check");
+    assert_eq!(api.status, sindri_core::CheckStatus::Fail);
+    assert!(
+        api.detail
+            .contains("did not answer like a Kubernetes API server"),
+        "{checks:?}"
+    );
+    // And destroy does not mistake the 404s for objects already gone.
+    let d = never_deployed(env.provider.as_ref(), &env.spec);
+    let e = dispatch::destroy(
+        env.provider.as_ref(),
+        &d,
+        sindri_core::DestroyOptions { volumes: true },
+    )
+    .await
+    .expect_err("destroy cannot succeed against a web server");
+    assert!(
+        e.message()
+            .contains("did not answer like a Kubernetes API server"),
+        "{e}"
+    );
+}
+
+#[tokio::test]
+async fn a_kind_the_cluster_does_not_serve_is_named() {
+    let mut env = Env::new("crd", json!({}), json!({})).await;
+    let templates = env.dir.path().join(".sindri/templates");
+    std::fs::create_dir_all(&templates).unwrap();
+    let builtin = sindri_render::builtin_template("kubernetes.yaml").unwrap();
+    let widget = "\n---\napiVersion: example.com/v1\nkind: Widget\nmetadata:\n  name: {{ name }}\n  labels: {{ labels }}\nspec:\n  size: 3\n";
+    std::fs::write(
+        templates.join("kubernetes.yaml"),
+        format!("{builtin}{widget}"),
+    )
+    .unwrap();
+    env.refresh_provider();
+    let e = dispatch::plan(env.provider.as_ref(), &env.spec, None)
+        .await
+        .expect_err("no such kind");
+    assert_eq!(e.kind(), ErrorKind::Invalid, "{e}");
+    assert!(
+        e.message().contains("does not serve widgets.example.com"),
+        "{e}"
+    );
+    assert!(
+        e.hint().unwrap_or("").contains("CustomResourceDefinition"),
+        "{e:?}"
+    );
+}
+
+#[tokio::test]
+async fn an_image_to_build_is_refused_with_how_to_build_and_load_it() {
+    let env = Env::new(
+        "built",
+        json!({"image": null, "build": {"context": "app", "dockerfile": "app/Dockerfile"}}),
+        json!({}),
+    )
+    .await;
+    let e = deploy_err(&env).await;
+    assert_eq!(e.kind(), ErrorKind::Invalid, "{e}");
+    assert!(
+        e.message()
+            .contains("docker build -t sindri-built:local -f app/Dockerfile app"),
+        "says how to build it: {e}"
+    );
+    assert!(
+        e.message().contains("sindri k8s load sindri-built:local"),
+        "says how to load it into a local cluster: {e}"
+    );
+    assert!(
+        env.server.requests().is_empty(),
+        "nothing reached the API server: {:?}",
+        env.server.requests()
     );
 }

@@ -7,6 +7,7 @@
 
 use minijinja::Value;
 use sindri_core::{Error, ResolvedSpec, Result};
+use sindri_spec::quantity::k8s_decimal_quantity;
 use sindri_spec::{ByteSize, Cpus, Protocol, SecretSource, Spec};
 
 use crate::common::{
@@ -29,14 +30,10 @@ pub const GPU_RESOURCE: &str = "nvidia.com/gpu";
 /// The Service types Kubernetes knows for exposing ports.
 const SERVICE_TYPES: [&str; 3] = ["ClusterIP", "NodePort", "LoadBalancer"];
 
-/// A CPU count as a Kubernetes quantity: `2`, or millicores such as `500m`.
+/// A CPU count as a Kubernetes quantity in the API server's canonical form: `2`, or
+/// millicores such as `500m`.
 pub fn cpu_quantity(c: Cpus) -> String {
-    let m = c.millis();
-    if m.is_multiple_of(1000) {
-        (m / 1000).to_string()
-    } else {
-        format!("{m}m")
-    }
+    c.to_k8s_quantity()
 }
 
 /// Kubernetes expands `$(VAR)` in env values, command and args, and turns `$$` into
@@ -200,7 +197,7 @@ pub(crate) fn objects_value(spec: &ResolvedSpec) -> Result<Vec<Value>> {
         limits = limits.set("memory", m.to_k8s_quantity());
     }
     if let Some(g) = &r.gpu {
-        limits = limits.set(GPU_RESOURCE, g.count.to_string());
+        limits = limits.set(GPU_RESOURCE, k8s_decimal_quantity(u128::from(g.count), 0));
     }
     let resources = Obj::new()
         .nonempty("requests", requests.build())

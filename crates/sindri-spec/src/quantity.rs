@@ -59,19 +59,25 @@ impl ByteSize {
         self.0.div_ceil(1 << 30)
     }
 
-    /// The size as a Kubernetes quantity (`2Gi`, `512Mi`, or bytes).
+    /// The size as a Kubernetes quantity, in the canonical form an API server writes
+    /// back (`2Gi`, `1536Mi`, `300M`, `1500`), so what sindri sends compares equal to
+    /// what it later reads. See [`k8s_decimal_quantity`] for why that matters.
     pub fn to_k8s_quantity(self) -> String {
-        for (suffix, unit) in [
-            ("Ti", 1u64 << 40),
-            ("Gi", 1 << 30),
-            ("Mi", 1 << 20),
-            ("Ki", 1 << 10),
-        ] {
-            if self.0 >= unit && self.0.is_multiple_of(unit) {
-                return format!("{}{suffix}", self.0 / unit);
+        // Both forms are kept as they are by the server (a binary suffix only for whole
+        // multiples of 1 Ki); the shorter reads better: `10G` rather than `9765625Ki`.
+        let decimal = k8s_decimal_quantity(u128::from(self.0), 0);
+        if self.0 >= 1024 && self.0.is_multiple_of(1024) {
+            let (mut n, mut i) = (self.0, 0);
+            while n.is_multiple_of(1024) && i + 1 < K8S_BINARY_SUFFIXES.len() {
+                n /= 1024;
+                i += 1;
+            }
+            let binary = format!("{n}{}", K8S_BINARY_SUFFIXES[i]);
+            if binary.len() <= decimal.len() {
+                return binary;
             }
         }
-        self.0.to_string()
+        decimal
     }
 }
 
@@ -211,6 +217,12 @@ impl Cpus {
         (self.0 * 1000.0).ceil() as u64
     }
 
+    /// The count as a Kubernetes CPU quantity in the API server's canonical form:
+    /// whole cores as `2`, anything else in millicores (`500m`, `1500m`).
+    pub fn to_k8s_quantity(self) -> String {
+        k8s_decimal_quantity(u128::from(self.millis()), -3)
+    }
+
     /// Billionths of a core (Docker's NanoCPUs).
     pub fn nanos(self) -> i64 {
         (self.0 * 1e9).round() as i64
@@ -283,6 +295,129 @@ impl JsonSchema for Cpus {
                 {"type": "string", "pattern": r"^\s*[0-9]+(\.[0-9]+)?m?\s*$"}
             ]
         })
+    }
+}
+
+/// Suffixes of Kubernetes quantities for powers of ten, as the API server writes them.
+const K8S_DECIMAL_SUFFIXES: [(i32, &str); 10] = [
+    (-9, "n"),
+    (-6, "u"),
+    (-3, "m"),
+    (0, ""),
+    (3, "k"),
+    (6, "M"),
+    (9, "G"),
+    (12, "T"),
+    (15, "P"),
+    (18, "E"),
+];
+
+/// Suffixes of Kubernetes quantities for powers of 1024.
+const K8S_BINARY_SUFFIXES: [&str; 7] = ["", "Ki", "Mi", "Gi", "Ti", "Pi", "Ei"];
+
+/// `mantissa × 10^exp10` as a Kubernetes quantity with decimal suffixes, in the
+/// canonical form of the API server (apimachinery's `Quantity.String`): trailing zeros
+/// go into the exponent, the exponent is lowered to a multiple of three and named by
+/// its suffix (`300000000` is `300M`, `1500` stays `1500`, `2000` is `2k`, 0.5 is
+/// `500m`).
+///
+/// The server stores and returns quantities in this form whatever form it was sent,
+/// so a manifest written in any other form never compares equal to the live object.
+pub fn k8s_decimal_quantity(mantissa: u128, exp10: i32) -> String {
+    if mantissa == 0 {
+        return "0".to_string();
+    }
+    let (mut m, mut e) = (mantissa, exp10);
+    while m.is_multiple_of(10) {
+        m /= 10;
+        e += 1;
+    }
+    // `%` truncates like Go's, so negative exponents round down to a multiple of 3.
+    match e % 3 {
+        1 | -2 => {
+            m *= 10;
+            e -= 1;
+        }
+        2 | -1 => {
+            m *= 100;
+            e -= 2;
+        }
+        _ => {}
+    }
+    match K8S_DECIMAL_SUFFIXES.iter().find(|(x, _)| *x == e) {
+        Some((_, suffix)) => format!("{m}{suffix}"),
+        None => format!("{m}e{e}"),
+    }
+}
+
+/// The value of a Kubernetes quantity (`2Gi`, `300M`, `500m`, `1e3`, `0.5`) in
+/// billionths, rounded up to a billionth as the API server rounds it. Two quantities
+/// are the same amount when their values are equal, however each was written.
+pub fn parse_k8s_quantity(s: &str) -> Result<i128, String> {
+    let bad = || {
+        format!("`{s}` is not a Kubernetes quantity (expected e.g. `2Gi`, `500M`, `250m` or `1.5`)")
+    };
+    let (negative, rest) = match s.as_bytes().first() {
+        Some(b'-') => (true, &s[1..]),
+        Some(b'+') => (false, &s[1..]),
+        _ => (false, s),
+    };
+    let number_end = rest
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(rest.len());
+    let (number, suffix) = rest.split_at(number_end);
+    let (whole, fraction) = number.split_once('.').unwrap_or((number, ""));
+    if number.is_empty() || fraction.contains('.') || whole.len() + fraction.len() > 30 {
+        return Err(bad());
+    }
+    let digits: i128 = format!("0{whole}{fraction}").parse().map_err(|_| bad())?;
+    // value = digits × 2^bin × 10^dec / 10^len(fraction)
+    let (bin, dec): (u32, i32) = if let Some(i) = K8S_BINARY_SUFFIXES
+        .iter()
+        .skip(1)
+        .position(|x| *x == suffix)
+    {
+        (10 * (i as u32 + 1), 0)
+    } else if let Some((e, _)) = K8S_DECIMAL_SUFFIXES.iter().find(|(_, x)| *x == suffix) {
+        (0, *e)
+    } else if let Some(exp) = suffix
+        .strip_prefix('e')
+        .or_else(|| suffix.strip_prefix('E'))
+    {
+        let e: i32 = exp.parse().map_err(|_| bad())?;
+        if !(-40..=40).contains(&e) {
+            return Err(bad());
+        }
+        (0, e)
+    } else {
+        return Err(bad());
+    };
+    // In billionths: multiply by 10^(9 + dec - len(fraction)), dividing (rounding up)
+    // when that power is negative.
+    let shift = 9 + dec - fraction.len() as i32;
+    let scaled = digits.checked_mul(1i128 << bin).ok_or_else(bad)?;
+    let value = if shift >= 0 {
+        10i128
+            .checked_pow(shift as u32)
+            .and_then(|p| scaled.checked_mul(p))
+            .ok_or_else(bad)?
+    } else {
+        match 10i128.checked_pow(shift.unsigned_abs()) {
+            Some(p) => scaled.div_ceil_positive(p),
+            None => i128::from(scaled > 0),
+        }
+    };
+    Ok(if negative { -value } else { value })
+}
+
+/// Division rounding up, for non-negative values.
+trait DivCeilPositive {
+    fn div_ceil_positive(self, d: Self) -> Self;
+}
+
+impl DivCeilPositive for i128 {
+    fn div_ceil_positive(self, d: i128) -> i128 {
+        self / d + i128::from(self % d != 0)
     }
 }
 
@@ -551,6 +686,101 @@ mod tests {
         assert_eq!(ByteSize(2 << 30).to_string(), "2GiB");
         assert_eq!(ByteSize(2 << 30).to_k8s_quantity(), "2Gi");
         assert_eq!(ByteSize(1500).to_k8s_quantity(), "1500");
+    }
+
+    /// What apimachinery's `Quantity.String` writes back for each size (cases from
+    /// its quantity_test.go and worked through its canonicalisation rules).
+    #[test]
+    fn sizes_become_the_quantities_an_api_server_writes_back() {
+        for (size, canonical) in [
+            ("300MB", "300M"),
+            ("10GB", "10G"),
+            ("1.5GB", "1500M"),
+            ("2KB", "2k"),
+            ("1500", "1500"),
+            ("1000", "1k"),
+            ("123456789", "123456789"),
+            ("1GiB", "1Gi"),
+            ("1024MiB", "1Gi"),
+            ("1.5GiB", "1536Mi"),
+            ("300MiB", "300Mi"),
+            ("1001GiB", "1001Gi"),
+            ("1TiB", "1Ti"),
+            ("1025", "1025"),
+            ("1024", "1Ki"),
+            ("2048000", "2048k"),
+            ("512", "512"),
+            ("0", "0"),
+        ] {
+            let b: ByteSize = size.parse().unwrap();
+            assert_eq!(b.to_k8s_quantity(), canonical, "{size}");
+            assert_eq!(
+                parse_k8s_quantity(canonical).unwrap(),
+                i128::from(b.bytes()) * 1_000_000_000,
+                "{canonical} is {size}"
+            );
+        }
+        assert_eq!(ByteSize(1 << 50).to_k8s_quantity(), "1Pi");
+        assert_eq!(ByteSize(3 << 60).to_k8s_quantity(), "3Ei");
+    }
+
+    #[test]
+    fn cpus_become_canonical_quantities() {
+        for (cores, canonical) in [
+            (0.5, "500m"),
+            (0.25, "250m"),
+            (1.0, "1"),
+            (1.5, "1500m"),
+            (2.5, "2500m"),
+            (16.0, "16"),
+            (0.001, "1m"),
+            (1000.0, "1k"),
+        ] {
+            assert_eq!(
+                Cpus::new(cores).unwrap().to_k8s_quantity(),
+                canonical,
+                "{cores}"
+            );
+        }
+    }
+
+    #[test]
+    fn decimal_quantities_follow_the_api_servers_rules() {
+        for (m, e, canonical) in [
+            (1u128, 9, "1G"),
+            (1000, 6, "1G"),
+            (1, -3, "1m"),
+            (80, -3, "80m"),
+            (1080, -3, "1080m"),
+            (108, -2, "1080m"),
+            (300, 6, "300M"),
+            (1, 18, "1E"),
+            (1, 21, "1e21"),
+            (3, 3, "3k"),
+            (1, -9, "1n"),
+            (1080, -6, "1080u"),
+        ] {
+            assert_eq!(k8s_decimal_quantity(m, e), canonical, "{m}e{e}");
+        }
+    }
+
+    #[test]
+    fn quantities_written_differently_have_the_same_value() {
+        let v = |s: &str| parse_k8s_quantity(s).unwrap();
+        assert_eq!(v("300000000"), v("300M"));
+        assert_eq!(v("1024Mi"), v("1Gi"));
+        assert_eq!(v("0.5"), v("500m"));
+        assert_eq!(v("1e3"), v("1k"));
+        assert_eq!(v("1.5Gi"), v("1536Mi"));
+        assert_eq!(v(".001Ki"), v("1024m"));
+        assert_eq!(v("-2k"), -v("2000"));
+        assert_eq!(v("3.001n"), 4, "rounded up to a billionth");
+        assert_ne!(v("1G"), v("1Gi"));
+        for bad in [
+            "", "1.1.M", "0.1mi", "aoeu", "1i", "-3.01e-", " 1", "1 ", "12MB",
+        ] {
+            assert!(parse_k8s_quantity(bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

@@ -14,6 +14,7 @@ use sindri_core::{
 };
 use sindri_render::{LABEL_ENVIRONMENT, LABEL_MANAGED, LABEL_PROJECT};
 use sindri_spec::ProviderKind;
+use sindri_spec::quantity::parse_k8s_quantity;
 
 use super::connect::{Conn, Timeouts, known, rbac_name};
 use super::manifests::{
@@ -66,7 +67,7 @@ async fn analyse(conn: &Conn, spec: &ResolvedSpec, m: &Manifests, ns: &str) -> R
         let (action, reason) = match &live {
             None => (PlanAction::Create, None),
             Some(l) => {
-                refuse_foreign(l, d, spec, ns)?;
+                refuse_foreign(l, &d.ar.kind, &d.name, spec, ns, "")?;
                 if l.metadata.deletion_timestamp.is_some() {
                     (
                         PlanAction::Replace,
@@ -106,6 +107,7 @@ async fn analyse(conn: &Conn, spec: &ResolvedSpec, m: &Manifests, ns: &str) -> R
             orphan: None,
         });
     }
+    refuse_foreign_claims(conn, spec, m.workload(), ns).await?;
     // Objects this environment created earlier that the spec no longer has (a Service
     // after its ports were removed).
     let sel = selector(spec.name(), &spec.project);
@@ -137,8 +139,62 @@ async fn analyse(conn: &Conn, spec: &ResolvedSpec, m: &Manifests, ns: &str) -> R
     Ok(steps)
 }
 
+/// Refuses to deploy a StatefulSet whose pod would mount someone else's volume claim:
+/// the controller names the claims `<template>-<statefulset>-<ordinal>` and adopts a
+/// claim that already has that name, whoever made it.
+async fn refuse_foreign_claims(
+    conn: &Conn,
+    spec: &ResolvedSpec,
+    workload: &Desired,
+    ns: &str,
+) -> Result<()> {
+    if workload.ar.kind != "StatefulSet" {
+        return Ok(());
+    }
+    let replicas = workload
+        .body
+        .pointer("/spec/replicas")
+        .and_then(Value::as_i64)
+        .unwrap_or(1);
+    let templates: Vec<&str> = workload
+        .body
+        .pointer("/spec/volumeClaimTemplates")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|c| c.pointer("/metadata/name").and_then(Value::as_str))
+        .collect();
+    let pvc = known("PersistentVolumeClaim");
+    for template in templates {
+        for ordinal in 0..replicas.max(1) {
+            let name = format!("{template}-{}-{ordinal}", workload.name);
+            let live = conn
+                .api(&pvc, ns)
+                .get_opt(&name)
+                .await
+                .map_err(|e| conn.error("get", "persistentvolumeclaims", Some(&name), ns, e))?;
+            if let Some(live) = live {
+                let why = format!(
+                    "; StatefulSet {} would mount it as its `{template}` volume",
+                    workload.name
+                );
+                refuse_foreign(&live, &pvc.kind, &name, spec, ns, &why)?;
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Refuses an object that exists under a desired name but is not this environment's.
-fn refuse_foreign(live: &DynamicObject, d: &Desired, spec: &ResolvedSpec, ns: &str) -> Result<()> {
+/// `why` adds to the message (after the owner), e.g. how the name would be used.
+fn refuse_foreign(
+    live: &DynamicObject,
+    kind: &str,
+    name: &str,
+    spec: &ResolvedSpec,
+    ns: &str,
+    why: &str,
+) -> Result<()> {
     let labels = live.labels();
     if owned_by(labels, spec.name(), &spec.project) {
         return Ok(());
@@ -156,8 +212,7 @@ fn refuse_foreign(live: &DynamicObject, d: &Desired, spec: &ResolvedSpec, ns: &s
     Err(Error::new(
         ErrorKind::Conflict,
         format!(
-            "a {} named `{}` already exists in namespace `{ns}` and {whose}; sindri will not change or remove it",
-            d.ar.kind, d.name
+            "a {kind} named `{name}` already exists in namespace `{ns}` and {whose}{why}; sindri will not change, use or remove it"
         ),
     )
     .with_provider(ProviderKind::Kubernetes)
@@ -215,7 +270,7 @@ fn immutable_change(d: &Desired, live: &DynamicObject) -> Option<String> {
     if want_spec.get("serviceName") != live_spec.get("serviceName") {
         return Some("serviceName changed; the StatefulSet is recreated (volumes are kept)".into());
     }
-    let claims = |spec: &Value| -> Vec<(String, Value, Value, Value)> {
+    let claims = |spec: &Value| -> Vec<(String, Value, Value, Quantity)> {
         spec.get("volumeClaimTemplates")
             .and_then(Value::as_array)
             .map(|a| {
@@ -232,9 +287,7 @@ fn immutable_change(d: &Desired, live: &DynamicObject) -> Option<String> {
                             c.pointer("/spec/storageClassName")
                                 .cloned()
                                 .unwrap_or(Value::Null),
-                            c.pointer("/spec/resources/requests/storage")
-                                .cloned()
-                                .unwrap_or(Value::Null),
+                            Quantity(c.pointer("/spec/resources/requests/storage").cloned()),
                         )
                     })
                     .collect()
@@ -247,6 +300,25 @@ fn immutable_change(d: &Desired, live: &DynamicObject) -> Option<String> {
         );
     }
     None
+}
+
+/// A quantity as sent or as read back, equal to another when their values are equal:
+/// the API server rewrites `300000000` as `300M`, `0.5` as `500m`.
+#[derive(Debug)]
+struct Quantity(Option<Value>);
+
+impl PartialEq for Quantity {
+    fn eq(&self, other: &Quantity) -> bool {
+        let value = |q: &Quantity| match &q.0 {
+            Some(Value::String(s)) => parse_k8s_quantity(s).ok(),
+            Some(Value::Number(n)) => parse_k8s_quantity(&n.to_string()).ok(),
+            _ => None,
+        };
+        match (value(self), value(other)) {
+            (Some(a), Some(b)) => a == b,
+            _ => self.0 == other.0,
+        }
+    }
 }
 
 /// An object without the fields the server maintains, for comparing.
@@ -454,7 +526,7 @@ pub(crate) async fn deploy(
         let extra: Vec<String> = m
             .objects
             .iter()
-            .filter(|o| !OWNED_KINDS.contains(&o.ar.kind.as_str()))
+            .filter(|o| !OWNED_KINDS.contains(&o.ar.kind.as_str()) && !is_claim(&o.ar))
             .map(|o| format!("{}/{}", o.ar.api_version, o.ar.kind))
             .collect();
         if !extra.is_empty() {
@@ -483,7 +555,7 @@ async fn delete(conn: &Conn, ar: &ApiResource, name: &str, ns: &str) -> Result<b
         .await
     {
         Ok(_) => Ok(true),
-        Err(kube::Error::Api(s)) if s.code == 404 => Ok(false),
+        Err(kube::Error::Api(s)) if s.is_not_found() => Ok(false),
         Err(e) => Err(conn.error("delete", &rbac_name(ar), Some(name), ns, e)),
     }
 }
@@ -542,6 +614,11 @@ async fn restart_pods(conn: &Conn, workload: &DynamicObject, ns: &str) -> Result
     Ok(())
 }
 
+/// True for PersistentVolumeClaims, which hold data and go only with `--volumes`.
+fn is_claim(ar: &ApiResource) -> bool {
+    ar.group.is_empty() && ar.kind == "PersistentVolumeClaim"
+}
+
 fn known_pods() -> ApiResource {
     ApiResource::from_gvk_with_plural(&kube::api::GroupVersionKind::gvk("", "v1", "Pod"), "pods")
 }
@@ -559,8 +636,14 @@ pub(crate) async fn destroy(
     let mut kinds: Vec<ApiResource> = OWNED_KINDS.iter().map(|k| known(k)).collect();
     if let Some(extra) = d.detail("extra_kinds") {
         for gvk in extra.split(',').filter(|s| !s.is_empty()) {
+            // Claims hold data: they are removed below, and only with `--volumes`
+            // (records written before that rule may still list them here).
             if let Some((api_version, kind)) = gvk.rsplit_once('/')
                 && let Ok(ar) = super::connect::resource(api_version, kind)
+                && !is_claim(&ar)
+                && !kinds
+                    .iter()
+                    .any(|k| k.kind == ar.kind && k.group == ar.group)
             {
                 kinds.push(ar);
             }
@@ -607,37 +690,34 @@ pub(crate) async fn destroy(
     Ok(report)
 }
 
-/// `list_owned`: every StatefulSet or Deployment labelled `sindri.managed=true` in the
-/// namespace, with the spec hash read from its Secret.
+/// `list_owned`: every StatefulSet or Deployment labelled `sindri.managed=true` in
+/// every namespace (in the provider's namespace alone when RBAC allows no
+/// cluster-wide list), with the spec hash read from its Secret.
 pub(crate) async fn list_owned(conn: &Conn) -> Result<Vec<Deployment>> {
-    let ns = conn.namespace.clone();
     let managed = format!("{LABEL_MANAGED}=true");
-    let secrets_ar = known("Secret");
-    let secrets = conn
-        .api(&secrets_ar, &ns)
-        .list(&ListParams::default().labels(&managed))
-        .await
-        .map_err(|e| conn.error("list", "secrets", None, &ns, e))?;
-    let mut hashes: BTreeMap<(String, String), String> = BTreeMap::new();
-    for s in &secrets.items {
+    let secrets = list_managed(conn, &known("Secret"), &managed).await?;
+    let mut hashes: BTreeMap<(String, String, String), String> = BTreeMap::new();
+    for s in &secrets {
         let l = s.labels();
         if let (Some(env), Some(project), Some(hash)) = (
             l.get(LABEL_ENVIRONMENT),
             l.get(LABEL_PROJECT),
             s.annotations().get(ANNOTATION_SPEC_HASH),
         ) {
-            hashes.insert((env.clone(), project.clone()), hash.clone());
+            hashes.insert(
+                (
+                    s.namespace().unwrap_or_default(),
+                    env.clone(),
+                    project.clone(),
+                ),
+                hash.clone(),
+            );
         }
     }
     let mut out = Vec::new();
     for kind in ["StatefulSet", "Deployment"] {
         let ar = known(kind);
-        let list = conn
-            .api(&ar, &ns)
-            .list(&ListParams::default().labels(&managed))
-            .await
-            .map_err(|e| conn.error("list", &rbac_name(&ar), None, &ns, e))?;
-        for w in list.items {
+        for w in list_managed(conn, &ar, &managed).await? {
             if w.metadata.deletion_timestamp.is_some() {
                 continue;
             }
@@ -646,8 +726,9 @@ pub(crate) async fn list_owned(conn: &Conn) -> Result<Vec<Deployment>> {
             else {
                 continue;
             };
+            let ns = w.namespace().unwrap_or_else(|| conn.namespace.clone());
             let hash = hashes
-                .get(&(env.clone(), project.clone()))
+                .get(&(ns.clone(), env.clone(), project.clone()))
                 .cloned()
                 .unwrap_or_default();
             let mut d = Deployment::creating(env, ProviderKind::Kubernetes, project, &hash);
@@ -671,4 +752,24 @@ pub(crate) async fn list_owned(conn: &Conn) -> Result<Vec<Deployment>> {
         }
     }
     Ok(out)
+}
+
+/// Objects of `ar` matching `labels` in every namespace; in the provider's namespace
+/// when RBAC forbids the cluster-wide list (a Role, not a ClusterRole, is common).
+async fn list_managed(conn: &Conn, ar: &ApiResource, labels: &str) -> Result<Vec<DynamicObject>> {
+    let lp = ListParams::default().labels(labels);
+    let all: kube::Api<DynamicObject> = kube::Api::all_with(conn.client.clone(), ar);
+    match all.list(&lp).await {
+        Ok(list) => Ok(list.items),
+        Err(kube::Error::Api(s)) if s.code == 403 => {
+            let ns = &conn.namespace;
+            Ok(conn
+                .api(ar, ns)
+                .list(&lp)
+                .await
+                .map_err(|e| conn.error("list", &rbac_name(ar), None, ns, e))?
+                .items)
+        }
+        Err(e) => Err(conn.error("list", &rbac_name(ar), None, "(all namespaces)", e)),
+    }
 }

@@ -50,6 +50,8 @@ pub(crate) struct Conn {
     pub server: String,
     /// The kubeconfig context.
     pub context: String,
+    /// The timeouts the clients were built with (errors quote them).
+    pub timeouts: Timeouts,
 }
 
 /// Loads the kubeconfig and builds the clients. Reads local files only: the API server
@@ -128,6 +130,7 @@ pub(crate) async fn connect(
         namespace,
         server,
         context,
+        timeouts,
     })
 }
 
@@ -271,9 +274,17 @@ impl Conn {
             None => resource.to_string(),
         };
         let err = match e {
+            kube::Error::Api(status) if status.reason == NOT_A_STATUS && status.code == 404 => {
+                self.not_an_api(verb, resource, &what, &status.message)
+            }
             kube::Error::Api(status) => {
                 let status = *status;
-                let msg = if status.message.is_empty() {
+                let msg = if status.reason == NOT_A_STATUS {
+                    format!(
+                        "the answer was not a Kubernetes Status: `{}`",
+                        snippet(&status.message)
+                    )
+                } else if status.message.is_empty() {
                     status.reason.clone()
                 } else {
                     status.message.clone()
@@ -356,12 +367,26 @@ impl Conn {
             .with_hint("check the user's credentials (token, client certificate or exec plugin) in the kubeconfig"),
             kube::Error::HyperError(_) | kube::Error::Service(_) => Error::new(
                 ErrorKind::Unavailable,
-                format!(
-                    "cannot reach the Kubernetes API server {} (context `{}`): {}",
-                    self.server,
-                    self.context,
-                    cause_chain(&e)
-                ),
+                match timed_out(&e) {
+                    Some(Timeout::Connect) => format!(
+                        "no answer from the Kubernetes API server {} (context `{}`) in {} s: the connection was not accepted",
+                        self.server,
+                        self.context,
+                        self.timeouts.connect.as_secs()
+                    ),
+                    Some(Timeout::Response) => format!(
+                        "no answer from the Kubernetes API server {} (context `{}`) in {} s: it took the connection but did not answer the request to {verb} {what}",
+                        self.server,
+                        self.context,
+                        self.timeouts.request.as_secs()
+                    ),
+                    None => format!(
+                        "cannot reach the Kubernetes API server {} (context `{}`): {}",
+                        self.server,
+                        self.context,
+                        cause_chain(&e)
+                    ),
+                },
             )
             .with_hint(format!(
                 "is the cluster running and reachable? check with `kubectl cluster-info --context {}`",
@@ -374,6 +399,100 @@ impl Conn {
         };
         err.with_provider(ProviderKind::Kubernetes)
     }
+}
+
+impl Conn {
+    /// A 404 whose body is not a Kubernetes `Status`: the real API server answers so
+    /// only for an API group or version it does not serve (a custom resource without
+    /// its definition); for the built-in resources it means the URL is not an API
+    /// server at all (a web server, a proxy, a path prefix).
+    fn not_an_api(&self, verb: &str, resource: &str, what: &str, body: &str) -> Error {
+        if !is_builtin(resource) {
+            return Error::new(
+                ErrorKind::Invalid,
+                format!(
+                    "the API server {} does not serve {resource} (404 `{}` for {verb} {what}): its API group or version is not installed in the cluster",
+                    self.server,
+                    snippet(body)
+                ),
+            )
+            .with_hint(format!(
+                "check apiVersion and kind in .sindri/templates/kubernetes.yaml; a custom resource needs its CustomResourceDefinition installed (`kubectl api-resources --context {}` lists what the cluster serves)",
+                self.context
+            ));
+        }
+        Error::new(
+            ErrorKind::Unavailable,
+            format!(
+                "the server at {} (context `{}`) did not answer like a Kubernetes API server: to {verb} {what} it answered 404 `{}`, not a Kubernetes Status",
+                self.server,
+                self.context,
+                snippet(body)
+            ),
+        )
+        .with_hint(format!(
+            "check the `server` URL of context `{}` in the kubeconfig: it must be the cluster's API server (e.g. https://HOST:6443, with no path), not a web server or proxy in front of it",
+            self.context
+        ))
+    }
+}
+
+/// The reason kube-client gives an error response whose body is not a `Status`.
+const NOT_A_STATUS: &str = "Failed to parse error data";
+
+/// Resources every Kubernetes API server serves (RBAC spelling), and `/version`.
+fn is_builtin(resource: &str) -> bool {
+    let base = resource.split('/').next().unwrap_or("");
+    base.is_empty()
+        || matches!(base, "pods" | "events")
+        || KNOWN.iter().any(|(group, _, _, plural)| match *group {
+            "" => base == *plural,
+            g => base == format!("{plural}.{g}"),
+        })
+}
+
+/// The first line of a response body, shortened.
+fn snippet(body: &str) -> String {
+    let line = body.trim().lines().next().unwrap_or("").trim();
+    match line.char_indices().nth(120) {
+        Some((i, _)) => format!("{}…", &line[..i]),
+        None => line.to_string(),
+    }
+}
+
+/// Which of the plain client's timeouts ended a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Timeout {
+    /// The TCP (or TLS) connection was not established in time.
+    Connect,
+    /// The connection was made but the response did not come in time.
+    Response,
+}
+
+/// The timeout behind a transport error, if one is: the connect timeout wraps
+/// tokio's `Elapsed` ("deadline has elapsed") in a `TimedOut` I/O error, the read
+/// timeout is a bare `TimedOut`.
+fn timed_out(e: &(dyn std::error::Error + 'static)) -> Option<Timeout> {
+    let mut cur = Some(e);
+    while let Some(c) = cur {
+        if c.is::<tokio::time::error::Elapsed>() {
+            return Some(Timeout::Connect);
+        }
+        if let Some(io) = c.downcast_ref::<std::io::Error>()
+            && io.kind() == std::io::ErrorKind::TimedOut
+        {
+            let connect = io
+                .get_ref()
+                .is_some_and(|inner| inner.is::<tokio::time::error::Elapsed>());
+            return Some(if connect {
+                Timeout::Connect
+            } else {
+                Timeout::Response
+            });
+        }
+        cur = c.source();
+    }
+    None
 }
 
 /// An error and its causes on one line, most specific last; timeouts say so plainly.

@@ -15,29 +15,41 @@
 //! Server-side apply with field manager `sindri`, forced (so sindri takes back fields
 //! someone edited by hand) only after reading the object and finding sindri's labels
 //! for this environment; an object of that name without them is someone else's and the
-//! deploy is refused with a Conflict. `plan` diffs against the live objects with a
-//! server-side dry run (the Secret by its hash annotations, never by value).
+//! deploy is refused with a Conflict, as is a volume claim the StatefulSet would adopt
+//! (`<template>-<name>-0`) without them. `plan` diffs against the live objects with a
+//! server-side dry run (the Secret by its hash annotations, never by value); what
+//! cannot change in place is compared by value (quantities as numbers, since the
+//! server rewrites them in canonical form; sindri also sends them in that form).
 //!
 //! # Lifecycle
 //! `stop` scales the workload to 0 (the volume claims stay), `start` scales it back
-//! and waits for ready. `destroy` deletes every labelled object; the volume claims only
-//! with `--volumes`. `status` reads the pod's phase, conditions, container states and
+//! and waits for ready. `destroy` deletes every labelled object; the volume claims
+//! (the StatefulSet's and those an overridden template declares) only with
+//! `--volumes`. `status` reads the pod's phase, conditions, container states and
 //! events and says in words what is wrong (image pull, crash loop with the last log
 //! lines, no node with a free GPU or matching the selector).
 //!
 //! # Sessions
 //! `exec` and `connect` use the API's exec over a websocket (`v5.channel.k8s.io`,
 //! falling back to v4), with a TTY and resize for `connect`. `copy_in`/`copy_out`
-//! stream tar archives through exec (the image needs `sh` and `tar`).
+//! stream tar archives through exec (the image needs `sh` and `tar`). Over v4 (API
+//! servers before 1.30) a command's input cannot be ended without ending the session,
+//! so `copy_in` fails there, saying so.
+//!
+//! # Finding environments
+//! `list_owned` lists across all namespaces, or in the provider's namespace when RBAC
+//! allows only that (a Role rather than a ClusterRole).
 //!
 //! # Timeouts
-//! The API server must answer a plain request within a few seconds: an unreachable
-//! cluster is reported (naming the server from the kubeconfig) in under 10 s. Watches,
-//! `logs --follow` and exec sessions have no read timeout.
+//! The API server must take the connection within [`Timeouts::connect`] and answer a
+//! plain request within [`Timeouts::request`]: an unreachable cluster is reported
+//! (naming the server from the kubeconfig, and which wait ran out) in under 10 s.
+//! Watches, `logs --follow` and exec sessions have no read timeout.
 //!
 //! # Not supported
 //! `suspend` (Kubernetes has no memory snapshots), images built from `deployment.build`
-//! (build and load them yourself: `sindri k8s load`), and exec as another user.
+//! (build them and load them into a local cluster yourself: `sindri k8s load`), and
+//! exec as another user.
 
 mod apply;
 mod archive;

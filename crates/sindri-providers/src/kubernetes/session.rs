@@ -3,6 +3,7 @@
 //! copies as tar streams over exec.
 
 use std::path::Path;
+use std::time::Duration;
 
 use futures_util::SinkExt;
 use k8s_openapi::api::core::v1::Pod;
@@ -120,6 +121,7 @@ pub(crate) async fn run(conn: &Conn, d: &Deployment, argv: Vec<String>, io: Exec
         .take_status()
         .ok_or_else(|| Error::internal("the exec status was already taken"))?;
 
+    let had_stdin = stdin.is_some();
     // Input runs on its own: an interactive stdin may never end, and the session is
     // over when the command's status arrives.
     let input = match (stdin, attached.stdin()) {
@@ -156,21 +158,52 @@ pub(crate) async fn run(conn: &Conn, d: &Deployment, argv: Vec<String>, io: Exec
         }
         stderr.flush().await
     };
-    let (status, out, err) = tokio::join!(status, out, err);
+    let copy = async {
+        let (out, err) = tokio::join!(out, err);
+        out.and(err)
+    };
+    let mut copy = std::pin::pin!(copy);
+    let mut status = std::pin::pin!(status);
+    let mut copied = None;
+    let status = loop {
+        tokio::select! {
+            s = &mut status => break s,
+            c = &mut copy, if copied.is_none() => copied = Some(c),
+        }
+    };
+    let copied = match (copied, &status) {
+        (Some(c), _) => c,
+        // kube closes the output streams after the status...
+        (None, Some(_)) => copy.await,
+        // ...but not when the stream broke: take what already arrived.
+        (None, None) => tokio::time::timeout(Duration::from_millis(200), copy)
+            .await
+            .unwrap_or(Ok(())),
+    };
     for task in [input, resize].into_iter().flatten() {
         task.abort();
     }
-    let _ = attached.join().await;
-    out.and(err)
-        .map_err(|e| Error::internal(format!("cannot write the command's output: {e}")))?;
+    let broke = attached.join().await.err();
+    copied.map_err(|e| Error::internal(format!("cannot write the command's output: {e}")))?;
     match status {
         Some(s) => exit_code(&s),
         None => Err(Error::new(
             ErrorKind::Unavailable,
-            format!("the exec stream to pod {pod} ended without an exit status"),
+            match broke {
+                Some(e) => format!(
+                    "the exec stream to pod {pod} ended without an exit status: {e}"
+                ),
+                None => format!("the exec stream to pod {pod} ended without an exit status"),
+            },
         )
         .with_provider(ProviderKind::Kubernetes)
-        .with_hint("the connection to the API server dropped; run the command again")),
+        .with_hint(if had_stdin {
+            // Over v4.channel.k8s.io the end of input can only be signalled by
+            // closing the whole connection, which ends the command with it.
+            "the connection to the API server dropped, or the server speaks only the v4 exec protocol (Kubernetes before 1.30), which cannot tell a command its input ended: commands that read their input to the end, and copies into the environment, need Kubernetes 1.30 or later"
+        } else {
+            "the connection to the API server dropped; run the command again"
+        })),
     }
 }
 

@@ -68,13 +68,34 @@ impl Report for ClusterReport {
                 "deleted {} cluster `{}` (context `{}`)",
                 self.tool, self.name, self.context
             ),
-            _ => format!(
-                "loaded image {} into {} cluster `{}`",
-                self.image.as_deref().unwrap_or(""),
-                self.tool,
-                self.name
-            ),
+            _ => {
+                let image = self.image.as_deref().unwrap_or("");
+                let mut text = format!(
+                    "loaded image {image} into {} cluster `{}`\nnext: set deployment.image: {image}",
+                    self.tool, self.name
+                );
+                if pulled_always(image) {
+                    text.push_str(
+                        "\nnote: Kubernetes pulls images tagged `latest` (or untagged) from their registry \
+                         at every start; tag it otherwise (e.g. `:local`) so the loaded copy is used",
+                    );
+                }
+                text
+            }
         }
+    }
+}
+
+/// Whether Kubernetes' default pull policy for `image` is `Always` (tag `latest` or
+/// none, and no digest), which ignores a copy loaded into the nodes.
+fn pulled_always(image: &str) -> bool {
+    if image.contains('@') {
+        return false;
+    }
+    let name = image.rsplit('/').next().unwrap_or(image);
+    match name.split_once(':') {
+        Some((_, tag)) => tag == "latest",
+        None => true,
     }
 }
 
@@ -144,4 +165,19 @@ async fn act(
         image,
     });
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::pulled_always;
+
+    #[test]
+    fn latest_and_untagged_images_are_pulled_at_every_start() {
+        assert!(pulled_always("sindri-dev:latest"));
+        assert!(pulled_always("sindri-dev"));
+        assert!(pulled_always("localhost:5000/dev"));
+        assert!(!pulled_always("localhost:5000/dev:local"));
+        assert!(!pulled_always("sindri-dev:local"));
+        assert!(!pulled_always("dev@sha256:0123"));
+    }
 }

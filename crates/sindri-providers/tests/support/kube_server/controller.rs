@@ -1,8 +1,12 @@
-//! The simulated StatefulSet controller, scheduler and kubelet.
+//! The simulated StatefulSet and Deployment controllers, scheduler and kubelet.
 //!
-//! The controller creates pod `NAME-i` and its volume claims for each replica, deletes
-//! pods beyond the replica count or of an older template revision, and keeps the
-//! StatefulSet's status. The scheduler places a pod on a node matching its node
+//! For a StatefulSet the controller creates pod `NAME-i` and its volume claims for
+//! each replica; for a Deployment, pods `NAME-HASH-N` (owned by the Deployment itself:
+//! there are no ReplicaSets here) whose volumes name existing claims. It deletes pods
+//! beyond the replica count or of an older template revision, and keeps the
+//! workload's status. A Deployment's pods that mount a claim share one root file
+//! system kept with the claim, so data written there survives the pod as a claim's
+//! does. The scheduler refuses a pod whose claim does not exist. The scheduler places a pod on a node matching its node
 //! selector, tolerations and GPU limit, or marks it Unschedulable with the scheduler's
 //! message and a `FailedScheduling` event. The kubelet then moves the pod to Running
 //! and Ready, unless the image selects a failure:
@@ -79,6 +83,18 @@ pub(crate) fn defaults(plural: &str, obj: &mut Value) {
                 }
             }
         }
+        "deployments" => {
+            let spec = &mut obj["spec"];
+            if spec.get("revisionHistoryLimit").is_none() {
+                spec["revisionHistoryLimit"] = json!(10);
+            }
+            if spec.get("progressDeadlineSeconds").is_none() {
+                spec["progressDeadlineSeconds"] = json!(600);
+            }
+            if spec.get("strategy").is_none() {
+                spec["strategy"] = json!({"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": "25%", "maxSurge": "25%"}});
+            }
+        }
         "services" if obj["spec"].get("sessionAffinity").is_none() => {
             obj["spec"]["sessionAffinity"] = json!("None");
         }
@@ -86,11 +102,21 @@ pub(crate) fn defaults(plural: &str, obj: &mut Value) {
     }
 }
 
-/// Runs the controller for a StatefulSet soon, off the request's task.
-pub(crate) fn reconcile_later(st: Arc<State>, ns: String, name: String) {
+/// The resource of a workload kind: `statefulsets` or `deployments`.
+fn workload_plural(kind: &str) -> Option<&'static str> {
+    match kind {
+        "StatefulSet" => Some("statefulsets"),
+        "Deployment" => Some("deployments"),
+        _ => None,
+    }
+}
+
+/// Runs the controller for a StatefulSet or Deployment soon, off the request's task.
+pub(crate) fn reconcile_later(st: Arc<State>, plural: &str, ns: String, name: String) {
+    let plural = plural.to_string();
     tokio::spawn(async move {
         tokio::time::sleep(Duration::from_millis(10)).await;
-        reconcile(&st, &ns, &name);
+        reconcile(&st, &plural, &ns, &name);
     });
 }
 
@@ -98,7 +124,7 @@ pub(crate) fn reconcile_later(st: Arc<State>, ns: String, name: String) {
 /// followers of a pod are woken to end.
 pub(crate) fn deleted(st: &Arc<State>, plural: &str, ns: &str, name: &str, obj: &Value) {
     match plural {
-        "statefulsets" => {
+        "statefulsets" | "deployments" => {
             let uid = obj["metadata"]["uid"].as_str().unwrap_or("").to_string();
             let pods: Vec<String> = {
                 let g = st.lock();
@@ -120,14 +146,20 @@ pub(crate) fn deleted(st: &Arc<State>, plural: &str, ns: &str, name: &str, obj: 
         "pods" => {
             publish(st, "DELETED", obj.clone());
             let _ = st.log_events.send(name.to_string());
-            if let Some(owner) = obj["metadata"]["ownerReferences"][0]["name"].as_str() {
-                reconcile_later(st.clone(), ns.to_string(), owner.to_string());
+            let owner = &obj["metadata"]["ownerReferences"][0];
+            if let (Some(name), Some(plural)) = (
+                owner["name"].as_str(),
+                owner["kind"].as_str().and_then(workload_plural),
+            ) {
+                reconcile_later(st.clone(), plural, ns.to_string(), name.to_string());
             }
         }
         "persistentvolumeclaims" => {
-            if let Some(pod) = obj["metadata"]["annotations"]["sindri-test/pod"].as_str() {
-                let _ = std::fs::remove_dir_all(exec::pod_root(st, ns, pod));
-            }
+            let root = match obj["metadata"]["annotations"]["sindri-test/pod"].as_str() {
+                Some(pod) => exec::pod_root(st, ns, pod),
+                None => st.root.join(ns).join(exec::claim_root(name)),
+            };
+            let _ = std::fs::remove_dir_all(root);
         }
         _ => {}
     }
@@ -179,19 +211,28 @@ fn revision(sts: &Value) -> String {
     )
 }
 
-/// One pass of the StatefulSet controller.
-pub(crate) fn reconcile(st: &Arc<State>, ns: &str, name: &str) {
-    let Some(sts) = st
-        .lock()
-        .objects
-        .get(&Key::new("statefulsets", ns, name))
-        .cloned()
-    else {
+/// The label holding a pod's template revision.
+fn revision_label(plural: &str) -> &'static str {
+    if plural == "deployments" {
+        "pod-template-hash"
+    } else {
+        "controller-revision-hash"
+    }
+}
+
+/// One pass of the StatefulSet or Deployment controller.
+pub(crate) fn reconcile(st: &Arc<State>, plural: &str, ns: &str, name: &str) {
+    let Some(sts) = st.lock().objects.get(&Key::new(plural, ns, name)).cloned() else {
         return;
     };
     let replicas = sts["spec"]["replicas"].as_i64().unwrap_or(1).max(0) as usize;
     let rev = revision(&sts);
     let uid = sts["metadata"]["uid"].as_str().unwrap_or("").to_string();
+    if plural == "deployments" {
+        reconcile_deployment(st, &sts, ns, replicas, &rev, &uid);
+        update_status(st, plural, ns, name);
+        return;
+    }
     let pods: Vec<Value> = {
         let g = st.lock();
         g.objects
@@ -228,12 +269,57 @@ pub(crate) fn reconcile(st: &Arc<State>, ns: &str, name: &str) {
         }
         create_pod(st, &sts, ns, &pname, &rev);
     }
-    update_status(st, ns, name);
+    update_status(st, plural, ns, name);
 }
 
-fn update_status(st: &Arc<State>, ns: &str, name: &str) {
+/// The pods of a Deployment: stale and surplus ones go, missing ones are created.
+fn reconcile_deployment(
+    st: &Arc<State>,
+    d: &Value,
+    ns: &str,
+    replicas: usize,
+    rev: &str,
+    uid: &str,
+) {
+    let name = d["metadata"]["name"].as_str().unwrap_or("");
+    let mut current: Vec<String> = Vec::new();
+    let owned: Vec<Value> = {
+        let g = st.lock();
+        g.objects
+            .iter()
+            .filter(|(k, v)| {
+                k.plural == "pods"
+                    && k.ns == ns
+                    && v["metadata"]["ownerReferences"][0]["uid"].as_str() == Some(uid)
+            })
+            .map(|(_, v)| v.clone())
+            .collect()
+    };
+    for p in owned {
+        let pname = p["metadata"]["name"].as_str().unwrap_or("").to_string();
+        let stale = p["metadata"]["labels"]["pod-template-hash"].as_str() != Some(rev);
+        if stale || current.len() >= replicas {
+            delete_pod(st, ns, &pname);
+        } else {
+            current.push(pname);
+        }
+    }
+    while current.len() < replicas {
+        let n = {
+            let mut g = st.lock();
+            g.uid += 1;
+            g.uid
+        };
+        let hash = rev.rsplit('-').next().unwrap_or("0");
+        let pname = format!("{name}-{hash}-{n:05}");
+        create_pod(st, d, ns, &pname, rev);
+        current.push(pname);
+    }
+}
+
+fn update_status(st: &Arc<State>, plural: &str, ns: &str, name: &str) {
     let mut g = st.lock();
-    let Some(sts) = g.objects.get(&Key::new("statefulsets", ns, name)).cloned() else {
+    let Some(sts) = g.objects.get(&Key::new(plural, ns, name)).cloned() else {
         return;
     };
     let rev = revision(&sts);
@@ -259,9 +345,7 @@ fn update_status(st: &Arc<State>, ns: &str, name: &str) {
         .count();
     let updated = pods
         .iter()
-        .filter(|p| {
-            p["metadata"]["labels"]["controller-revision-hash"].as_str() == Some(rev.as_str())
-        })
+        .filter(|p| p["metadata"]["labels"][revision_label(plural)].as_str() == Some(rev.as_str()))
         .count();
     let status = json!({
         "observedGeneration": sts["metadata"]["generation"],
@@ -276,7 +360,7 @@ fn update_status(st: &Arc<State>, ns: &str, name: &str) {
     if sts["status"] != status {
         g.rv += 1;
         let rv = g.rv;
-        if let Some(obj) = g.objects.get_mut(&Key::new("statefulsets", ns, name)) {
+        if let Some(obj) = g.objects.get_mut(&Key::new(plural, ns, name)) {
             obj["status"] = status;
             obj["metadata"]["resourceVersion"] = json!(rv.to_string());
         }
@@ -285,10 +369,24 @@ fn update_status(st: &Arc<State>, ns: &str, name: &str) {
 
 fn create_pod(st: &Arc<State>, sts: &Value, ns: &str, pname: &str, rev: &str) {
     let name = sts["metadata"]["name"].as_str().unwrap_or("");
+    let owner_kind = sts["kind"].as_str().unwrap_or("StatefulSet");
     let template = &sts["spec"]["template"];
     let mut labels = template["metadata"]["labels"].clone();
-    labels["controller-revision-hash"] = json!(rev);
-    labels["statefulset.kubernetes.io/pod-name"] = json!(pname);
+    let mut annotations = json!({});
+    if owner_kind == "Deployment" {
+        labels["pod-template-hash"] = json!(rev);
+        let claim = template["spec"]["volumes"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find_map(|v| v["persistentVolumeClaim"]["claimName"].as_str());
+        if let Some(claim) = claim {
+            annotations[exec::ROOT_ANNOTATION] = json!(exec::claim_root(claim));
+        }
+    } else {
+        labels["controller-revision-hash"] = json!(rev);
+        labels["statefulset.kubernetes.io/pod-name"] = json!(pname);
+    }
     let mut spec = template["spec"].clone();
     spec["hostname"] = json!(pname);
     spec["restartPolicy"] = json!("Always");
@@ -336,10 +434,10 @@ fn create_pod(st: &Arc<State>, sts: &Value, ns: &str, pname: &str, rev: &str) {
         let pod = json!({
             "apiVersion": "v1", "kind": "Pod",
             "metadata": {
-                "name": pname, "namespace": ns, "labels": labels,
+                "name": pname, "namespace": ns, "labels": labels, "annotations": annotations,
                 "uid": format!("00000000-0000-4000-8000-{:012}", g.uid),
                 "resourceVersion": g.rv.to_string(), "creationTimestamp": now(),
-                "ownerReferences": [{"apiVersion": "apps/v1", "kind": "StatefulSet", "name": name, "uid": sts["metadata"]["uid"], "controller": true, "blockOwnerDeletion": true}],
+                "ownerReferences": [{"apiVersion": "apps/v1", "kind": owner_kind, "name": name, "uid": sts["metadata"]["uid"], "controller": true, "blockOwnerDeletion": true}],
             },
             "spec": spec,
             "status": {"phase": "Pending", "qosClass": "BestEffort"},
@@ -413,6 +511,20 @@ fn event(st: &Arc<State>, ns: &str, pod: &str, reason: &str, message: &str) {
 fn schedule(st: &Arc<State>, pod: &Value) -> Result<String, String> {
     let nodes = st.lock().nodes.clone();
     let spec = &pod["spec"];
+    let ns = pod["metadata"]["namespace"].as_str().unwrap_or("");
+    for v in spec["volumes"].as_array().into_iter().flatten() {
+        if let Some(claim) = v["persistentVolumeClaim"]["claimName"].as_str()
+            && !st
+                .lock()
+                .objects
+                .contains_key(&Key::new("persistentvolumeclaims", ns, claim))
+        {
+            let total = nodes.len();
+            return Err(format!(
+                "0/{total} nodes are available: persistentvolumeclaim \"{claim}\" not found. preemption: 0/{total} nodes are available: {total} Preemption is not helpful for scheduling."
+            ));
+        }
+    }
     let want_gpus: u64 = spec["containers"][0]["resources"]["limits"]["nvidia.com/gpu"]
         .as_str()
         .and_then(|v| v.parse().ok())
@@ -676,9 +788,11 @@ async fn kubelet(st: Arc<State>, ns: String, pod: String, uid: String) {
         let running = json!({"running": {"startedAt": now()}});
         p["status"]["containerStatuses"] = json!([container_status(p, running, true, 0, None)]);
     });
-    let owner = p["metadata"]["ownerReferences"][0]["name"]
-        .as_str()
-        .unwrap_or("")
-        .to_string();
-    update_status(&st, &ns, &owner);
+    let owner = &p["metadata"]["ownerReferences"][0];
+    if let (Some(name), Some(plural)) = (
+        owner["name"].as_str(),
+        owner["kind"].as_str().and_then(workload_plural),
+    ) {
+        update_status(&st, plural, &ns, name);
+    }
 }

@@ -26,9 +26,25 @@ use super::{Body, Key, State, full, status_error};
 
 const PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
-/// Where a pod's root file system is on this machine.
+/// Where a pod's root file system is on this machine: its own directory, or for a
+/// Deployment's pod with a volume claim the claim's (see `controller.rs`), so what a
+/// pod wrote there outlives the pod as a claim's data does.
 pub(crate) fn pod_root(st: &State, ns: &str, pod: &str) -> PathBuf {
-    st.root.join(ns).join(pod)
+    let shared = st
+        .lock()
+        .objects
+        .get(&Key::new("pods", ns, pod))
+        .and_then(|p| p["metadata"]["annotations"][ROOT_ANNOTATION].as_str())
+        .map(str::to_string);
+    st.root.join(ns).join(shared.as_deref().unwrap_or(pod))
+}
+
+/// The annotation naming a pod's root directory when it is not the pod's own.
+pub(crate) const ROOT_ANNOTATION: &str = "sindri-test/root";
+
+/// The root directory of the pods that mount claim `claim`.
+pub(crate) fn claim_root(claim: &str) -> String {
+    format!("claim-{claim}")
 }
 
 fn secret_value(st: &State, ns: &str, secret: &str, key: &str) -> Option<Vec<u8>> {
@@ -196,10 +212,8 @@ pub(crate) async fn upgrade(
         .split(',')
         .map(|p| p.trim().to_string())
         .collect();
-    let Some(protocol) = ["v5.channel.k8s.io", "v4.channel.k8s.io"]
-        .into_iter()
-        .find(|p| offered.iter().any(|o| o == p))
-    else {
+    let speaks = st.lock().exec_offered.clone();
+    let Some(protocol) = speaks.into_iter().find(|p| offered.iter().any(|o| o == p)) else {
         return status_error(
             400,
             "BadRequest",

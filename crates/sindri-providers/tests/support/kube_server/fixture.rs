@@ -1,10 +1,17 @@
 //! Test environments for the Kubernetes provider: a test API server, a project
 //! directory with a spec, the provider pointed at the server, and the real
 //! `kubernetes-validate` for what the server received.
+//!
+//! Every [`Env`] checks, when the test is done with it, every server-side apply body
+//! its server received (dry runs included) with `kubernetes-validate --strict` for
+//! 1.30 and the newest version the tool knows, in one call, and every resource
+//! quantity in them against the API's syntax and canonical form. A test that wants
+//! the check earlier calls [`Env::check_applied`].
 
 use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -16,6 +23,7 @@ use sindri_providers::kubernetes::{KubernetesProvider, Timeouts};
 use sindri_spec::{KubernetesSettings, Spec};
 
 use super::KubeServer;
+use super::quantity;
 
 /// The image of the test pods; the server runs commands with busybox whatever it is.
 pub const IMAGE: &str = "busybox:1.36";
@@ -38,6 +46,20 @@ pub struct Env {
     pub provider: Arc<dyn Provider>,
     /// The namespace the provider works in.
     pub ns: String,
+    /// Whether applied quantities must be in canonical form (false for a test whose
+    /// template writes them otherwise on purpose).
+    pub canonical_quantities: bool,
+    /// How many of the server's received requests were checked already.
+    checked: AtomicUsize,
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        // A test already failing keeps its own message (and a second panic would abort).
+        if !std::thread::panicking() {
+            self.check_applied();
+        }
+    }
 }
 
 impl Env {
@@ -61,7 +83,31 @@ impl Env {
             spec,
             provider,
             ns,
+            canonical_quantities: true,
+            checked: AtomicUsize::new(0),
         }
+    }
+
+    /// Checks the server-side apply bodies (dry runs too) received since the last
+    /// check: quantities in canonical form, and `kubernetes-validate --strict`.
+    pub fn check_applied(&self) {
+        let received = self.server.received();
+        let from = self.checked.swap(received.len(), Ordering::SeqCst);
+        let mut seen = std::collections::BTreeSet::new();
+        let bodies: Vec<Value> = received
+            .into_iter()
+            .skip(from)
+            .filter(|r| r.content_type == "application/apply-patch+yaml")
+            .map(|r| r.body)
+            .filter(|b| seen.insert(b.to_string()))
+            .collect();
+        if bodies.is_empty() {
+            return;
+        }
+        for b in &bodies {
+            check_quantities(b, self.canonical_quantities);
+        }
+        kubernetes_validate(&bodies);
     }
 
     /// Adds a secret to the spec and its resolved value.
@@ -196,6 +242,7 @@ pub fn kubernetes_validate(docs: &[Value]) {
         bad.join("\n")
     );
     let minor = |v: &str| v.split('.').take(2).collect::<Vec<_>>().join(".");
+    let mut wanted = std::collections::BTreeMap::<String, usize>::new();
     for doc in docs {
         let resource = format!(
             "{}/{}",
@@ -203,11 +250,40 @@ pub fn kubernetes_validate(docs: &[Value]) {
             doc["metadata"]["name"].as_str().unwrap_or_default()
         );
         for version in ["1.30".to_string(), minor(&newest)] {
-            let expected = format!("passed for resource {resource} against version {version}");
-            assert!(
-                stdout.lines().any(|l| l.ends_with(&expected)),
-                "kubernetes-validate did not report `{expected}`:\n{stdout}"
-            );
+            *wanted
+                .entry(format!(
+                    "passed for resource {resource} against version {version}"
+                ))
+                .or_default() += 1;
+        }
+    }
+    // One "passed" line per document and version (several documents may share a name).
+    for (expected, n) in wanted {
+        let got = stdout.lines().filter(|l| l.ends_with(&expected)).count();
+        assert!(
+            got >= n,
+            "kubernetes-validate reported `{expected}` {got} times for {n} documents:\n{stdout}"
+        );
+    }
+}
+
+/// Requires every resource quantity of `doc` to be a string in the API's syntax and,
+/// when `canonical`, in the canonical form the API server would write back (anything
+/// else makes the live object differ from what was sent on every comparison).
+pub fn check_quantities(doc: &Value, canonical: bool) {
+    let kind = doc["kind"].as_str().unwrap_or_default();
+    for (path, pointer) in quantity::fields(kind, doc) {
+        let v = &doc.pointer(&pointer).expect("field listed");
+        let text = v
+            .as_str()
+            .unwrap_or_else(|| panic!("{kind} {path} is {v}, not a quantity string"));
+        match quantity::canonical(text) {
+            Ok(_) if !canonical => {}
+            Ok(c) => assert_eq!(
+                c, text,
+                "{kind} {path} is `{text}`; the API server would store and return `{c}`"
+            ),
+            Err(e) => panic!("{kind} {path}: {e}"),
         }
     }
 }

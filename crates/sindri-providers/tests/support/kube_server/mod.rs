@@ -6,6 +6,8 @@
 //!   `force`, `dryRun=All`), with a conflict when another manager owns the object;
 //! - `GET` of objects and lists with `labelSelector`/`fieldSelector`, `DELETE`;
 //! - the `scale` subresource (merge patch), `/version`;
+//! - resource quantities stored and returned in canonical form (`quantity.rs`), as a
+//!   real server rewrites them;
 //! - watch of pods (`?watch=true`, one JSON event per line);
 //! - pod logs (with `follow`, `tailLines`, `previous`);
 //! - exec over a websocket (`v5.channel.k8s.io` or `v4.channel.k8s.io`): stdin,
@@ -23,6 +25,7 @@
 mod controller;
 mod exec;
 pub mod fixture;
+pub mod quantity;
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -61,6 +64,8 @@ pub struct Fault {
     pub causes: Vec<(String, String)>,
     /// How many requests it hits; `None`: all.
     pub times: Option<usize>,
+    /// A plain-text body instead of a `Status` (what a web server or proxy sends).
+    pub plain: Option<String>,
 }
 
 impl Fault {
@@ -82,6 +87,17 @@ impl Fault {
             message: message.to_string(),
             causes: Vec::new(),
             times: None,
+            plain: None,
+        }
+    }
+
+    /// An answer `code` with a plain-text `body` for every request whose path contains
+    /// `path_contains`, whatever its method: a server that is not a Kubernetes API.
+    pub fn plain(path_contains: &str, code: u16, body: &str) -> Fault {
+        Fault {
+            method: None,
+            plain: Some(body.to_string()),
+            ..Fault::new("GET", path_contains, code, "", "")
         }
     }
 
@@ -161,6 +177,8 @@ pub(crate) struct Inner {
     pub nodes: Vec<Node>,
     pub resizes: Vec<(u16, u16)>,
     pub exec_protocols: Vec<String>,
+    /// The exec subprotocols the server speaks, preferred first.
+    pub exec_offered: Vec<String>,
 }
 
 pub(crate) struct State {
@@ -268,6 +286,7 @@ impl KubeServer {
                 nodes: vec![Node::new("node-1")],
                 resizes: Vec::new(),
                 exec_protocols: Vec::new(),
+                exec_offered: vec!["v5.channel.k8s.io".into(), "v4.channel.k8s.io".into()],
             }),
             pod_events,
             log_events,
@@ -363,6 +382,7 @@ impl KubeServer {
         g.uid += 1;
         obj["apiVersion"] = json!(api_version(group, version));
         obj["kind"] = json!(kind);
+        quantity::canonicalize(kind, &mut obj).expect("valid quantities");
         obj["metadata"]["namespace"] = json!(ns);
         obj["metadata"]["uid"] = json!(format!("00000000-0000-4000-8000-{:012}", g.uid));
         obj["metadata"]["resourceVersion"] = json!(g.rv.to_string());
@@ -390,6 +410,12 @@ impl KubeServer {
     /// Terminal sizes received on exec's resize channel.
     pub fn resizes(&self) -> Vec<(u16, u16)> {
         self.state.lock().resizes.clone()
+    }
+
+    /// Makes exec speak only these subprotocols (an API server before 1.30 knows
+    /// `v4.channel.k8s.io` but not v5).
+    pub fn exec_subprotocols(&self, protocols: &[&str]) {
+        self.state.lock().exec_offered = protocols.iter().map(|p| p.to_string()).collect();
     }
 
     /// The websocket subprotocol chosen for each exec.
@@ -598,6 +624,14 @@ fn route(path: &str) -> Option<Route> {
             name: tail.first().map(|s| s.to_string()),
             sub: tail.get(1).map(|s| s.to_string()),
         }),
+        // A list across all namespaces.
+        [plural] => Some(Route {
+            group: group.to_string(),
+            plural: plural.to_string(),
+            ns: String::new(),
+            name: None,
+            sub: None,
+        }),
         _ => None,
     }
 }
@@ -633,6 +667,13 @@ async fn handle(st: Arc<State>, req: Request<Incoming>) -> Response<Body> {
         if f.code == 0 {
             std::future::pending::<()>().await;
         }
+        if let Some(body) = f.plain {
+            return full(
+                StatusCode::from_u16(f.code).unwrap_or(StatusCode::NOT_FOUND),
+                "text/plain; charset=utf-8",
+                body,
+            );
+        }
         let details = (!f.causes.is_empty()).then(|| {
             json!({"causes": f.causes.iter().map(|(field, message)| json!({"reason": "FieldValueInvalid", "message": message, "field": field})).collect::<Vec<_>>()})
         });
@@ -661,11 +702,11 @@ async fn handle(st: Arc<State>, req: Request<Incoming>) -> Response<Body> {
         return logs(st, &r.ns, r.name.as_deref().unwrap_or(""), &params).await;
     }
     let Some((group, version, kind)) = resource_info(&r.plural) else {
-        return status_error(
-            404,
-            "NotFound",
-            &format!("the server could not find the requested resource ({path})"),
-            None,
+        // A real server answers so for an API group or version it does not serve.
+        return full(
+            StatusCode::NOT_FOUND,
+            "text/plain; charset=utf-8",
+            "404 page not found\n",
         );
     };
     let content_type = req
@@ -695,6 +736,14 @@ async fn handle(st: Arc<State>, req: Request<Incoming>) -> Response<Body> {
         });
     }
     let av = api_version(group, version);
+    if r.ns.is_empty() && (method != Method::GET || param(&params, "watch").is_some()) {
+        return status_error(
+            405,
+            "MethodNotAllowed",
+            &format!("{method} across all namespaces is not supported by the test server"),
+            None,
+        );
+    }
     match (&method, r.name.as_deref(), r.sub.as_deref()) {
         (&Method::GET, None, _)
             if param(&params, "watch").is_some_and(|w| w == "true" || w == "1") =>
@@ -710,7 +759,7 @@ async fn handle(st: Arc<State>, req: Request<Incoming>) -> Response<Body> {
                 .iter()
                 .filter(|(k, v)| {
                     k.plural == r.plural
-                        && k.ns == r.ns
+                        && (k.ns == r.ns || r.ns.is_empty())
                         && matches_selector(&v["metadata"]["labels"], label)
                         && matches_fields(v, field)
                 })
@@ -863,6 +912,15 @@ fn apply(
             );
         }
     }
+    // Quantities are stored (and returned, also by a dry run) in canonical form.
+    if let Err((field, message)) = quantity::canonicalize(kind, &mut obj) {
+        return status_error(
+            400,
+            "BadRequest",
+            &format!("{kind} \"{name}\" is invalid: {field}: {message}"),
+            None,
+        );
+    }
     controller::defaults(plural, &mut obj);
     obj["metadata"]["namespace"] = json!(ns);
     let changed = match &existing {
@@ -927,8 +985,8 @@ fn apply(
         }
     };
     drop(g);
-    if !dry_run && changed && plural == "statefulsets" {
-        controller::reconcile_later(st.clone(), ns.to_string(), name.to_string());
+    if !dry_run && changed && matches!(plural, "statefulsets" | "deployments") {
+        controller::reconcile_later(st.clone(), plural, ns.to_string(), name.to_string());
     }
     let code = if existing.is_none() {
         StatusCode::CREATED
@@ -966,7 +1024,7 @@ fn scale(st: Arc<State>, plural: &str, ns: &str, name: &str, body: &[u8]) -> Res
     }
     let obj = g.objects[&key].clone();
     drop(g);
-    controller::reconcile_later(st.clone(), ns.to_string(), name.to_string());
+    controller::reconcile_later(st.clone(), plural, ns.to_string(), name.to_string());
     let selector = obj["spec"]["selector"]["matchLabels"]
         .as_object()
         .map(|m| {
