@@ -3,13 +3,14 @@
 //!
 //!     install --image IMAGE --profile NAME            deploy, install, report, destroy
 //!     install --profile NAME --print-apt             the apt packages it would install
+//!                                                    (exit 3 if it has other steps)
 //!
 //! Prints `install_millis=N`, `apt_runs=N` and `extensions=a,b,c` lines.
 
 use std::collections::BTreeSet;
 
 use sindri_core::{DeployOptions, DestroyOptions, NoProgress, ResolvedSpec, dispatch};
-use sindri_extensions::{Catalog, Installer, NoInstallProgress, Request, Target, resolve};
+use sindri_extensions::{Catalog, Installer, NoInstallProgress, Request, Step, Target, resolve};
 use sindri_spec::{ProviderKind, ProvidersSpec, Spec};
 
 fn usage() -> ! {
@@ -48,6 +49,25 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     req.profile = profile;
     let resolution = resolve(&catalog, &req, &Target::default())?;
     if print_apt {
+        // Only apt-only profiles compare fairly with one `apt-get install` line.
+        let other: Vec<String> = resolution
+            .order
+            .iter()
+            .filter_map(|n| catalog.manifest(n))
+            .flat_map(|m| {
+                m.install
+                    .iter()
+                    .filter(|s| !matches!(s, Step::Apt(_)))
+                    .map(move |s| format!("{}: {}", m.name, s.label()))
+            })
+            .collect();
+        if !other.is_empty() {
+            eprintln!(
+                "not only apt packages, so one apt-get line is no fair comparison: {}",
+                other.join("; ")
+            );
+            std::process::exit(3);
+        }
         let mut seen = BTreeSet::new();
         let pkgs: Vec<&str> = resolution
             .order

@@ -9,7 +9,13 @@
 //!
 //! A wave of independent extensions is installed together: their leading `apt` steps
 //! become one `apt-get install` (dpkg allows one at a time anyway, and one run resolves
-//! dependencies once), the rest of their steps run concurrently. An extension whose
+//! dependencies once); then the next step of each, when it is a `pip`, `npm` or `cargo`
+//! step, is batched the same way with the others' of the same kind and options (one
+//! `pip install` sees every requirement at once); the rest of their steps run
+//! concurrently. Runs of one package manager never overlap: apt, pip, npm and cargo
+//! each have a lock, held by every step that uses them (a `script` step says which
+//! with `uses`). Two `pip install`s into one environment, or a `dpkg -i` during an
+//! `apt-get install`, would otherwise break each other. An extension whose
 //! requirement failed is skipped, not attempted.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -24,7 +30,7 @@ use sindri_state::{InstalledExtension, StateStore};
 use crate::catalog::Catalog;
 use crate::exec::{self, Ran};
 use crate::graph;
-use crate::manifest::{Manifest, Step};
+use crate::manifest::{CargoStep, Manager, Manifest, NpmStep, PipStep, Step};
 use crate::resolve::Resolution;
 use crate::script::{self, Probed};
 
@@ -418,11 +424,148 @@ impl<'m> Job<'m> {
     }
 }
 
-/// Shared by the jobs of one run: apt runs one at a time, and the package lists are
-/// updated once.
+/// Shared by the jobs of one run: each package manager runs one at a time, and the
+/// package lists are updated once.
 struct RunState {
+    /// apt and dpkg; true once `apt-get update` ran.
     apt: tokio::sync::Mutex<bool>,
+    pip: tokio::sync::Mutex<()>,
+    npm: tokio::sync::Mutex<()>,
+    cargo: tokio::sync::Mutex<()>,
     apt_runs: Mutex<usize>,
+}
+
+impl RunState {
+    fn new() -> RunState {
+        RunState {
+            apt: tokio::sync::Mutex::new(false),
+            pip: tokio::sync::Mutex::new(()),
+            npm: tokio::sync::Mutex::new(()),
+            cargo: tokio::sync::Mutex::new(()),
+            apt_runs: Mutex::new(0),
+        }
+    }
+
+    /// Holds the locks of `managers` until dropped. Always taken in the same order
+    /// (apt, pip, npm, cargo), so two steps using several cannot deadlock.
+    async fn lock(&self, managers: &BTreeSet<Manager>) -> Held<'_> {
+        let mut held = Held::default();
+        for m in managers {
+            match m {
+                Manager::Apt => held._apt = Some(self.apt.lock().await),
+                Manager::Pip => held._other.push(self.pip.lock().await),
+                Manager::Npm => held._other.push(self.npm.lock().await),
+                Manager::Cargo => held._other.push(self.cargo.lock().await),
+            }
+        }
+        held
+    }
+}
+
+/// Package-manager locks held by a running step.
+#[derive(Default)]
+struct Held<'r> {
+    _apt: Option<tokio::sync::MutexGuard<'r, bool>>,
+    _other: Vec<tokio::sync::MutexGuard<'r, ()>>,
+}
+
+/// Steps of different extensions that can run as one command: the same package
+/// manager with the same options.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+enum BatchKey {
+    Pip(Option<String>),
+    Npm,
+    Cargo(bool),
+}
+
+impl BatchKey {
+    fn of(step: &Step) -> Option<BatchKey> {
+        match step {
+            Step::Pip(p) => Some(BatchKey::Pip(p.index_url.clone())),
+            Step::Npm(_) => Some(BatchKey::Npm),
+            Step::Cargo(c) => Some(BatchKey::Cargo(c.locked)),
+            _ => None,
+        }
+    }
+
+    fn manager(&self) -> Manager {
+        match self {
+            BatchKey::Pip(_) => Manager::Pip,
+            BatchKey::Npm => Manager::Npm,
+            BatchKey::Cargo(_) => Manager::Cargo,
+        }
+    }
+
+    /// One step installing `packages` (those of every step of the batch, in order,
+    /// without repeats).
+    fn step(&self, packages: Vec<String>) -> Step {
+        match self {
+            BatchKey::Pip(index_url) => Step::Pip(PipStep {
+                packages,
+                index_url: index_url.clone(),
+            }),
+            BatchKey::Npm => Step::Npm(NpmStep { packages }),
+            BatchKey::Cargo(locked) => Step::Cargo(CargoStep {
+                crates: packages,
+                locked: *locked,
+            }),
+        }
+    }
+}
+
+fn step_packages(step: &Step) -> &[String] {
+    match step {
+        Step::Apt(a) => &a.packages,
+        Step::Pip(p) => &p.packages,
+        Step::Npm(n) => &n.packages,
+        Step::Cargo(c) => &c.crates,
+        Step::Script(_) | Step::Download(_) => &[],
+    }
+}
+
+/// The package managers whose lock a step holds while it runs (apt steps take the apt
+/// lock themselves, in [`Installer::apt`]).
+fn step_locks(step: &Step) -> BTreeSet<Manager> {
+    match step {
+        Step::Apt(_) | Step::Download(_) => BTreeSet::new(),
+        Step::Pip(_) => BTreeSet::from([Manager::Pip]),
+        Step::Npm(_) => BTreeSet::from([Manager::Npm]),
+        Step::Cargo(_) => BTreeSet::from([Manager::Cargo]),
+        Step::Script(s) => s.uses.iter().copied().collect(),
+    }
+}
+
+/// What installing `order` would do to an environment that has `installed` (name →
+/// version) and for which the state store recorded `recorded`; `force` names
+/// extensions to install again even when unchanged. `Installer::plan` judges against
+/// the environment's own markers; `sindri plan`, which does not touch the
+/// environment, against the state store.
+pub fn plan_items(
+    catalog: &Catalog,
+    order: &[String],
+    installed: &BTreeMap<String, String>,
+    recorded: &BTreeSet<String>,
+    force: &BTreeSet<String>,
+) -> Result<Vec<PlanItem>> {
+    let mut items = Vec::new();
+    for name in order {
+        let m = catalog
+            .manifest(name)
+            .ok_or_else(|| Error::not_found(format!("extension `{name}` is not in the catalog")))?;
+        let action = match installed.get(name) {
+            _ if force.contains(name) => Action::Reinstall,
+            Some(v) if *v == m.version => Action::Keep,
+            Some(v) => Action::Upgrade { from: v.clone() },
+            None if recorded.contains(name) => Action::Restore,
+            None => Action::Install,
+        };
+        items.push(PlanItem {
+            name: name.clone(),
+            version: m.version.clone(),
+            action,
+        });
+    }
+    Ok(items)
 }
 
 impl<'a> Installer<'a> {
@@ -502,24 +645,20 @@ impl<'a> Installer<'a> {
         probe: &Probe,
         force: &BTreeSet<String>,
     ) -> Result<InstallPlan> {
-        let mut items = Vec::new();
-        for name in &resolution.order {
-            let m = self.manifest(name)?;
-            let action = match probe.installed_version(name) {
-                _ if force.contains(name) => Action::Reinstall,
-                Some(v) if v == m.version => Action::Keep,
-                Some(v) => Action::Upgrade {
-                    from: v.to_string(),
-                },
-                None if probe.recorded.contains_key(name) => Action::Restore,
-                None => Action::Install,
-            };
-            items.push(PlanItem {
-                name: name.clone(),
-                version: m.version.clone(),
-                action,
-            });
-        }
+        let installed: BTreeMap<String, String> = probe
+            .env
+            .markers
+            .iter()
+            .map(|(n, m)| (n.clone(), m.version.clone()))
+            .collect();
+        let recorded: BTreeSet<String> = probe.recorded.keys().cloned().collect();
+        let items = plan_items(
+            self.catalog,
+            &resolution.order,
+            &installed,
+            &recorded,
+            force,
+        )?;
         let todo: Vec<&PlanItem> = items.iter().filter(|i| i.action.installs()).collect();
         self.preflight(todo.iter().map(|i| i.name.as_str()), probe)?;
         // Waves over the extensions to install only: what is kept is already there.
@@ -594,10 +733,7 @@ impl<'a> Installer<'a> {
     /// Installs what `plan` says, wave by wave. Failures are in the report, not
     /// errors: what succeeded stays installed and recorded.
     pub async fn install(&self, plan: &InstallPlan, probe: &Probe) -> InstallReport {
-        let run = RunState {
-            apt: tokio::sync::Mutex::new(false),
-            apt_runs: Mutex::new(0),
-        };
+        let run = RunState::new();
         let mut results: BTreeMap<String, ExtensionResult> = BTreeMap::new();
         let reasons: BTreeMap<&str, String> = plan
             .items
@@ -817,7 +953,33 @@ impl<'a> Installer<'a> {
         }
         jobs.retain(|j| j.next != usize::MAX);
 
-        // 3. Everything else, extensions concurrently, each in its own order.
+        // 3. The next step of each, when it is pip, npm or cargo: one run per kind and
+        //    options. A batch that fails is not an error: its steps run one by one
+        //    below, which finds whose packages are at fault.
+        let mut groups: BTreeMap<BatchKey, Vec<usize>> = BTreeMap::new();
+        for (i, j) in jobs.iter().enumerate() {
+            if let Some((Phase::Step(s), _)) = j.phases.get(j.next)
+                && let Some(key) = BatchKey::of(&j.manifest.install[*s])
+            {
+                groups.entry(key).or_default().push(i);
+            }
+        }
+        groups.retain(|_, members| members.len() > 1);
+        let batched: Vec<bool> = futures_util::future::join_all(
+            groups
+                .iter()
+                .map(|(key, members)| self.run_batch(key, members, &jobs, probe, run)),
+        )
+        .await;
+        for ((_, members), ok) in groups.iter().zip(batched) {
+            if ok {
+                for &i in members {
+                    jobs[i].next += 1;
+                }
+            }
+        }
+
+        // 4. Everything else, extensions concurrently, each in its own order.
         let rest: Vec<ExtensionResult> = futures_util::stream::iter(jobs)
             .map(|j| self.finish_job(j, probe, run))
             .buffer_unordered(self.concurrency)
@@ -825,6 +987,57 @@ impl<'a> Installer<'a> {
             .await;
         done.extend(rest);
         done
+    }
+
+    /// Runs the current step of `members` (all of `key`'s kind) as one command, under
+    /// the package manager's lock. True when it succeeded.
+    async fn run_batch(
+        &self,
+        key: &BatchKey,
+        members: &[usize],
+        jobs: &[Job<'_>],
+        probe: &Probe,
+        run: &RunState,
+    ) -> bool {
+        let mut packages: Vec<String> = Vec::new();
+        let mut names = Vec::new();
+        for &i in members {
+            let j = &jobs[i];
+            let Some((Phase::Step(s), label)) = j.phases.get(j.next) else {
+                continue;
+            };
+            self.progress.phase_started(&j.name, j.next, label);
+            names.push(j.name.as_str());
+            for p in step_packages(&j.manifest.install[*s]) {
+                if !packages.contains(p) {
+                    packages.push(p.clone());
+                }
+            }
+        }
+        let step = key.step(packages);
+        let on_line = |l: &str| {
+            for n in &names {
+                self.progress.output(n, l);
+            }
+        };
+        let _held = run.lock(&BTreeSet::from([key.manager()])).await;
+        let ok = matches!(
+            exec::run(
+                self.provider,
+                self.deployment,
+                self.argv(script::step(&step), true, probe),
+                &on_line,
+            )
+            .await,
+            Ok(Ran { code: 0, .. })
+        );
+        if !ok {
+            self.progress.message(&format!(
+                "the batched `{}` failed; running each extension's step separately to find the cause",
+                step.label()
+            ));
+        }
+        ok
     }
 
     async fn finish_job(&self, mut j: Job<'_>, probe: &Probe, run: &RunState) -> ExtensionResult {
@@ -845,12 +1058,13 @@ impl<'a> Installer<'a> {
                             Err((code, msg, tail)) => Err(j.fail(at, code, msg, tail)),
                         }
                     }
-                    Step::Script(s) => {
-                        self.run_phase(&j, at, script::step(&m.install[i]), s.root, probe)
-                            .await
-                    }
-                    other => {
-                        self.run_phase(&j, at, script::step(other), true, probe)
+                    step => {
+                        let root = match step {
+                            Step::Script(s) => s.root,
+                            _ => true,
+                        };
+                        let _held = run.lock(&step_locks(step)).await;
+                        self.run_phase(&j, at, script::step(step), root, probe)
                             .await
                     }
                 },

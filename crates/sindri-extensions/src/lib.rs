@@ -8,8 +8,9 @@
 //! - [`resolve`]: from a request to an install order in waves, with every problem
 //!   (unknown names, cycles, conflicts, unmet requirements) found before anything runs.
 //! - [`install`]: the installer, which works through `sindri_core::dispatch::exec` on
-//!   any provider, batches apt, records what it did in the environment and in the
-//!   state store, validates and removes.
+//!   any provider, batches apt, pip, npm and cargo and never runs one package manager
+//!   twice at once, records what it did in the environment and in the state store,
+//!   validates and removes.
 //!
 //! ```no_run
 //! # async fn demo(provider: &dyn sindri_core::Provider, d: &sindri_core::Deployment,
@@ -35,9 +36,11 @@ pub use catalog::{Catalog, Entry, ProfileEntry, Source, did_you_mean};
 pub use install::{
     Action, CheckResult, ExtensionResult, Failure, HookFailure, InstallPlan, InstallProgress,
     InstallReport, Installer, NoInstallProgress, Outcome, PlanItem, Probe, Removal, Validation,
-    check_removal, removal_order,
+    check_removal, plan_items, removal_order,
 };
-pub use manifest::{Category, Manifest, Profile, Step, manifest_schema, profile_schema};
+pub use manifest::{
+    Category, Manager, Manifest, Profile, Step, managers_used, manifest_schema, profile_schema,
+};
 pub use resolve::{Problem, Reason, Request, Resolution, ResolveError, Target, resolve};
 
 /// [`manifest_schema`] as pretty-printed JSON, as `sindri extension schema` prints it.

@@ -62,7 +62,9 @@ pub struct Manifest {
     pub requirements: Requirements,
 
     /// The install steps, run in order. `apt` steps at the start of the list are
-    /// batched with those of other extensions into one `apt-get install`.
+    /// batched with those of other extensions into one `apt-get install`; the first
+    /// step after them, when it is `pip`, `npm` or `cargo`, is likewise batched with
+    /// the others' of the same kind into one command.
     // YAML writes each step as a one-key map (`- apt: {...}`), which serde_yaml reads
     // as an enum only through this adapter.
     #[serde(
@@ -166,6 +168,10 @@ pub struct Requirements {
     #[serde(default, skip_serializing_if = "is_false")]
     pub gpu: bool,
     /// Installing downloads from the internet (package mirrors, PyPI, release pages).
+    /// Implied by `apt`, `pip`, `npm`, `cargo` and `download` steps; set it when a
+    /// script downloads. An environment the spec cuts off from the network
+    /// (`providers.docker.network: none`) refuses such extensions before anything is
+    /// installed.
     #[serde(default, skip_serializing_if = "is_false")]
     pub network: bool,
 }
@@ -298,6 +304,148 @@ pub struct ScriptStep {
     /// true; false runs as the environment's user.
     #[serde(default = "yes", skip_serializing_if = "is_true")]
     pub root: bool,
+    /// The package managers the script runs (`dpkg -i` or `apt-get install` → `apt`,
+    /// `pip install` → `pip`, `npm install -g` → `npm`, `cargo install` → `cargo`).
+    /// sindri runs the script while no other step uses them: two of their runs at once
+    /// fail on a lock or break each other's files. Required when the script runs one.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub uses: Vec<Manager>,
+}
+
+/// A package manager whose runs sindri never overlaps within one environment.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Manager {
+    /// apt and dpkg (one dpkg database, one lock).
+    Apt,
+    /// pip, into the shared Python environment.
+    Pip,
+    /// npm's global packages.
+    Npm,
+    /// `cargo install`, into the shared `CARGO_HOME`.
+    Cargo,
+}
+
+impl Manager {
+    /// The name as written in manifests.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Manager::Apt => "apt",
+            Manager::Pip => "pip",
+            Manager::Npm => "npm",
+            Manager::Cargo => "cargo",
+        }
+    }
+}
+
+impl fmt::Display for Manager {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The package managers a shell script changes things with, found by looking at the
+/// command word of each simple command (`apt-get install`, `dpkg -i`, `pip install`,
+/// `python3 -m pip install`, `npm install -g`, `cargo install`, and their removal
+/// forms). Read-only uses (`dpkg --print-architecture`, `apt-cache`) do not count.
+pub fn managers_used(script: &str) -> BTreeSet<Manager> {
+    const PREFIXES: &[&str] = &[
+        "sudo", "env", "exec", "command", "nohup", "time", "then", "do", "else", "if", "!", "{",
+        "while", "until",
+    ];
+    let mut found = BTreeSet::new();
+    for cmd in script.split(['\n', ';', '&', '|', '(', ')', '`']) {
+        let words: Vec<&str> = cmd
+            .split_whitespace()
+            .map(|w| w.trim_matches(['"', '\'']))
+            .take_while(|w| !w.starts_with('#'))
+            .collect();
+        // The command word: past variable assignments, `sudo -n`, `env` and the like.
+        let mut i = 0;
+        while i < words.len() {
+            let w = words[i];
+            let assignment = w.split_once('=').is_some_and(|(k, _)| {
+                !k.is_empty() && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+            });
+            if assignment || PREFIXES.contains(&w) || (i > 0 && w.starts_with('-')) {
+                i += 1;
+            } else {
+                break;
+            }
+        }
+        let Some(cmd_word) = words.get(i) else {
+            continue;
+        };
+        let base = cmd_word.rsplit('/').next().unwrap_or(cmd_word);
+        let mut args = &words[i + 1..];
+        if base.starts_with("python") && args.len() >= 2 && args[0] == "-m" && args[1] == "pip" {
+            args = &args[2..];
+        } else if base.starts_with("python") {
+            continue;
+        }
+        let verb = args
+            .iter()
+            .find(|a| !a.starts_with('-') && !a.starts_with('+'));
+        let verb_in = |set: &[&str]| verb.is_some_and(|v| set.contains(v));
+        let flag = |set: &[&str]| args.iter().any(|a| set.contains(a));
+        let manager = match base {
+            "apt-get" | "apt" | "aptitude"
+                if verb_in(&[
+                    "install",
+                    "remove",
+                    "purge",
+                    "update",
+                    "upgrade",
+                    "dist-upgrade",
+                    "full-upgrade",
+                    "autoremove",
+                    "reinstall",
+                ]) =>
+            {
+                Some(Manager::Apt)
+            }
+            "dpkg"
+                if flag(&[
+                    "-i",
+                    "--install",
+                    "-r",
+                    "--remove",
+                    "-P",
+                    "--purge",
+                    "--configure",
+                    "--unpack",
+                    "-a",
+                ]) =>
+            {
+                Some(Manager::Apt)
+            }
+            "pip" | "pip3" if verb_in(&["install", "uninstall"]) => Some(Manager::Pip),
+            b if b.starts_with("python") && verb_in(&["install", "uninstall"]) => {
+                Some(Manager::Pip)
+            }
+            "npm"
+                if verb_in(&[
+                    "install",
+                    "i",
+                    "add",
+                    "uninstall",
+                    "un",
+                    "remove",
+                    "rm",
+                    "update",
+                    "link",
+                ]) && flag(&["-g", "--global", "--location=global"]) =>
+            {
+                Some(Manager::Npm)
+            }
+            "cargo" if verb_in(&["install", "uninstall"]) => Some(Manager::Cargo),
+            _ => None,
+        };
+        found.extend(manager);
+    }
+    found
 }
 
 /// `download`: a pinned file, verified with `sha256sum -c` before use.
@@ -561,6 +709,17 @@ impl Manifest {
                     if s.run.trim().is_empty() {
                         p.push(format!("{at}.run: the script is empty"));
                     }
+                    let mut declared = BTreeSet::new();
+                    for u in &s.uses {
+                        if !declared.insert(*u) {
+                            p.push(format!("{at}.uses: `{u}` is listed twice"));
+                        }
+                    }
+                    for m in managers_used(&s.run).difference(&declared) {
+                        p.push(format!(
+                            "{at}.run: the script runs {m}: add `uses: [{m}]` to the step, so sindri does not run it while another step uses {m}"
+                        ));
+                    }
                 }
                 Step::Download(d) => {
                     let mut seen = BTreeSet::new();
@@ -618,6 +777,18 @@ impl Manifest {
                     .into(),
             );
         }
+        // Hooks run alongside other extensions' steps and cannot declare `uses`.
+        for (hook, body) in [
+            ("pre_install", &self.hooks.pre_install),
+            ("post_install", &self.hooks.post_install),
+        ] {
+            let Some(body) = body else { continue };
+            for m in managers_used(body) {
+                p.push(format!(
+                    "hooks.{hook}: the hook runs {m}: move that into a `script` install step with `uses: [{m}]`, so sindri does not run it while another step uses {m}"
+                ));
+            }
+        }
         for (k, v) in &self.env {
             if !is_env_name(k) {
                 p.push(format!(
@@ -653,6 +824,12 @@ impl Manifest {
             }
         }
         p
+    }
+
+    /// True when installing needs the network: `requirements.network`, or a step that
+    /// fetches packages or files.
+    pub fn needs_network(&self) -> bool {
+        self.requirements.network || self.install.iter().any(|s| !matches!(s, Step::Script(_)))
     }
 
     /// The apt packages of every `apt` step.
@@ -884,6 +1061,72 @@ remove: {script: "true"}
 "#;
         let m = Manifest::parse(text, "d.yaml").expect("valid");
         assert_eq!(m.leading_apt_steps(), 2);
+    }
+
+    #[test]
+    fn package_manager_runs_are_found_in_scripts() {
+        let found = |s: &str| managers_used(s).into_iter().collect::<Vec<_>>();
+        assert_eq!(found(r#"dpkg -i "$tmp/cuda-keyring.deb""#), [Manager::Apt]);
+        assert_eq!(found("sudo -n apt-get -y install jq"), [Manager::Apt]);
+        assert_eq!(
+            found("DEBIAN_FRONTEND=noninteractive apt install -y x"),
+            [Manager::Apt]
+        );
+        assert_eq!(
+            found("if true; then /usr/bin/dpkg --purge x; fi"),
+            [Manager::Apt]
+        );
+        assert_eq!(found("python3 -m pip install torch"), [Manager::Pip]);
+        assert_eq!(
+            found("pip3 uninstall -y x && npm i -g pnpm"),
+            [Manager::Pip, Manager::Npm]
+        );
+        assert_eq!(found("cargo +stable install ripgrep"), [Manager::Cargo]);
+        // Reading is not changing; a word that is not the command is not a run.
+        for quiet in [
+            "echo \"deb [arch=$(dpkg --print-architecture)] https://x stable main\"",
+            "dpkg-query -W jq",
+            "apt-cache policy jq",
+            "echo apt-get install jq",
+            "npm install typescript",
+            "python3 -m venv /opt/sindri/python",
+            "cargo build --release",
+            "# apt-get install jq",
+        ] {
+            assert_eq!(found(quiet), [], "{quiet}");
+        }
+    }
+
+    #[test]
+    fn a_script_that_runs_a_package_manager_must_say_so() {
+        let text = r#"
+name: keyring
+version: "1"
+description: x
+install:
+  - script: {run: "dpkg -i /tmp/keyring.deb"}
+hooks:
+  post_install: python3 -m pip install x
+remove: {script: "true"}
+"#;
+        let e = Manifest::parse(text, "k.yaml").unwrap_err().join("\n");
+        assert!(
+            e.contains("install[0].run: the script runs apt: add `uses: [apt]` to the step"),
+            "{e}"
+        );
+        assert!(
+            e.contains("hooks.post_install: the hook runs pip: move that into a `script` install step with `uses: [pip]`"),
+            "{e}"
+        );
+        let fixed = text.replace("{run: ", "{uses: [apt], run: ").replace(
+            "  post_install: python3 -m pip install x\n",
+            "  post_install: \"true\"\n",
+        );
+        let m = Manifest::parse(&fixed, "k.yaml").expect("valid once declared");
+        let Step::Script(s) = &m.install[0] else {
+            panic!("a script step")
+        };
+        assert_eq!(s.uses, [Manager::Apt]);
     }
 
     #[test]

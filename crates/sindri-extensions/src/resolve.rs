@@ -4,7 +4,7 @@
 //! Everything that can be known before touching the environment is checked here, and
 //! every problem is reported at once: unknown extensions and profiles (with "did you
 //! mean"), dependency cycles (with the full path), conflicts (saying why each side is
-//! there) and requirements the spec cannot meet (a GPU, memory, disk).
+//! there) and requirements the spec cannot meet (a GPU, memory, disk, the network).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -93,16 +93,28 @@ pub struct Target {
     pub memory: Option<ByteSize>,
     /// Disk.
     pub disk: Option<ByteSize>,
+    /// Why the environment cannot reach the network, when the spec says so
+    /// (`providers.docker.network: none`); `None` when it can, as far as the spec tells.
+    pub offline: Option<&'static str>,
 }
 
 impl Target {
     /// What the spec asks of the provider.
     pub fn from_spec(spec: &Spec) -> Target {
         let r = &spec.deployment.resources;
+        // Docker's `none` network gives the container a loopback interface only.
+        let docker_none = spec.deployment.provider == sindri_spec::ProviderKind::Docker
+            && spec
+                .providers
+                .docker
+                .as_ref()
+                .and_then(|d| d.network.as_deref())
+                == Some("none");
         Target {
             gpus: r.gpu.as_ref().map(|g| g.count),
             memory: r.memory,
             disk: r.disk,
+            offline: docker_none.then_some("providers.docker.network is `none`"),
         }
     }
 }
@@ -430,10 +442,14 @@ fn check_requirements(
 ) {
     let mut disk_total = 0u64;
     let mut disk_users = Vec::new();
+    let mut network_users = Vec::new();
     for name in reasons.keys() {
         let Some(m) = catalog.manifest(name) else {
             continue;
         };
+        if m.needs_network() {
+            network_users.push(name.clone());
+        }
         let req = &m.requirements;
         if req.gpu && target.gpus.is_none() {
             problems.push(Problem::Requirement {
@@ -463,6 +479,30 @@ fn check_requirements(
             disk_total += d.bytes();
             disk_users.push(format!("{name} {d}"));
         }
+    }
+    if let Some(why) = target.offline
+        && !network_users.is_empty()
+    {
+        let them = if network_users.len() == 1 {
+            "it"
+        } else {
+            "them"
+        };
+        problems.push(Problem::Requirement {
+            extension: network_users.join(", "),
+            message: format!(
+                "{} download{} while installing, and the environment has no network ({why})",
+                network_users
+                    .iter()
+                    .map(|n| format!("`{n}`"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                if network_users.len() == 1 { "s" } else { "" },
+            ),
+            hint: format!(
+                "give the environment a network with internet access (providers.docker.network), or leave {them} out"
+            ),
+        });
     }
     if let Some(have) = target.disk
         && disk_total > have.bytes()
@@ -645,7 +685,7 @@ mod tests {
         let t = Target {
             gpus: None,
             memory: Some(ByteSize(4 << 30)),
-            disk: None,
+            ..Default::default()
         };
         let e = resolve(&c, &Request::named(&["cuda-toolkit"]), &t).unwrap_err();
         let text = e.to_string();
@@ -661,10 +701,43 @@ mod tests {
         );
         let ok = Target {
             gpus: Some(1),
-            memory: None,
-            disk: None,
+            ..Default::default()
         };
         assert!(resolve(&c, &Request::named(&["cuda-toolkit"]), &ok).is_ok());
+    }
+
+    #[test]
+    fn an_environment_without_network_refuses_what_downloads() {
+        // `offline-tool` only runs a script and does not say it downloads: allowed.
+        let mut local = ext("offline-tool", &[], &[]);
+        local.install = vec![crate::manifest::Step::Script(crate::manifest::ScriptStep {
+            run: "cp /opt/vendor/tool /usr/local/bin/".into(),
+            root: true,
+            uses: Vec::new(),
+        })];
+        let mut fetch = local.clone();
+        fetch.name = "fetcher".into();
+        fetch.requirements.network = true;
+        let c = catalog(vec![ext("jq", &[], &[]), local, fetch]);
+        let spec: Spec = serde_json::from_value(serde_json::json!({
+            "name": "dev",
+            "deployment": {"provider": "docker", "image": "debian:bookworm"},
+            "providers": {"docker": {"network": "none"}},
+        }))
+        .expect("spec");
+        let t = Target::from_spec(&spec);
+        let e = resolve(&c, &Request::named(&["jq", "offline-tool", "fetcher"]), &t).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "`fetcher`, `jq` download while installing, and the environment has no network \
+             (providers.docker.network is `none`); give the environment a network with internet \
+             access (providers.docker.network), or leave them out"
+        );
+        assert!(resolve(&c, &Request::named(&["offline-tool"]), &t).is_ok());
+        // Any other network, or the environment's own, is assumed to reach the internet.
+        let mut spec = spec;
+        spec.providers.docker = None;
+        assert!(resolve(&c, &Request::named(&["jq"]), &Target::from_spec(&spec)).is_ok());
     }
 
     #[test]

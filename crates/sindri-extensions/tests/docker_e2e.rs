@@ -500,10 +500,10 @@ async fn a_bad_package_fails_only_its_extension_and_skips_its_dependents() {
 const NEEDS_OTHER_HOSTS: &[&str] = &[
     "cuda-toolkit", // NVIDIA's repository, and a GPU
     "docker-cli",   // download.docker.com
-    "gh",           // cli.github.com
+    "gh",           // github.com release downloads
     "golang",       // dl.google.com
     "jupyter",      // PyPI over TLS
-    "kubectl",      // pkgs.k8s.io
+    "kubectl",      // dl.k8s.io
     "nodejs",       // deb.nodesource.com
     "pnpm",         // registry.npmjs.org
     "pytorch-cpu",  // download.pytorch.org
@@ -599,4 +599,267 @@ async fn builtin_utilities_install_and_validate_on_debian() {
         (code, out.as_str()),
         (0, "/usr/local/bin/fd\n/usr/local/bin/bat")
     );
+}
+
+/// Stand-ins for pip (`python3`), npm and cargo that log when they start and end, take
+/// a second and fail for a package named `bad-pkg`, and a wrapper around the real apt-get that logs the same: together
+/// they show whether two runs of one package manager ever overlapped.
+const RECORDING_SHIMS: &str = r#"name: shims
+version: "1"
+description: package managers that record when they run
+install:
+  - script:
+      run: |
+        for tool in python3 npm cargo; do
+          printf '%s\n' '#!/bin/sh' \
+            "echo \"start $tool \$\$ \$(date +%s%N) \$*\" >> /var/tmp/pm.log" \
+            'sleep 1' \
+            "echo \"end $tool \$\$ \$(date +%s%N)\" >> /var/tmp/pm.log" \
+            'case " $* " in *" bad-pkg "*) echo "ERROR: No matching distribution found for bad-pkg" >&2; exit 1 ;; esac' \
+            > /usr/local/bin/$tool
+          chmod 0755 /usr/local/bin/$tool
+        done
+        printf '%s\n' '#!/bin/sh' \
+          'echo "start apt-get $$ $(date +%s%N) $*" >> /var/tmp/pm.log' \
+          '/usr/bin/apt-get "$@"; rc=$?' \
+          'echo "end apt-get $$ $(date +%s%N)" >> /var/tmp/pm.log' \
+          'exit $rc' > /usr/local/bin/apt-get
+        chmod 0755 /usr/local/bin/apt-get
+remove:
+  script: rm -f /usr/local/bin/python3 /usr/local/bin/npm /usr/local/bin/cargo /usr/local/bin/apt-get
+"#;
+
+/// One run of a (stand-in) package manager, from the shims' log.
+#[derive(Debug)]
+struct PmRun {
+    tool: String,
+    start: u128,
+    end: u128,
+    args: String,
+}
+
+fn pm_runs(log: &str) -> Vec<PmRun> {
+    let mut runs: Vec<(String, PmRun)> = Vec::new();
+    for line in log.lines() {
+        let f: Vec<&str> = line.splitn(5, ' ').collect();
+        let (Some(kind), Some(tool), Some(pid), Some(ts)) =
+            (f.first(), f.get(1), f.get(2), f.get(3))
+        else {
+            panic!("bad log line `{line}`")
+        };
+        let ts: u128 = ts.parse().expect("a timestamp");
+        match *kind {
+            "start" => runs.push((
+                format!("{tool}-{pid}"),
+                PmRun {
+                    tool: tool.to_string(),
+                    start: ts,
+                    end: u128::MAX,
+                    args: f.get(4).unwrap_or(&"").to_string(),
+                },
+            )),
+            "end" => {
+                let key = format!("{tool}-{pid}");
+                let r = runs
+                    .iter_mut()
+                    .rev()
+                    .find(|(k, r)| *k == key && r.end == u128::MAX)
+                    .expect("a start for every end");
+                r.1.end = ts;
+            }
+            other => panic!("bad log line kind {other}"),
+        }
+    }
+    runs.into_iter().map(|(_, r)| r).collect()
+}
+
+#[tokio::test]
+async fn runs_of_one_package_manager_never_overlap_and_a_wave_batches_them() {
+    let env = Env::new(
+        "locks",
+        &[
+            "pip-a", "pip-b", "pip-c", "pip-d", "npm-a", "npm-b", "apt-x", "dpkg-y",
+        ],
+    );
+    env.write_ext("shims", RECORDING_SHIMS);
+    let ext = |name: &str, steps: &str| {
+        env.write_ext(
+            name,
+            &format!(
+                "name: {name}\nversion: \"1\"\ndescription: test\nrequires: [shims]\ninstall:\n{steps}remove: {{script: \"true\"}}\n"
+            ),
+        )
+    };
+    // pip-a and pip-b start with a pip step with the same index: one batch. pip-c's pip
+    // step comes after a script, pip-d uses another index: each runs on its own, and
+    // the three must take turns. apt-x's apt step runs alongside dpkg-y's script, which
+    // says it uses apt (as cuda-toolkit's `dpkg -i` does): they must take turns too.
+    ext("pip-a", "  - pip: {packages: [pkg-a]}\n");
+    ext("pip-b", "  - pip: {packages: [pkg-b, pkg-a]}\n");
+    ext(
+        "pip-c",
+        "  - script: {run: \"true\"}\n  - pip: {packages: [pkg-c]}\n",
+    );
+    ext(
+        "pip-d",
+        "  - pip: {packages: [pkg-d], index_url: \"https://pypi.example.invalid/simple\"}\n",
+    );
+    ext("npm-a", "  - npm: {packages: [npm-a]}\n");
+    ext("npm-b", "  - npm: {packages: [npm-b]}\n");
+    ext(
+        "apt-x",
+        "  - script: {run: \"true\"}\n  - apt: {packages: [tree]}\n",
+    );
+    ext(
+        "dpkg-y",
+        "  - script:\n      uses: [apt]\n      run: |\n        echo \"start dpkg $$ $(date +%s%N)\" >> /var/tmp/pm.log\n        sleep 2\n        echo \"end dpkg $$ $(date +%s%N)\" >> /var/tmp/pm.log\n",
+    );
+    let catalog = env.catalog();
+    let resolution = resolve(
+        &catalog,
+        &Request::from_spec(&env.spec.spec.extensions),
+        &Target::default(),
+    )
+    .expect("resolves");
+    assert_eq!(resolution.waves.len(), 2, "{:?}", resolution.waves);
+    assert_eq!(resolution.waves[1].len(), 8, "{:?}", resolution.waves);
+
+    let d = env.deploy().await;
+    let state = env.state();
+    let installer = Installer::new(
+        env.provider.as_ref(),
+        &d,
+        &catalog,
+        &state,
+        &NoInstallProgress,
+    );
+    let (_, report) = installer.sync(&resolution).await.expect("sync");
+    assert!(report.is_success(), "{:?}", report.error());
+    assert_eq!(report.installed().len(), 9, "{report:?}");
+
+    let (code, log) = env.sh(&d, "cat /var/tmp/pm.log").await;
+    assert_eq!(code, 0, "{log}");
+    let runs = pm_runs(&log);
+    for class in [&["python3"][..], &["npm"], &["apt-get", "dpkg"]] {
+        let of: Vec<&PmRun> = runs
+            .iter()
+            .filter(|r| class.contains(&r.tool.as_str()))
+            .collect();
+        for (i, a) in of.iter().enumerate() {
+            for b in &of[i + 1..] {
+                assert!(
+                    a.end <= b.start || b.end <= a.start,
+                    "{a:?} and {b:?} ran at the same time:\n{log}"
+                );
+            }
+        }
+    }
+    let pip: Vec<&str> = runs
+        .iter()
+        .filter(|r| r.tool == "python3")
+        .map(|r| r.args.as_str())
+        .collect();
+    assert_eq!(
+        pip.len(),
+        3,
+        "one batch for pip-a and pip-b, then pip-c, pip-d: {pip:?}"
+    );
+    assert!(
+        pip.iter()
+            .any(|a| a.ends_with("--progress-bar off pkg-a pkg-b")),
+        "pip-a and pip-b in one run, each package once: {pip:?}"
+    );
+    assert!(pip.iter().any(|a| a.ends_with(" pkg-c")), "{pip:?}");
+    assert!(
+        pip.iter()
+            .any(|a| a.ends_with("--index-url https://pypi.example.invalid/simple pkg-d")),
+        "{pip:?}"
+    );
+    let npm: Vec<&str> = runs
+        .iter()
+        .filter(|r| r.tool == "npm")
+        .map(|r| r.args.as_str())
+        .collect();
+    assert_eq!(npm.len(), 1, "{npm:?}");
+    assert!(npm[0].ends_with("npm-a npm-b"), "{npm:?}");
+    assert!(
+        runs.iter().any(|r| r.tool == "dpkg") && runs.iter().any(|r| r.tool == "apt-get"),
+        "{log}"
+    );
+}
+
+#[tokio::test]
+async fn a_failed_pip_batch_is_retried_step_by_step_and_names_the_bad_package() {
+    let env = Env::new("pipfail", &["pip-good", "pip-bad", "after-bad"]);
+    env.write_ext("shims", RECORDING_SHIMS);
+    for (name, pkg, requires) in [
+        ("pip-good", "good-pkg", "[shims]"),
+        ("pip-bad", "bad-pkg", "[shims]"),
+        ("after-bad", "other-pkg", "[pip-bad]"),
+    ] {
+        env.write_ext(
+            name,
+            &format!(
+                "name: {name}\nversion: \"1\"\ndescription: test\nrequires: {requires}\ninstall:\n  - pip: {{packages: [{pkg}]}}\n"
+            ),
+        );
+    }
+    let catalog = env.catalog();
+    let resolution = resolve(
+        &catalog,
+        &Request::from_spec(&env.spec.spec.extensions),
+        &Target::default(),
+    )
+    .expect("resolves");
+    let d = env.deploy().await;
+    let state = env.state();
+    let installer = Installer::new(
+        env.provider.as_ref(),
+        &d,
+        &catalog,
+        &state,
+        &NoInstallProgress,
+    );
+    let (_, report) = installer.sync(&resolution).await.expect("sync");
+    assert_eq!(report.installed(), ["shims", "pip-good"], "{report:?}");
+    let bad = report
+        .results
+        .iter()
+        .find(|r| r.name == "pip-bad")
+        .expect("pip-bad");
+    let Outcome::Failed(f) = &bad.outcome else {
+        panic!("pip-bad should fail: {bad:?}")
+    };
+    assert_eq!(
+        (f.phase, f.phases, f.label.as_str(), f.exit_code),
+        (1, 2, "pip install bad-pkg", Some(1))
+    );
+    assert!(
+        f.log_tail
+            .iter()
+            .any(|l| l.contains("No matching distribution found for bad-pkg")),
+        "{f:?}"
+    );
+    let after = report
+        .results
+        .iter()
+        .find(|r| r.name == "after-bad")
+        .expect("after-bad");
+    assert!(
+        matches!(after.outcome, Outcome::Skipped { .. }),
+        "{after:?}"
+    );
+
+    // The batch, then each step alone: good-pkg's succeeded, bad-pkg's failed.
+    let (_, log) = env.sh(&d, "cat /var/tmp/pm.log").await;
+    let pip: Vec<String> = pm_runs(&log)
+        .into_iter()
+        .filter(|r| r.tool == "python3")
+        .map(|r| r.args.rsplit("off ").next().unwrap_or("").to_string())
+        .collect();
+    assert_eq!(pip.len(), 3, "{pip:?}");
+    assert_eq!(pip[0], "bad-pkg good-pkg", "{pip:?}");
+    let mut alone = pip[1..].to_vec();
+    alone.sort();
+    assert_eq!(alone, ["bad-pkg", "good-pkg"]);
 }

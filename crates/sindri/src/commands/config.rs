@@ -136,6 +136,10 @@ impl Report for ValidateReport {
 
 fn validate(app: &App) -> CliResult {
     let spec = app.load()?;
+    // What `deploy` would refuse about the extensions (unknown names, cycles,
+    // conflicts, unmet requirements) is a problem of this file too.
+    let rs = app.identify(spec.clone());
+    super::extension::check_before_deploy(&rs)?;
     app.out.emit(&ValidateReport {
         valid: true,
         config: app.global.config.display().to_string(),

@@ -15,12 +15,17 @@ use crate::progress::{CliProgress, PhaseTiming};
 use crate::signals::interruptible;
 
 #[derive(Serialize)]
-#[serde(transparent)]
-struct PlanReport(Plan);
+struct PlanReport {
+    #[serde(flatten)]
+    plan: Plan,
+    /// What deploy would install, keep or upgrade, when sindri.yaml asks for extensions.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    extensions: Option<super::extension::ExtensionsPlan>,
+}
 
 impl Report for PlanReport {
     fn human(&self) -> String {
-        let p = &self.0;
+        let p = &self.plan;
         let mut s = format!("plan for `{}` on {}:\n", p.environment, p.provider);
         for step in &p.steps {
             let sign = match step.action {
@@ -36,7 +41,10 @@ impl Report for PlanReport {
             }
             s.push('\n');
         }
-        if p.is_noop() {
+        if let Some(x) = &self.extensions {
+            s.push_str(&x.human());
+        }
+        if p.is_noop() && self.extensions.as_ref().is_none_or(|x| x.is_noop()) {
             s.push_str("no changes: the environment is up to date\n");
         }
         for a in &p.artifacts {
@@ -52,12 +60,22 @@ pub async fn plan(app: &App) -> CliResult {
     let spec = app.load()?;
     let provider = app.provider(&spec)?;
     let rs = app.resolve(spec).await?;
-    let current = match sindri_state::StateStore::open_existing_default()? {
+    // Extension problems are refused as deploy refuses them, before asking the platform.
+    super::extension::check_before_deploy(&rs)?;
+    let state = sindri_state::StateStore::open_existing_default()?;
+    let current = match &state {
         Some(state) => state.get_deployment(&rs.project, rs.name())?,
         None => None,
     };
     let plan = interruptible(dispatch::plan(&*provider, &rs, current.as_ref())).await?;
-    app.out.emit(&PlanReport(plan));
+    // A created or replaced environment keeps nothing that was installed in it.
+    let recreated = current.is_none()
+        || plan
+            .steps
+            .iter()
+            .any(|s| matches!(s.action, PlanAction::Create | PlanAction::Replace));
+    let extensions = super::extension::plan_extensions(&rs, state.as_ref(), recreated)?;
+    app.out.emit(&PlanReport { plan, extensions });
     Ok(())
 }
 

@@ -14,8 +14,8 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
 use sindri_core::{Deployment, Error, Progress, Provider, ResolvedSpec};
 use sindri_extensions::{
-    Catalog, ExtensionResult, InstallProgress, Installer, Outcome, PlanItem, Reason, Removal,
-    Request, Resolution, Target, Validation, resolve,
+    Action, Catalog, ExtensionResult, InstallProgress, Installer, Outcome, PlanItem, Reason,
+    Removal, Request, Resolution, Target, Validation, plan_items, resolve,
 };
 use sindri_spec::Spec;
 
@@ -318,6 +318,9 @@ pub struct ExtensionsSummary {
     pub installed: Vec<String>,
     /// Already there at the wanted version.
     pub unchanged: Vec<String>,
+    /// What was decided for each extension, in install order (`install`, `upgrade`,
+    /// `restore` when the environment lost it, `keep`).
+    pub plan: Vec<PlanItem>,
     /// How long the step took, in milliseconds.
     pub millis: u128,
 }
@@ -349,15 +352,129 @@ impl Report for ExtensionsSummary {
 }
 
 /// Checks sindri.yaml's `extensions:` against the catalog and the spec's resources
-/// (unknown names, cycles, conflicts, a GPU for cuda-toolkit...), so `deploy` can
-/// refuse before it creates anything.
+/// (unknown names, cycles, conflicts, a GPU for cuda-toolkit, a network...), so
+/// `deploy`, `plan` and `config validate` refuse the same problems, before anything is
+/// created.
 pub fn check_before_deploy(rs: &ResolvedSpec) -> CliResult<()> {
-    if rs.spec.extensions.profile.is_none() && rs.spec.extensions.active.is_empty() {
-        return Ok(());
-    }
+    resolve_spec(rs).map(|_| ())
+}
+
+/// The catalog and resolution of sindri.yaml's `extensions:`, or `None` when it asks for
+/// none. A user directory that does not load is an error too.
+fn resolve_spec(rs: &ResolvedSpec) -> CliResult<Option<(Catalog, Resolution)>> {
     let c = Catalog::for_spec(&rs.spec.extensions, &rs.base_dir)?;
-    wanted(&rs.spec, &c)?;
-    Ok(())
+    if rs.spec.extensions.profile.is_none() && rs.spec.extensions.active.is_empty() {
+        return Ok(None);
+    }
+    let r = wanted(&rs.spec, &c)?;
+    Ok(Some((c, r)))
+}
+
+/// One extension of `sindri plan`.
+#[derive(Debug, Clone, Serialize)]
+pub struct ExtensionPlanRow {
+    /// The extension.
+    pub name: String,
+    /// The version deploy would leave installed.
+    pub version: String,
+    /// What deploy would do.
+    #[serde(flatten)]
+    pub action: Action,
+    /// Why, in words.
+    pub reason: String,
+}
+
+/// The extension part of `sindri plan`: what `deploy` would do with each extension
+/// sindri.yaml asks for (requirements included), in install order.
+#[derive(Debug, Clone, Serialize)]
+pub struct ExtensionsPlan {
+    /// One row per extension.
+    pub extensions: Vec<ExtensionPlanRow>,
+}
+
+impl ExtensionsPlan {
+    /// True when deploy would install nothing.
+    pub fn is_noop(&self) -> bool {
+        self.extensions.iter().all(|e| !e.action.installs())
+    }
+}
+
+impl Report for ExtensionsPlan {
+    fn human(&self) -> String {
+        let mut s = String::from(
+            "extensions (judged by what local state recorded; deploy checks the environment itself and installs anything missing):\n",
+        );
+        for e in &self.extensions {
+            let sign = match e.action {
+                Action::Install => "+ install",
+                Action::Upgrade { .. } => "~ upgrade",
+                Action::Restore | Action::Reinstall => "± install",
+                Action::Keep => "= keep   ",
+            };
+            s.push_str(&format!(
+                "  {sign} {} {}  ({})\n",
+                e.name, e.version, e.reason
+            ));
+        }
+        s
+    }
+}
+
+/// Resolves sindri.yaml's extensions, refusing every problem `deploy` would, and says
+/// what `deploy` would do with each, without touching the environment: judged by the
+/// versions `state` recorded for it. `recreated` says the deploy creates or replaces
+/// the environment's compute, so nothing installed survives. `None` when sindri.yaml
+/// asks for no extension.
+pub fn plan_extensions(
+    rs: &ResolvedSpec,
+    state: Option<&sindri_state::StateStore>,
+    recreated: bool,
+) -> CliResult<Option<ExtensionsPlan>> {
+    let Some((catalog, resolution)) = resolve_spec(rs)? else {
+        return Ok(None);
+    };
+    let records = match state {
+        Some(s) => s.extensions(&rs.project, rs.name())?,
+        None => Vec::new(),
+    };
+    let recorded: BTreeSet<String> = records.iter().map(|r| r.extension.clone()).collect();
+    let installed: BTreeMap<String, String> = if recreated {
+        BTreeMap::new()
+    } else {
+        records
+            .into_iter()
+            .map(|r| (r.extension, r.version))
+            .collect()
+    };
+    let items = plan_items(
+        &catalog,
+        &resolution.order,
+        &installed,
+        &recorded,
+        &BTreeSet::new(),
+    )?;
+    let extensions = items
+        .into_iter()
+        .map(|i| {
+            let reason = match &i.action {
+                Action::Restore => {
+                    "recorded as installed; the deploy recreates the environment".to_string()
+                }
+                Action::Install => match resolution.reasons.get(&i.name) {
+                    Some(why) => format!("new, {why}"),
+                    None => "new".to_string(),
+                },
+                other => other.describe(),
+            };
+            ExtensionPlanRow {
+                name: i.name,
+                version: i.version,
+                action: i.action,
+                reason,
+            }
+        })
+        .collect();
+    Ok(Some(ExtensionsPlan { extensions }))
 }
 
 /// Installs the extensions sindri.yaml asks for into a freshly deployed (or redeployed)
@@ -382,11 +499,12 @@ pub async fn install_after_deploy(
     let installer = Installer::new(provider, d, &catalog, &state, &bars);
     let result = interruptible(installer.sync(&resolution)).await;
     bars.finish();
-    let (_, report) = result?;
+    let (plan, report) = result?;
     progress.phase_finished("install extensions", started.elapsed());
     let summary = ExtensionsSummary {
         installed: report.installed().iter().map(|s| s.to_string()).collect(),
         unchanged: report.unchanged().iter().map(|s| s.to_string()).collect(),
+        plan: plan.items,
         millis: started.elapsed().as_millis(),
     };
     let event = match report.error() {
@@ -581,7 +699,7 @@ impl Report for InfoReport {
         if let Some(d) = r.disk {
             needs.push(format!("{d} disk"));
         }
-        if r.network {
+        if m.needs_network() {
             needs.push("network access".to_string());
         }
         if !needs.is_empty() {
