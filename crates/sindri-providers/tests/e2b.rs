@@ -592,6 +592,274 @@ async fn faults_are_retried_or_reported_cleanly() {
 }
 
 #[tokio::test]
+async fn a_connection_cut_in_the_middle_of_a_command_is_a_clean_error_naming_it() {
+    let env = setup("e2b-cut").await;
+    let d = deploy(&env).await;
+    // The event stream carries the start and the first line; then the connection goes.
+    env.e2b
+        .envd
+        .inject("/process.Process/Start", 1, Fault::Truncate(2));
+    let out = SharedBuffer::default();
+    let io = ExecIo {
+        stdin: None,
+        stdout: Box::new(out.clone()),
+        stderr: Box::new(tokio::io::sink()),
+        tty: None,
+    };
+    let e = dispatch::exec(
+        env.provider.as_ref(),
+        &d,
+        &ExecCommand::new(["sh", "-c", "echo first; sleep 0.3; echo second"]),
+        io,
+    )
+    .await
+    .expect_err("the stream was cut");
+    assert_eq!(e.kind(), ErrorKind::Transient, "{e}");
+    assert!(
+        e.message().contains("run `sh` in sandbox")
+            && e.message().contains("dropped before the command ended"),
+        "{e}"
+    );
+    assert!(
+        e.hint().is_some_and(|h| h.contains("sindri status")),
+        "{:?}",
+        e.hint()
+    );
+    assert_eq!(
+        out.text(),
+        "first\n",
+        "what arrived before the cut was passed on"
+    );
+    assert_eq!(
+        env.e2b.envd.count("/process.Process/Start"),
+        1,
+        "a command is never started twice"
+    );
+    let again = exec_capture(
+        env.provider.as_ref(),
+        &d,
+        &ExecCommand::new(["echo", "again"]),
+        None,
+    )
+    .await
+    .expect("the sandbox still answers");
+    assert_eq!(again.out(), "again\n");
+    env.e2b.assert_clean();
+}
+
+#[tokio::test]
+async fn envd_calls_that_fail_are_repeated_where_safe_and_named_where_not() {
+    let env = setup("e2b-envd-faults").await;
+    let d = deploy(&env).await;
+    let src = env.dir.path().join("src");
+    std::fs::create_dir_all(src.join("sub")).unwrap();
+    std::fs::write(src.join("a.txt"), "alpha\n").unwrap();
+    let big: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
+    std::fs::write(src.join("sub/big.bin"), &big).unwrap();
+    let remote = format!("{}/proj", env.spec.spec.deployment.home);
+
+    // Unary calls that only read or create what may exist are sent again after a
+    // failed answer from the proxy in front of envd or a dropped connection; an
+    // upload writes the same bytes again.
+    let proxy_error = || Fault::Status(502, json!({"message": "bad gateway"}), vec![]);
+    env.e2b
+        .envd
+        .inject("/filesystem.Filesystem/MakeDir", 1, proxy_error());
+    env.e2b.envd.inject("POST /files", 1, Fault::Drop);
+    let stats = dispatch::copy_in(env.provider.as_ref(), &d, &src, &remote)
+        .await
+        .expect("copy in through a 502 and a dropped upload");
+    assert_eq!((stats.files, stats.bytes), (2, 100_006));
+    assert_eq!(std::fs::read(format!("{remote}/sub/big.bin")).unwrap(), big);
+
+    env.e2b
+        .envd
+        .inject("/filesystem.Filesystem/Stat", 1, Fault::Drop);
+    env.e2b
+        .envd
+        .inject("/filesystem.Filesystem/ListDir", 1, proxy_error());
+    // A download cut off half way is started again.
+    env.e2b.envd.inject("GET /files", 1, Fault::Truncate(0));
+    let back = env.dir.path().join("back");
+    dispatch::copy_out(env.provider.as_ref(), &d, &remote, &back)
+        .await
+        .expect("copy out through a dropped stat, a 502 and a cut download");
+    assert_eq!(std::fs::read(back.join("sub/big.bin")).unwrap(), big);
+    assert_eq!(
+        std::fs::read_to_string(back.join("a.txt")).unwrap(),
+        "alpha\n"
+    );
+
+    // A download cut off every time fails naming the file, and leaves nothing behind.
+    env.e2b.envd.inject("GET /files", 100, Fault::Truncate(0));
+    let target = env.dir.path().join("single.bin");
+    let e = dispatch::copy_out(
+        env.provider.as_ref(),
+        &d,
+        &format!("{remote}/sub/big.bin"),
+        &target,
+    )
+    .await
+    .expect_err("every download was cut");
+    assert_eq!(e.kind(), ErrorKind::Transient, "{e}");
+    assert!(
+        e.message().contains("download") && e.message().contains("big.bin"),
+        "{e}"
+    );
+    assert!(!target.exists(), "no partial file is left at the target");
+    assert!(
+        std::fs::read_dir(env.dir.path()).unwrap().all(|f| !f
+            .unwrap()
+            .file_name()
+            .to_string_lossy()
+            .contains("partial")),
+        "nor beside it"
+    );
+
+    // Input is not sent twice: a failed SendInput ends the command with an error
+    // naming it, instead of leaving it waiting for input forever.
+    env.e2b
+        .envd
+        .inject("/process.Process/SendInput", 1, proxy_error());
+    let e = exec_capture(
+        env.provider.as_ref(),
+        &d,
+        &ExecCommand::new(["cat"]),
+        Some(b"data"),
+    )
+    .await
+    .expect_err("the input was lost");
+    assert!(
+        e.message().contains("run `cat` in sandbox")
+            && e.message().contains("input could not be delivered"),
+        "{e}"
+    );
+    assert_eq!(
+        env.e2b.envd.count("/process.Process/SendInput"),
+        1,
+        "the input was not sent twice"
+    );
+    env.e2b.assert_clean();
+}
+
+#[tokio::test]
+async fn a_plain_500_is_retried_for_reads_and_deletes_and_reported_for_a_create() {
+    let env = setup("e2b-500").await;
+    let boom = || {
+        Fault::Status(
+            500,
+            json!({"code": 500, "message": "internal error"}),
+            vec![],
+        )
+    };
+    env.e2b.api.inject("POST /sandboxes", 1, boom());
+    let e = dispatch::deploy(
+        env.provider.as_ref(),
+        &env.spec,
+        DeployOptions::default(),
+        &Recorder::new(),
+    )
+    .await
+    .expect_err("500 on create");
+    assert_eq!(e.kind(), ErrorKind::Transient, "{e}");
+    assert!(
+        e.message()
+            .contains("create a sandbox from template `base`"),
+        "{e}"
+    );
+    assert!(
+        e.hint()
+            .is_some_and(|h| h.contains("may or may not have taken effect")),
+        "{:?}",
+        e.hint()
+    );
+    assert_eq!(
+        env.e2b.api.count("POST /sandboxes"),
+        1,
+        "a create is not repeated"
+    );
+
+    env.e2b.api.inject("GET /sandboxes/{sandboxID}", 1, boom());
+    let d = deploy(&env).await;
+    env.e2b
+        .api
+        .inject("DELETE /sandboxes/{sandboxID}", 1, boom());
+    let r = dispatch::destroy(env.provider.as_ref(), &d, DestroyOptions::default())
+        .await
+        .expect("a kill is safe to repeat");
+    assert_eq!(r.removed.len(), 1, "{r:?}");
+    assert_eq!(env.e2b.api.count("DELETE /sandboxes/{sandboxID}"), 2);
+    assert!(env.e2b.state().sandboxes.is_empty());
+    env.e2b.assert_clean();
+}
+
+#[tokio::test]
+async fn an_old_envd_is_told_the_user_on_every_call() {
+    // envd before 0.4 runs nothing as a default user: E2B's SDKs name `user` in a
+    // Basic Authorization header, and in `username` for file transfers.
+    let env = setup("e2b-old-envd").await;
+    env.e2b.state().envd_version = "0.3.9".into();
+    let d = deploy(&env).await;
+    let out = exec_capture(
+        env.provider.as_ref(),
+        &d,
+        &ExecCommand::new(["echo", "hi"]),
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(out.out(), "hi\n");
+    let file = env.dir.path().join("note.txt");
+    std::fs::write(&file, "note\n").unwrap();
+    let remote = format!("{}/note.txt", env.spec.spec.deployment.home);
+    dispatch::copy_in(env.provider.as_ref(), &d, &file, &remote)
+        .await
+        .unwrap();
+    dispatch::copy_out(
+        env.provider.as_ref(),
+        &d,
+        &remote,
+        &env.dir.path().join("back.txt"),
+    )
+    .await
+    .unwrap();
+    {
+        let st = env.e2b.state();
+        assert!(
+            !st.users.is_empty() && st.users.iter().all(|u| u == "user"),
+            "{:?}",
+            st.users
+        );
+        assert_eq!(
+            st.file_users,
+            vec!["user", "user"],
+            "upload and download name the user"
+        );
+    }
+    let envd_calls = env.e2b.envd.requests().len();
+    let with_user = env
+        .e2b
+        .envd
+        .requests()
+        .iter()
+        .filter(|r| {
+            r.headers.get("authorization").is_some() || r.query.iter().any(|(k, _)| k == "username")
+        })
+        .count();
+    assert_eq!(with_user, envd_calls, "every envd call names the user");
+
+    // A current envd is left to pick its default user.
+    let new = setup("e2b-new-envd").await;
+    let d = deploy(&new).await;
+    exec_capture(new.provider.as_ref(), &d, &ExecCommand::new(["true"]), None)
+        .await
+        .unwrap();
+    assert!(new.e2b.state().users.is_empty());
+    env.e2b.assert_clean();
+    new.e2b.assert_clean();
+}
+
+#[tokio::test]
 async fn a_wrong_key_is_an_auth_error_that_does_not_show_it() {
     let fake = E2b::start().await;
     let dir = tempfile::tempdir().unwrap();
@@ -717,10 +985,9 @@ async fn the_fakes_reject_what_the_published_descriptions_reject() {
     )
     .await;
     assert_eq!(s, 404, "unknown RPC");
-    assert_eq!(
-        fake.api.violations().len() + fake.envd.violations().len(),
-        7
-    );
+    let api = fake.api.take_violations();
+    let envd = fake.envd.take_violations();
+    assert_eq!(api.len() + envd.len(), 7, "{api:?} {envd:?}");
 }
 
 async fn raw(

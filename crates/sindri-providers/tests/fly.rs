@@ -203,21 +203,98 @@ async fn the_machine_matches_the_spec_and_the_exported_fly_toml() {
         json!(env.spec.spec_hash())
     );
 
-    // The same numbers are in the fly.toml that `sindri export fly` writes.
-    let toml = sindri_render::Renderer::new(None)
+    // Every field of the machine config has its counterpart in the fly.toml that
+    // `sindri export fly` writes, so `fly deploy` of that file makes the same machine.
+    let text = sindri_render::Renderer::new(None)
         .unwrap()
         .render(sindri_render::ExportFormat::Fly, &env.spec)
         .unwrap()
         .remove(0)
         .content;
-    let t: toml::Value = toml::from_str(&toml).unwrap_or_else(|e| panic!("{e}\n{toml}"));
-    assert_eq!(t["app"].as_str(), Some("shape-app"));
-    assert_eq!(t["vm"][0]["memory_mb"].as_integer(), Some(3072));
-    assert_eq!(t["vm"][0]["gpu_kind"].as_str(), Some("a100-pcie-40gb"));
+    let t: toml::Value = toml::from_str(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    let t = serde_json::to_value(&t).unwrap();
+    let fields: std::collections::BTreeSet<&str> =
+        c.as_object().unwrap().keys().map(String::as_str).collect();
     assert_eq!(
-        t["services"][0]["auto_stop_machines"].as_str(),
-        Some("suspend")
+        fields,
+        [
+            "env", "guest", "image", "init", "metadata", "mounts", "services"
+        ]
+        .into(),
+        "a field added to the machine needs its fly.toml counterpart, and a check here"
     );
+    assert_eq!(t["app"], json!("shape-app"));
+    assert_eq!(t["primary_region"], json!(m.region));
+    assert_eq!(t["build"]["image"], c["image"]);
+    assert_eq!(
+        t["vm"],
+        json!([c["guest"]]),
+        "[[vm]] is the guest, field for field"
+    );
+    assert_eq!(t["env"], c["env"]);
+    assert_eq!(
+        t["experimental"],
+        json!({"exec": c["init"]["exec"]}),
+        "flyctl turns [experimental] exec into init.exec: the same keep-alive process"
+    );
+    assert_eq!(c["init"].as_object().map(|o| o.len()), Some(1));
+    assert_eq!(
+        t["mounts"],
+        json!([{
+            "source": vol.name,
+            "destination": c["mounts"][0]["path"],
+            "initial_size": format!("{}gb", vol.size_gb),
+        }]),
+        "the home volume: name, place and size"
+    );
+    let services = c["services"].as_array().unwrap();
+    let exported = t["services"].as_array().unwrap();
+    assert_eq!(services.len(), exported.len());
+    for (svc, e) in services.iter().zip(exported) {
+        let keys: std::collections::BTreeSet<&str> = svc
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                "autostart",
+                "autostop",
+                "internal_port",
+                "min_machines_running",
+                "ports",
+                "protocol"
+            ]
+            .into()
+        );
+        assert_eq!(e["internal_port"], svc["internal_port"]);
+        assert_eq!(e["protocol"], svc["protocol"]);
+        assert_eq!(e["ports"], svc["ports"]);
+        assert_eq!(e["auto_stop_machines"], svc["autostop"]);
+        assert_eq!(e["auto_start_machines"], svc["autostart"]);
+        assert_eq!(e["min_machines_running"], svc["min_machines_running"]);
+    }
+    // Metadata is sindri's bookkeeping; fly.toml has no place for it and says so.
+    let meta: std::collections::BTreeSet<&str> = c["metadata"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(
+        meta,
+        [
+            "sindri.app-created",
+            "sindri.environment",
+            "sindri.managed",
+            "sindri.project",
+            "sindri.spec-hash"
+        ]
+        .into()
+    );
+    assert!(text.contains("# Machine metadata sindri.managed"), "{text}");
     drop(st);
     env.fly.server.assert_clean();
 }
@@ -326,6 +403,83 @@ async fn a_machine_that_never_starts_fails_the_deploy_once_the_wait_is_used_up()
 }
 
 #[tokio::test]
+async fn the_wait_is_as_long_as_providers_fly_wait_timeout_says() {
+    // The provider's own default here is 5s; the spec asks for 1s.
+    let env = setup_with("fly-wait-limit", "", "    wait_timeout: 1s\n").await;
+    env.fly.server.inject(
+        "Machines_wait",
+        1000,
+        Fault::Status(408, json!({"error": "deadline exceeded"}), vec![]),
+    );
+    let e = dispatch::deploy(
+        env.provider.as_ref(),
+        &env.spec,
+        DeployOptions::default(),
+        &Recorder::new(),
+    )
+    .await
+    .expect_err("never started");
+    assert_eq!(e.kind(), ErrorKind::Transient);
+    assert!(
+        e.message().contains("did not become started within 1s"),
+        "{e}"
+    );
+    assert!(
+        e.hint()
+            .is_some_and(|h| h.contains("providers.fly.wait_timeout")),
+        "{:?}",
+        e.hint()
+    );
+    env.fly.server.assert_clean();
+
+    // A limit too short to wait with is refused before anything is sent.
+    let zero = setup_with("fly-wait-zero", "", "    wait_timeout: 0s\n").await;
+    let e = dispatch::deploy(
+        zero.provider.as_ref(),
+        &zero.spec,
+        DeployOptions::default(),
+        &Recorder::new(),
+    )
+    .await
+    .expect_err("refused");
+    assert_eq!(e.kind(), ErrorKind::Invalid);
+    assert!(e.message().contains("providers.fly.wait_timeout"), "{e}");
+    assert!(zero.fly.server.requests().is_empty(), "nothing was sent");
+}
+
+#[tokio::test]
+async fn an_app_name_someone_else_holds_is_a_conflict_with_a_way_out() {
+    // App names are global on Fly: another organization's app is invisible (404)
+    // and its name is refused with 422 "Name has already been taken".
+    let env = setup_with("fly-taken", "", "    app: popular-name\n").await;
+    env.fly.state().taken_names.insert("popular-name".into());
+    let e = dispatch::deploy(
+        env.provider.as_ref(),
+        &env.spec,
+        DeployOptions::default(),
+        &Recorder::new(),
+    )
+    .await
+    .expect_err("the name is taken");
+    assert_eq!(e.kind(), ErrorKind::Conflict, "{e}");
+    assert!(e.message().contains("Name has already been taken"), "{e}");
+    assert!(
+        e.hint().is_some_and(
+            |h| h.contains("unique across all of Fly.io") && h.contains("providers.fly.app")
+        ),
+        "{:?}",
+        e.hint()
+    );
+    let st = env.fly.state();
+    assert!(
+        st.apps.is_empty() && st.creates.is_empty(),
+        "nothing was made"
+    );
+    drop(st);
+    env.fly.server.assert_clean();
+}
+
+#[tokio::test]
 async fn rate_limits_server_errors_and_dropped_reads_are_retried() {
     let env = setup("fly-retry").await;
     env.fly.server.inject(
@@ -352,6 +506,60 @@ async fn rate_limits_server_errors_and_dropped_reads_are_retried() {
     );
     assert_eq!(env.fly.server.count("Machines_list"), 3);
     assert_eq!(env.fly.server.count("Volumes_list"), 2);
+    env.fly.server.assert_clean();
+}
+
+#[tokio::test]
+async fn a_wait_whose_connection_drops_is_asked_again() {
+    let env = setup("fly-wait-drop").await;
+    env.fly.server.inject("Machines_wait", 1, Fault::Drop);
+    let d = deploy(&env).await;
+    assert_eq!(d.state, sindri_core::DeploymentState::Ready);
+    assert_eq!(
+        env.fly.server.count("Machines_wait"),
+        2,
+        "the dropped wait was sent again"
+    );
+    env.fly.server.assert_clean();
+}
+
+#[tokio::test]
+async fn start_stop_and_suspend_are_repeated_after_a_server_error() {
+    // Asking a machine to reach a state twice is harmless, so a 5xx is retried.
+    let env = setup("fly-actions-5xx").await;
+    let d = deploy(&env).await;
+    let boom = |status: u16| Fault::Status(status, json!({"error": "flaps hiccup"}), vec![]);
+    env.fly.server.inject("Machines_stop", 1, boom(500));
+    dispatch::stop(env.provider.as_ref(), &d)
+        .await
+        .expect("stop through a 500");
+    conformance::wait_for_state(env.provider.as_ref(), &d, StatusState::Stopped).await;
+    env.fly.server.inject("Machines_start", 1, boom(502));
+    dispatch::start(env.provider.as_ref(), &d)
+        .await
+        .expect("start through a 502");
+    conformance::wait_for_state(env.provider.as_ref(), &d, StatusState::Running).await;
+    env.fly.server.inject("Machines_suspend", 1, boom(500));
+    dispatch::suspend(env.provider.as_ref(), &d)
+        .await
+        .expect("suspend through a 500");
+    conformance::wait_for_state(env.provider.as_ref(), &d, StatusState::Suspended).await;
+    for op in ["Machines_stop", "Machines_start", "Machines_suspend"] {
+        assert_eq!(env.fly.server.count(op), 2, "{op} was sent again once");
+    }
+    // A 5xx that persists is a clean error naming the machine and what was asked.
+    env.fly.server.inject("Machines_start", 100, boom(500));
+    let e = dispatch::start(env.provider.as_ref(), &d)
+        .await
+        .expect_err("start keeps failing");
+    assert_eq!(e.kind(), ErrorKind::Transient, "{e}");
+    let id = d.resource_id.clone().unwrap_or_default();
+    assert!(
+        e.message()
+            .contains(&format!("start machine {id} of app `fly-actions-5xx`"))
+            && e.message().contains("after 4 attempts"),
+        "{e}"
+    );
     env.fly.server.assert_clean();
 }
 
@@ -744,20 +952,23 @@ async fn list_owned_finds_environments_across_apps() {
 }
 
 #[tokio::test]
+#[should_panic(expected = "the test never checked them")]
+async fn a_violation_the_test_never_checked_fails_it_when_the_server_goes() {
+    let fly = Fly::start().await;
+    // A wrong path answered 404, which a careless test could read as "not found".
+    let (status, _) = get(&fly.server.url, "/v1/apps/x/machine/y").await;
+    assert_eq!(status, 404);
+}
+
+#[tokio::test]
 async fn the_fake_rejects_what_the_published_api_rejects() {
     // The contract is not a rubber stamp: each of these requests breaks the
     // description and is answered and recorded as a violation.
     let fly = Fly::start().await;
     let (status, _) = get(&fly.server.url, "/v1/nope").await;
     assert_eq!(status, 404, "unknown path");
-    assert!(
-        fly.server
-            .violations()
-            .iter()
-            .any(|v| v.contains("no path")),
-        "{:?}",
-        fly.server.violations()
-    );
+    let mut seen = fly.server.take_violations();
+    assert!(seen.iter().any(|v| v.contains("no path")), "{seen:?}");
     let (status, _) = post(
         &fly.server.url,
         "/v1/apps/x/machines",
@@ -776,7 +987,8 @@ async fn the_fake_rejects_what_the_published_api_rejects() {
     assert_eq!(status, 405, "wrong method");
     let (status, _) = get(&fly.server.url, "/v1/apps").await;
     assert_eq!(status, 400, "missing required query parameter org_slug");
-    assert_eq!(fly.server.violations().len(), 5);
+    seen.extend(fly.server.take_violations());
+    assert_eq!(seen.len(), 5, "{seen:?}");
 }
 
 async fn get(base: &str, path: &str) -> (u16, Value) {

@@ -186,10 +186,54 @@ async fn conformance_not_found() {
     env.ly.server.assert_clean();
 }
 
+/// The conformance suite's `list_owned` contract, less the spec hash: Lyceum keeps
+/// nothing but the display name, which holds no hash (docs/adr/0008), so a record
+/// rebuilt from the platform says "unknown" (empty) and the next plan delivers env
+/// and secrets again rather than trust a stale hash.
 #[tokio::test]
-async fn conformance_list_owned() {
+async fn list_owned_finds_the_vm_by_its_name_and_says_the_hash_is_unknown() {
     let env = setup("ly-owned").await;
-    conformance::list_owned(env.provider.as_ref(), &env.spec).await;
+    let d = ok(env.deploy(&Recorder::new()).await, "deploy");
+    let owned = ok(
+        dispatch::list_owned(env.provider.as_ref()).await,
+        "list_owned",
+    );
+    let found = owned
+        .iter()
+        .find(|o| o.name == d.name && o.project == d.project)
+        .unwrap_or_else(|| panic!("list_owned misses the VM: {owned:?}"));
+    assert_eq!(found.provider, ProviderKind::Lyceum);
+    assert_eq!(found.resource_id, d.resource_id);
+    assert_eq!(found.spec_hash, "", "Lyceum keeps no spec hash");
+    assert_eq!(
+        found.detail("display_name"),
+        Some(format!("sindri-ly-owned-{}", env.spec.project).as_str())
+    );
+    let plan = ok(
+        dispatch::plan(env.provider.as_ref(), &env.spec, Some(found)).await,
+        "plan from the rebuilt record",
+    );
+    assert_eq!(plan.steps[0].action, PlanAction::Update, "{:?}", plan.steps);
+    assert!(
+        plan.steps[0]
+            .reason
+            .as_deref()
+            .is_some_and(|r| r.contains("not recorded on this machine")),
+        "{:?}",
+        plan.steps
+    );
+    ok(
+        dispatch::destroy(env.provider.as_ref(), &d, DestroyOptions { volumes: true }).await,
+        "destroy",
+    );
+    let after = ok(
+        dispatch::list_owned(env.provider.as_ref()).await,
+        "list_owned after destroy",
+    );
+    assert!(
+        !after.iter().any(|o| o.name == d.name),
+        "a destroyed VM is no longer listed: {after:?}"
+    );
     env.ly.server.assert_clean();
 }
 
@@ -283,7 +327,7 @@ async fn the_vm_request_carries_key_hardware_spot_and_identity() {
             "hardware_profile": "h100",
             "instance_specs": {"gpu_count": 2},
             "instance_type": "spot",
-            "display_name": format!("sindri-{}-{}-{}", env.spec.name(), env.spec.project, env.spec.spec_hash()),
+            "display_name": format!("sindri-{}-{}", env.spec.name(), env.spec.project),
         })
     );
     assert!(
@@ -471,12 +515,7 @@ async fn bare_addresses_use_port_22_and_the_lyceum_user() {
     let id = {
         let mut st = env.ly.state();
         st.address = "203.0.113.10".into();
-        let name = format!(
-            "sindri-{}-{}-{}",
-            env.spec.name(),
-            env.spec.project,
-            env.spec.spec_hash()
-        );
+        let name = format!("sindri-{}-{}", env.spec.name(), env.spec.project);
         st.add(&name, "ready", "l40s")
     };
     let p = LyceumProvider::new(Default::default(), {
@@ -503,6 +542,7 @@ async fn bare_addresses_use_port_22_and_the_lyceum_user() {
 async fn other_projects_strangers_and_terminated_vms_are_left_alone() {
     let env = setup("ly-owners").await;
     let name = env.spec.name().to_string();
+    // Named in the older form, with a spec hash: still recognised as sindri's.
     let (terminated, other_project, stranger) = {
         let mut st = env.ly.state();
         (
@@ -612,6 +652,31 @@ async fn rate_limits_server_errors_and_timeouts_are_retried() {
 }
 
 #[tokio::test]
+async fn could_not_be_provisioned_on_a_delete_is_retried_not_taken_for_capacity() {
+    // Lyceum's capacity words mean capacity on create only; a delete answered with
+    // them is a server error like any other, and a delete is safe to repeat.
+    let env = setup("ly-del500").await;
+    let d = ok(env.deploy(&Recorder::new()).await, "deploy");
+    env.ly.server.inject(
+        "delete",
+        1,
+        Fault::Status(
+            500,
+            spec_server::lyceum::fixture("error_500_capacity.json"),
+            vec![],
+        ),
+    );
+    let r = ok(
+        dispatch::destroy(env.provider.as_ref(), &d, DestroyOptions::default()).await,
+        "destroy through a 500",
+    );
+    assert_eq!(r.removed.len(), 1, "{r:?}");
+    assert_eq!(env.ly.server.count("delete"), 2, "the delete was repeated");
+    assert!(env.ly.state().live().is_empty(), "billing ended");
+    env.ly.server.assert_clean();
+}
+
+#[tokio::test]
 async fn a_vm_that_fails_is_deleted_so_it_cannot_bill() {
     let env = setup("ly-failed").await;
     env.ly.state().life = vec![("provisioning", false), ("failed", false)];
@@ -656,6 +721,18 @@ async fn hardware_changes_replace_the_vm_and_other_changes_do_not() {
         "exec",
     );
     assert_eq!(out.out(), "2\n", "env was delivered again");
+    let owned = ok(
+        dispatch::list_owned(env.provider.as_ref()).await,
+        "list_owned",
+    );
+    assert_eq!(
+        owned
+            .iter()
+            .map(|o| (o.name.as_str(), o.resource_id.clone()))
+            .collect::<Vec<_>>(),
+        vec![("ly-change", first.resource_id.clone())],
+        "the updated VM is still found by its name"
+    );
     let plan = ok(
         dispatch::plan(env.provider.as_ref(), &env.spec, Some(&second)).await,
         "plan",
@@ -719,6 +796,74 @@ async fn keys_come_from_env_and_a_wrong_one_is_an_auth_error() {
         "{checks:?}"
     );
     env.ly.server.assert_clean();
+}
+
+#[tokio::test]
+async fn the_fake_rejects_what_lyceum_rejects() {
+    // The contract is not a rubber stamp: each of these requests breaks what is known
+    // of Lyceum's API and is answered and recorded as a violation.
+    use spec_server::client::send;
+    use spec_server::lyceum::BASE;
+    let ly = Lyceum::start("127.0.0.1:22", None).await;
+    let auth = format!("Bearer {TOKEN}");
+    let h = [("Authorization", auth.as_str())];
+    let url = &ly.server.url;
+    let path = |p: &str| format!("{BASE}{p}");
+    let (status, _) = send(url, "GET", &path("/vm/list"), &h, "").await;
+    assert_eq!(status, 404, "a wrong path");
+    let (status, _) = send(url, "GET", &path("/vms/list?include_deleted=true"), &h, "").await;
+    assert_eq!(status, 400, "an unknown query parameter");
+    let (status, _) = send(
+        url,
+        "POST",
+        &path("/vms/create"),
+        &h,
+        r#"{"user_public_key": "ssh-ed25519 K", "hardware_profle": "l40s", "instance_specs": {"gpu_count": 1}}"#,
+    )
+    .await;
+    assert_eq!(status, 400, "a misspelt field");
+    let (status, _) = send(
+        url,
+        "POST",
+        &path("/vms/create"),
+        &h,
+        r#"{"user_public_key": "ssh-ed25519 K", "hardware_profile": "l40s", "instance_specs": {"gpu_count": "1"}}"#,
+    )
+    .await;
+    assert_eq!(status, 400, "a wrong type");
+    let (status, _) = send(url, "GET", &path("/vms/create"), &h, "").await;
+    assert_eq!(status, 405, "a wrong method");
+    let (status, _) = send(url, "GET", &path("/pricing"), &[], "").await;
+    assert_eq!(status, 401, "no credential");
+    let seen = ly.server.take_violations();
+    assert_eq!(seen.len(), 6, "{seen:#?}");
+    for (v, want) in seen.iter().zip([
+        "no Lyceum endpoint `/vm/list`",
+        "unexpected query parameter `include_deleted=true`",
+        "unknown field `hardware_profle`",
+        "gpu_count` must be an integer",
+        "takes POST, not GET",
+        "no `Authorization: Bearer`",
+    ]) {
+        assert!(v.contains(want), "{v} should mention {want}");
+    }
+
+    // And the fake's answers are held to the recorded shapes.
+    use spec_server::server::Contract;
+    let c = spec_server::lyceum::LyceumContract;
+    let mut vm = spec_server::lyceum::fixture("vm_status_ready_bare_ip.json");
+    assert!(
+        c.check_reply("status", 200, "application/json", vm.to_string().as_bytes())
+            .is_empty()
+    );
+    vm["ip_adress"] = json!("203.0.113.10");
+    let problems = c.check_reply("status", 200, "application/json", vm.to_string().as_bytes());
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.contains("ip_adress: a key the recordings never show")),
+        "{problems:?}"
+    );
 }
 
 #[tokio::test]

@@ -469,6 +469,115 @@ async fn a_failed_create_is_not_repeated_and_the_next_deploy_resumes() {
 }
 
 #[tokio::test]
+async fn a_pod_runpod_no_longer_knows_is_already_gone_for_destroy() {
+    // RunPod answers an id it does not know with 400 "Invalid Pod ID" (as its
+    // description declares for DeletePod): a pod terminated between the look and
+    // the delete is gone, not a failure.
+    let env = setup("rp-gone").await;
+    let d = ok(deploy(&env, &Recorder::new()).await, "deploy");
+    let id = d.resource_id.clone().unwrap_or_default();
+    env.rp.server.inject(
+        "DeletePod",
+        1,
+        Fault::Status(
+            400,
+            json!({"error": format!("Invalid Pod ID: {id}")}),
+            vec![],
+        ),
+    );
+    let r = ok(
+        dispatch::destroy(env.provider.as_ref(), &d, DestroyOptions::default()).await,
+        "destroy of a pod RunPod no longer knows",
+    );
+    assert!(r.removed.is_empty(), "nothing was left to remove: {r:?}");
+    assert_eq!(env.rp.server.count("DeletePod"), 1, "a 400 is not retried");
+
+    // A stop that meets the same answer is a clean "not found", not a bad request.
+    let d = ok(deploy(&env, &Recorder::new()).await, "deploy again");
+    let id = d.resource_id.clone().unwrap_or_default();
+    env.rp.server.inject(
+        "StopPod",
+        1,
+        Fault::Status(
+            400,
+            json!({"error": format!("Invalid Pod ID: {id}")}),
+            vec![],
+        ),
+    );
+    let e = dispatch::stop(env.provider.as_ref(), &d)
+        .await
+        .expect_err("no such pod");
+    assert_eq!(e.kind(), ErrorKind::NotFound, "{e}");
+    assert!(e.message().contains(&format!("stop pod {id}")), "{e}");
+    assert!(
+        e.hint().is_some_and(|h| h.contains("no longer knows")),
+        "{:?}",
+        e.hint()
+    );
+    env.rp.server.assert_clean();
+}
+
+#[tokio::test]
+async fn the_fake_rejects_what_the_published_api_rejects() {
+    // The contract is not a rubber stamp: each of these requests breaks the
+    // description and is answered and recorded as a violation.
+    use spec_server::client::send;
+    let rp = Runpod::start(22, None).await;
+    let auth = format!("Bearer {TOKEN}");
+    let h = [("Authorization", auth.as_str())];
+    let url = &rp.server.url;
+    let (status, _) = send(url, "GET", "/v1/podz", &h, "").await;
+    assert_eq!(status, 404, "a wrong path");
+    let (status, _) = send(url, "GET", "/v1/pods?includeMachines=true", &h, "").await;
+    assert_eq!(status, 400, "an unknown query parameter");
+    let (status, _) = send(
+        url,
+        "POST",
+        "/v1/pods",
+        &h,
+        r#"{"imageNmae": "ubuntu:24.04", "gpuCount": 1}"#,
+    )
+    .await;
+    assert_eq!(status, 400, "a misspelt field");
+    let (status, _) = send(url, "POST", "/v1/pods", &h, r#"{"gpuCount": "two"}"#).await;
+    assert_eq!(status, 400, "a wrong type");
+    let (status, _) = send(url, "DELETE", "/v1/pods/abc/stop", &h, "").await;
+    assert_eq!(status, 405, "a wrong method");
+    let (status, _) = send(url, "GET", "/v1/pods", &[], "").await;
+    assert_eq!(status, 401, "no credential");
+    let seen = rp.server.take_violations();
+    assert_eq!(seen.len(), 6, "{seen:#?}");
+    for (v, want) in seen.iter().zip([
+        "no path `/podz`",
+        "unknown query parameter `includeMachines`",
+        "imageNmae",
+        "gpuCount",
+        "has no DELETE",
+        "no credential",
+    ]) {
+        assert!(v.contains(want), "{v} should mention {want}");
+    }
+
+    // And the fake's own answers are held to the description, statuses included.
+    use spec_server::server::Contract;
+    let c = spec_server::runpod::contract();
+    assert!(
+        c.check_reply("DeletePod", 404, "application/json", b"{}")[0]
+            .contains("status 404 is not an answer DeletePod declares"),
+        "DeletePod declares 204, 400 and 401 only"
+    );
+    assert!(
+        c.check_reply("DeletePod", 400, "application/json", b"{}")
+            .is_empty()
+    );
+    assert!(
+        c.check_reply("StartPod", 503, "application/json", b"{}")
+            .is_empty(),
+        "any service may be unavailable"
+    );
+}
+
+#[tokio::test]
 async fn cost_per_hour_comes_from_runpod_for_resources_list() {
     let env = setup("rp-cost").await;
     let d = ok(deploy(&env, &Recorder::new()).await, "deploy");
@@ -487,6 +596,22 @@ async fn cost_per_hour_comes_from_runpod_for_resources_list() {
     );
     assert_eq!(s.state, StatusState::Running);
     assert_eq!(s.cost_per_hour, Some(price(Some("NVIDIA L40S"))));
+    // The data center is in the pod's machine, which RunPod sends only when asked.
+    assert_eq!(found.detail("data_center"), Some("EU-RO-1"));
+    assert_eq!(
+        s.details.get("data_center").map(String::as_str),
+        Some("EU-RO-1")
+    );
+    for r in env.rp.server.requests() {
+        if r.op == "GetPod" || r.op == "ListPods" {
+            assert!(
+                r.query.contains(&("includeMachine".into(), "true".into())),
+                "{} {:?}",
+                r.op,
+                r.query
+            );
+        }
+    }
     ok(dispatch::stop(env.provider.as_ref(), &d).await, "stop");
     let s = ok(dispatch::status(env.provider.as_ref(), &d).await, "status");
     assert_eq!(s.state, StatusState::Stopped);

@@ -1,6 +1,8 @@
 //! `fly.toml`: the Fly app, its image, env, the home volume, services for published
-//! ports and the machine size. The Fly provider sizes machines with [`guest`] and names
-//! things with [`app_name`] and [`HOME_VOLUME`], so a deploy matches this file.
+//! ports, the machine size and its main process. The Fly provider sizes machines with
+//! [`guest`], names things with [`app_name`] and [`HOME_VOLUME`], and runs
+//! [`init_exec`], so a deploy matches this file (`[experimental] exec` is what flyctl
+//! turns into the machine's `init.exec`).
 
 use minijinja::Value;
 use sindri_core::{ResolvedSpec, Result};
@@ -13,6 +15,21 @@ use crate::escape::comment;
 
 /// Name of the Fly volume that holds the home directory (volumes are scoped to the app).
 pub const HOME_VOLUME: &str = "home";
+
+/// The machine's main process: sleeps until told to stop, so any image with a POSIX
+/// `sh` works and the machine stays up for `exec` (the same loop as the Docker
+/// provider's).
+pub const KEEPALIVE: &str = "trap 'exit 0' TERM INT HUP; while :; do sleep 3600 & wait $!; done";
+
+/// Where sindri's Fly provider writes secrets on the machine (never in its config or
+/// env, both readable through the API).
+pub const SECRETS_DIR: &str = "/run/sindri";
+
+/// The machine's `init.exec` (fly.toml's `[experimental] exec`): [`KEEPALIVE`] under
+/// `/bin/sh`.
+pub fn init_exec() -> Vec<String> {
+    vec!["/bin/sh".into(), "-c".into(), KEEPALIVE.into()]
+}
 
 /// GPU kind used when the spec asks for GPUs without naming a model.
 pub const DEFAULT_GPU_KIND: &str = "a10";
@@ -174,9 +191,24 @@ pub(crate) fn context(spec: &ResolvedSpec) -> Result<(Value, Vec<Value>)> {
         .build();
 
     if !s.secrets.is_empty() {
-        notes.push(comment(
-            "Secrets are not in this file (values are never written here). Set them with:",
-        ));
+        for line in [
+            "Secrets are not in this file, and `sindri deploy` does not store them with Fly",
+            "either: once the machine runs, it writes them through the Machines API's exec",
+            &format!(
+                "(on stdin, never on a command line) into {SECRETS_DIR} on the machine, mode 0600:"
+            ),
+            &format!(
+                "env-style ones as `export` lines in {SECRETS_DIR}/secrets.env, which `sindri exec`"
+            ),
+            &format!(
+                "sources (in a shell: `. {SECRETS_DIR}/secrets.env`), `mount:` ones as files linked from"
+            ),
+            "their paths. A restart from stopped clears them: run `sindri deploy` again.",
+            "Deploying this file with `fly deploy` instead, Fly's own secrets are the nearest",
+            "thing, though Fly then keeps the values and every process sees them in its env:",
+        ] {
+            notes.push(comment(line));
+        }
         let mut cmd = format!("  fly secrets set --app {}", shell_quote(&app));
         for sec in &s.secrets {
             let value = match sec.source {
@@ -191,9 +223,16 @@ pub(crate) fn context(spec: &ResolvedSpec) -> Result<(Value, Vec<Value>)> {
         notes.push(comment(&cmd));
         if s.secrets.iter().any(|x| x.mount.is_some()) {
             notes.push(comment(
-                "Fly exposes secrets as environment variables; secrets with `mount` are written to files by sindri's Fly provider.",
+                "Fly's secrets are environment variables only: write `mount:` secrets to their files yourself.",
             ));
         }
+    }
+    for line in [
+        "Machine metadata sindri.managed, sindri.environment, sindri.project, sindri.spec-hash",
+        "and sindri.app-created mark a machine `sindri deploy` made; fly.toml has no place for",
+        "them, so machines made by `fly deploy` are not sindri's to manage.",
+    ] {
+        notes.push(comment(line));
     }
 
     let doc = Obj::new()
@@ -207,6 +246,61 @@ pub(crate) fn context(spec: &ResolvedSpec) -> Result<(Value, Vec<Value>)> {
         .set("mounts", mounts)
         .nonempty("services", seq(services))
         .set("vm", seq(vec![vm]))
+        .set(
+            "experimental",
+            Obj::new()
+                .set(
+                    "exec",
+                    seq(init_exec().into_iter().map(Value::from).collect()),
+                )
+                .build(),
+        )
         .build();
     Ok((doc, notes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{ExportFormat, Renderer};
+
+    fn render(yaml: &str) -> String {
+        let spec = sindri_spec::load_str(yaml, "sindri.yaml").unwrap_or_else(|d| panic!("{d}"));
+        let spec = ResolvedSpec::new(spec, std::path::Path::new("/p/sindri.yaml"));
+        Renderer::new(None)
+            .unwrap()
+            .render(ExportFormat::Fly, &spec)
+            .unwrap()
+            .remove(0)
+            .content
+    }
+
+    #[test]
+    fn the_file_runs_the_keep_alive_process_and_explains_how_secrets_travel() {
+        let text = render(
+            "name: s\ndeployment:\n  provider: fly\n  image: img:1\nsecrets:\n  - {name: API_TOKEN, source: env}\n  - {name: CERT, source: file, path: c.pem, mount: /etc/c.pem}\n",
+        );
+        let doc: toml::Value = toml::from_str(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+        let exec: Vec<&str> = doc["experimental"]["exec"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|v| v.as_str())
+            .collect();
+        assert_eq!(exec, ["/bin/sh", "-c", KEEPALIVE]);
+        assert!(
+            text.contains("/run/sindri/secrets.env") && text.contains("exec"),
+            "deploy's mechanism is explained: {text}"
+        );
+        assert!(
+            text.contains(
+                "#   fly secrets set --app s API_TOKEN=\"$API_TOKEN\" CERT=\"$(cat c.pem)\""
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("write `mount:` secrets to their files yourself"),
+            "{text}"
+        );
+    }
 }

@@ -119,17 +119,22 @@ impl Envd {
         }
     }
 
+    /// A unary RPC. `idempotent` ones (reads, resizes, creating a directory that may
+    /// exist) are sent again after a dropped connection or a 5xx; input is not, as a
+    /// repeat could type it twice.
     async fn unary(
         &self,
         rpc: &str,
         body: Value,
         what: &str,
         accept: &[u16],
+        idempotent: bool,
     ) -> Result<(u16, Value)> {
         let mut req = self
             .request(self.http.post(&format!("/{rpc}")), None)
             .header("Connect-Protocol-Version", "1")
             .json(&body)
+            .idempotent(idempotent)
             .what(what.to_string());
         for s in accept {
             req = req.accept(*s);
@@ -207,6 +212,7 @@ impl Envd {
                     json!({"process": {"pid": pid}, "pty": {"size": {"cols": cols, "rows": rows}}}),
                     "resize the terminal",
                     &[],
+                    true,
                 )
                 .await?;
                 }
@@ -216,12 +222,38 @@ impl Envd {
             let (mut input_done, mut resize_done) = (false, false);
             loop {
                 tokio::select! {
+                    // The output first: once the command has ended, what happened to
+                    // its input no longer matters.
+                    biased;
                     r = &mut output => break r?,
                     r = &mut input, if !input_done => {
                         input_done = true;
-                        if let Err(e) = r {
-                            // The process may have ended first; its end event says how.
-                            tracing::debug!(target: "sindri::e2b", "sending input stopped: {e}");
+                        match r {
+                            // Input lost on the way (a failed or dropped call): the
+                            // command would wait for it forever or run on part of it.
+                            Err(e) if matches!(
+                                e.kind(),
+                                ErrorKind::Transient
+                                    | ErrorKind::Unavailable
+                                    | ErrorKind::Platform
+                                    | ErrorKind::Auth
+                            ) =>
+                            {
+                                return Err(Error::new(
+                                    e.kind(),
+                                    format!("{what}: its input could not be delivered: {}", e.message()),
+                                )
+                                .with_provider(ProviderKind::E2b)
+                                .with_hint(
+                                    "the command may still be running in the sandbox; check with `sindri exec -- ps`, then run it again",
+                                ));
+                            }
+                            // The process ended (or closed its input) first: its end
+                            // event says how it went.
+                            Err(e) => {
+                                tracing::debug!(target: "sindri::e2b", "sending input stopped: {e}");
+                            }
+                            Ok(()) => {}
                         }
                     }
                     r = &mut resize, if !resize_done => {
@@ -258,6 +290,7 @@ impl Envd {
                 json!({"process": {"pid": pid}, "input": {field: B64.encode(&buf[..n])}}),
                 "send input",
                 &[],
+                false,
             )
             .await?;
         }
@@ -267,6 +300,7 @@ impl Envd {
                 json!({"process": {"pid": pid}, "input": {"pty": B64.encode([4u8])}}),
                 "send end of input",
                 &[],
+                false,
             )
             .await?;
         } else {
@@ -275,6 +309,7 @@ impl Envd {
                 json!({"process": {"pid": pid}}),
                 "close the command's input",
                 &[],
+                true,
             )
             .await?;
         }
@@ -289,6 +324,7 @@ impl Envd {
                 json!({"path": path}),
                 &format!("look at {path}"),
                 &[404],
+                true,
             )
             .await?;
         if status == 404 {
@@ -305,6 +341,7 @@ impl Envd {
                 json!({"path": path, "depth": 1}),
                 &format!("list {path}"),
                 &[],
+                true,
             )
             .await?;
         let entries = v
@@ -326,6 +363,7 @@ impl Envd {
             json!({"path": path}),
             &format!("create directory {path}"),
             &[409],
+            true,
         )
         .await?;
         Ok(())
@@ -362,6 +400,12 @@ impl Envd {
         }
         self.http.send(req).await?;
         Ok(())
+    }
+
+    /// How often and how patiently requests are retried (for downloads, which are
+    /// started again when their body is cut off).
+    pub fn retry(&self) -> &crate::http::RetryPolicy {
+        &self.http.options().retry
     }
 
     /// Streams file `path` into `out`; returns its size.
@@ -469,7 +513,21 @@ async fn read_events(
                 });
             }
         }
-        match resp.chunk().await? {
+        let chunk = resp.chunk().await.map_err(|e| {
+            Error::new(
+                ErrorKind::Transient,
+                format!(
+                    "{what}: the connection to envd dropped before the command ended ({}); \
+                     it may have stopped there or still be running",
+                    e.message()
+                ),
+            )
+            .with_provider(ProviderKind::E2b)
+            .with_hint(
+                "check the sandbox with `sindri status`, then run the command again if repeating it is safe",
+            )
+        })?;
+        match chunk {
             Some(c) => reader.push(&c),
             None => {
                 return Err(Error::new(

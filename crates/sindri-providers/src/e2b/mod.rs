@@ -857,14 +857,38 @@ fn is_executable(m: &std::fs::Metadata) -> bool {
     m.permissions().mode() & 0o111 != 0
 }
 
+/// Downloads `remote` to `local` through a partial file beside it, so `local` is
+/// either the whole file or untouched. A download cut off part way is a read, safe to
+/// repeat: it is started again, as the client's retry policy allows.
 async fn download_to(envd: &Envd, remote: &str, local: &Path, mode: u32) -> Result<u64> {
-    let mut f = tokio::fs::File::create(local).await?;
-    let n = envd.download(remote, &mut f).await?;
-    f.flush().await?;
+    let mut part = local.as_os_str().to_owned();
+    part.push(".sindri-partial");
+    let part = PathBuf::from(part);
+    let policy = envd.retry().clone();
+    let mut attempt = 0;
+    let n = loop {
+        attempt += 1;
+        let mut f = tokio::fs::File::create(&part).await?;
+        let got = envd.download(remote, &mut f).await;
+        drop(f);
+        match got {
+            Ok(n) => break n,
+            Err(e) if e.kind() == ErrorKind::Transient && attempt < policy.max_attempts => {
+                let delay = policy.backoff(attempt);
+                tracing::info!(target: "sindri::e2b", "{}; starting the download again in {:.1}s", e.message(), delay.as_secs_f64());
+                tokio::time::sleep(delay).await;
+            }
+            Err(e) => {
+                let _ = tokio::fs::remove_file(&part).await;
+                return Err(e);
+            }
+        }
+    };
     let perm = mode & 0o777;
     if perm != 0 {
         use std::os::unix::fs::PermissionsExt;
-        tokio::fs::set_permissions(local, std::fs::Permissions::from_mode(perm)).await?;
+        tokio::fs::set_permissions(&part, std::fs::Permissions::from_mode(perm)).await?;
     }
+    tokio::fs::rename(&part, local).await?;
     Ok(n)
 }

@@ -3,8 +3,8 @@
 //! Each call follows the published OpenAPI description
 //! (superfly/fly-openapi-sdk), plus what the live API has and that copy predates:
 //! `POST /apps/{app}/machines/{id}/suspend` (same shape as `/stop`), exec's `stdin`
-//! and its `{exit_code, stdout, stderr}` answer, and `services[].autostop` as a
-//! string.
+//! and its `{exit_code, stdout, stderr}` answer, `guest.gpus`, and
+//! `services[].autostop` as a string (docs/adr/0009: superfly/fly-go's types).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -151,7 +151,9 @@ struct ListedApp {
 
 /// Fly's own reading of errors, over the generic status mapping: the `status` code
 /// of an error body (`insufficient_capacity`, `volume_placement_capacity`,
-/// `name_taken`), then the resource phrases flyd uses when a host or region is full.
+/// `name_taken`), a taken app name ("Name has already been taken", a 422 that would
+/// otherwise read as invalid input), then the resource phrases flyd uses when a host
+/// or region is full.
 pub fn classify(f: &ApiFailure<'_>) -> Option<ErrorKind> {
     let code = f
         .json
@@ -164,6 +166,10 @@ pub fn classify(f: &ApiFailure<'_>) -> Option<ErrorKind> {
         _ => {}
     }
     let text = f.message.unwrap_or(f.body);
+    // App names are global: flaps answers a taken one with 422 and these words.
+    if text.contains("already been taken") {
+        return Some(ErrorKind::Conflict);
+    }
     let full = [
         "insufficient resources",
         "insufficient CPUs",
@@ -479,6 +485,11 @@ mod tests {
             Some(ErrorKind::Capacity)
         );
         let j = json!({"error": "taken", "status": "name_taken"});
+        assert_eq!(
+            classify(&failure(422, "", Some(&j))),
+            Some(ErrorKind::Conflict)
+        );
+        let j = json!({"error": "Name has already been taken"});
         assert_eq!(
             classify(&failure(422, "", Some(&j))),
             Some(ErrorKind::Conflict)

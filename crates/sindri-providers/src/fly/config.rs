@@ -11,7 +11,8 @@ use crate::http::{Auth, ClientOptions, Url};
 /// The Machines API when `FLY_API_HOSTNAME` is not set.
 pub const DEFAULT_API_HOSTNAME: &str = "https://api.machines.dev";
 
-/// How long `deploy`, `start` and `stop` wait for a machine to reach its state.
+/// How long `deploy`, `start` and `stop` wait for a machine to reach its state when
+/// `providers.fly.wait_timeout` does not say.
 pub const DEFAULT_WAIT: Duration = Duration::from_secs(300);
 
 /// What to tell a user without a usable token.
@@ -50,7 +51,8 @@ pub struct FlyConfig {
     pub home: Option<PathBuf>,
     /// Timeouts and retries.
     pub http: ClientOptions,
-    /// How long to wait for a machine to start or stop.
+    /// How long to wait for a machine to start or stop, unless
+    /// `providers.fly.wait_timeout` says.
     pub wait: Duration,
     /// How long a `sindri exec` command may run (the Machines API runs it to the end
     /// before answering).

@@ -1,22 +1,17 @@
 //! The machine sindri creates for a spec, and how commands run on it.
 //!
-//! Sizes, names and autostop come from `sindri_render::fly` so a deployed machine
-//! matches the `fly.toml` that `sindri export fly` writes.
+//! Sizes, names, autostop and the main process come from `sindri_render::fly` so a
+//! deployed machine matches the `fly.toml` that `sindri export fly` writes.
 
 use serde_json::{Map, Value, json};
 use sindri_core::{Error, ExecCommand, ResolvedSecret, ResolvedSpec, Result};
-use sindri_render::fly::{auto_stop_value, guest};
+use sindri_render::fly::{SECRETS_DIR, auto_stop_value, guest, init_exec};
 use sindri_spec::{AutoStop, ProviderKind};
 
 use super::api::{META_APP_CREATED, META_SPEC_HASH};
 
 /// Where secrets are written on the machine (never in its config or env).
-pub const DEFAULT_SECRETS_DIR: &str = "/run/sindri";
-
-/// The machine's main process: sleeps until told to stop, so any image with a POSIX
-/// `sh` works and the machine stays up for `exec` (the same loop as the Docker
-/// provider's).
-pub const KEEPALIVE: &str = "trap 'exit 0' TERM INT HUP; while :; do sleep 3600 & wait $!; done";
+pub const DEFAULT_SECRETS_DIR: &str = SECRETS_DIR;
 
 /// The script every exec runs: sources the secrets in `secrets_dir`, changes to `$1`
 /// (when not empty), exports each `NAME=value` up to `--`, then runs the rest.
@@ -87,7 +82,7 @@ pub fn config(spec: &ResolvedSpec, volume_id: &str, app_created: bool) -> Result
         "env": d.env,
         "mounts": [{"volume": volume_id, "path": d.home}],
         "metadata": metadata(spec, app_created),
-        "init": {"exec": ["/bin/sh", "-c", KEEPALIVE]},
+        "init": {"exec": init_exec()},
     });
     if !services.is_empty() {
         config["services"] = Value::Array(services);

@@ -209,10 +209,42 @@ impl FlyProvider {
         Ok((app, m))
     }
 
+    /// How long to wait for a machine: `providers.fly.wait_timeout` (of the spec, else
+    /// of the provider's settings), else the configured default.
+    fn wait_limit(&self, spec: Option<&Spec>) -> Duration {
+        self.settings_of(spec)
+            .wait_timeout
+            .map(|d| d.get())
+            .unwrap_or(self.config.wait)
+    }
+
+    /// Refuses a `providers.fly.wait_timeout` too short to wait with, before any call.
+    fn check_wait_limit(&self, spec: &Spec) -> Result<()> {
+        let Some(limit) = self.settings_of(Some(spec)).wait_timeout.map(|d| d.get()) else {
+            return Ok(());
+        };
+        if limit < Duration::from_secs(1) {
+            return Err(Error::invalid(format!(
+                "providers.fly.wait_timeout is {}s, too short to wait for a machine",
+                limit.as_secs_f64()
+            ))
+            .with_provider(ProviderKind::Fly)
+            .with_hint("set it to at least 1s, e.g. `10m`, or leave it out for 5m"));
+        }
+        Ok(())
+    }
+
     /// Waits for `state` through the API's `/wait`, which answers 408 when its own
-    /// timeout passes first: then it waits again, until `self.config.wait` is used up.
-    async fn wait_for(&self, api: &FlyApi, app: &str, m: &Machine, state: &str) -> Result<()> {
-        let deadline = Instant::now() + self.config.wait;
+    /// timeout passes first: then it waits again, until `limit` is used up.
+    async fn wait_for(
+        &self,
+        api: &FlyApi,
+        app: &str,
+        m: &Machine,
+        state: &str,
+        limit: Duration,
+    ) -> Result<()> {
+        let deadline = Instant::now() + limit;
         loop {
             let now = Instant::now();
             if now >= deadline {
@@ -221,11 +253,11 @@ impl FlyProvider {
                     format!(
                         "machine {} of app `{app}` did not become {state} within {}s",
                         m.id,
-                        self.config.wait.as_secs()
+                        limit.as_secs()
                     ),
                 )
                 .with_provider(ProviderKind::Fly)
-                .with_hint("see what it is doing with `sindri status` or `fly machine status`, then try again"));
+                .with_hint("see what it is doing with `sindri status` or `fly machine status`, then try again; providers.fly.wait_timeout sets how long to wait"));
             }
             let started = Instant::now();
             if api
@@ -247,8 +279,15 @@ impl FlyProvider {
     }
 
     /// Polls until the machine is `state` (for states `/wait` does not know).
-    async fn poll_for(&self, api: &FlyApi, app: &str, id: &str, state: &str) -> Result<()> {
-        let deadline = Instant::now() + self.config.wait;
+    async fn poll_for(
+        &self,
+        api: &FlyApi,
+        app: &str,
+        id: &str,
+        state: &str,
+        limit: Duration,
+    ) -> Result<()> {
+        let deadline = Instant::now() + limit;
         let mut delay = Duration::from_millis(100);
         loop {
             let m = api.machine(app, id).await?.ok_or_else(|| {
@@ -273,25 +312,43 @@ impl FlyProvider {
         }
     }
 
-    async fn start_machine(&self, api: &FlyApi, app: &str, m: &Machine) -> Result<()> {
+    async fn start_machine(
+        &self,
+        api: &FlyApi,
+        app: &str,
+        m: &Machine,
+        limit: Duration,
+    ) -> Result<()> {
         if m.state == "started" {
             return Ok(());
         }
         api.action(app, &m.id, "start").await?;
-        self.wait_for(api, app, m, "started").await
+        self.wait_for(api, app, m, "started", limit).await
     }
 
-    async fn stop_machine(&self, api: &FlyApi, app: &str, m: &Machine) -> Result<()> {
+    async fn stop_machine(
+        &self,
+        api: &FlyApi,
+        app: &str,
+        m: &Machine,
+        limit: Duration,
+    ) -> Result<()> {
         if matches!(m.state.as_str(), "stopped" | "created") {
             return Ok(());
         }
         api.action(app, &m.id, "stop").await?;
-        self.wait_for(api, app, m, "stopped").await
+        self.wait_for(api, app, m, "stopped", limit).await
     }
 
     /// Stops and deletes a machine; true when it existed.
-    async fn remove_machine(&self, api: &FlyApi, app: &str, m: &Machine) -> Result<bool> {
-        self.stop_machine(api, app, m).await?;
+    async fn remove_machine(
+        &self,
+        api: &FlyApi,
+        app: &str,
+        m: &Machine,
+        limit: Duration,
+    ) -> Result<bool> {
+        self.stop_machine(api, app, m, limit).await?;
         api.delete_machine(app, &m.id).await
     }
 
@@ -625,6 +682,7 @@ impl Provider for FlyProvider {
 
     async fn plan(&self, spec: &ResolvedSpec, _current: Option<&Deployment>) -> Result<Plan> {
         let artifacts = Self::render(spec)?;
+        self.check_wait_limit(&spec.spec)?;
         let api = self.api().await?;
         let s = &spec.spec;
         let app = app_name(s);
@@ -706,6 +764,7 @@ impl Provider for FlyProvider {
         opts: DeployOptions,
         progress: &dyn Progress,
     ) -> Result<Deployment> {
+        self.check_wait_limit(&spec.spec)?;
         let api = self.api().await?;
         let s = &spec.spec;
         let app = app_name(s);
@@ -741,7 +800,8 @@ impl Provider for FlyProvider {
                 "removing machine {} (a duplicate left by an interrupted deploy)",
                 extra.id
             ));
-            self.remove_machine(api, &app, extra).await?;
+            self.remove_machine(api, &app, extra, self.wait_limit(Some(s)))
+                .await?;
         }
         let existing = ours.pop();
         let app_created = created_app
@@ -799,7 +859,7 @@ impl Provider for FlyProvider {
             phase(
                 progress,
                 "wait for machine",
-                self.wait_for(api, &app, &machine, "started"),
+                self.wait_for(api, &app, &machine, "started", self.wait_limit(Some(s))),
             )
             .await?;
         }
@@ -887,13 +947,15 @@ impl Provider for FlyProvider {
     async fn start(&self, d: &Deployment) -> Result<()> {
         let api = self.api().await?;
         let (app, m) = self.require(api, d).await?;
-        self.start_machine(api, &app, &m).await
+        self.start_machine(api, &app, &m, self.wait_limit(None))
+            .await
     }
 
     async fn stop(&self, d: &Deployment) -> Result<()> {
         let api = self.api().await?;
         let (app, m) = self.require(api, d).await?;
-        self.stop_machine(api, &app, &m).await
+        self.stop_machine(api, &app, &m, self.wait_limit(None))
+            .await
     }
 
     async fn suspend(&self, d: &Deployment) -> Result<()> {
@@ -913,7 +975,8 @@ impl Provider for FlyProvider {
         }
         api.action(&app, &m.id, "suspend").await?;
         // `/wait` in the published API knows started, stopped and destroyed only.
-        self.poll_for(api, &app, &m.id, "suspended").await
+        self.poll_for(api, &app, &m.id, "suspended", self.wait_limit(None))
+            .await
     }
 
     async fn exec(&self, d: &Deployment, cmd: &ExecCommand, mut io: ExecIo) -> Result<i32> {
@@ -1018,7 +1081,10 @@ impl Provider for FlyProvider {
         for m in &machines {
             volume_ids.extend(m.volume_ids());
             app_created |= m.meta(META_APP_CREATED) == Some("true");
-            if self.remove_machine(api, &app, m).await? {
+            if self
+                .remove_machine(api, &app, m, self.wait_limit(None))
+                .await?
+            {
                 report
                     .removed
                     .push(format!("machine {} of app {app}", m.id));

@@ -14,7 +14,8 @@
 //!   jitter ([`RetryPolicy`]); a `Retry-After` header (seconds or HTTP date) replaces
 //!   the computed delay.
 //! - **Error kinds in one place.** A failed response becomes an [`Error`] whose
-//!   kind comes from the provider's [`Classifier`] (say, Fly's capacity errors) or
+//!   kind comes from the request's or else the provider's [`Classifier`] (say, Fly's
+//!   capacity errors) or
 //!   else [`status_kind`]: 400/422 `Invalid` with the API's own message, 401/403
 //!   `Auth`, 404 `NotFound`, 409 `Conflict`, 429 and 5xx `Transient` once retries are
 //!   exhausted. [`Request::accept`] lets a caller handle a status itself (404 on a
@@ -290,6 +291,7 @@ impl HttpClient {
             accept: Vec::new(),
             idempotent,
             what: None,
+            classifier: None,
         }
     }
 
@@ -400,8 +402,9 @@ impl HttpClient {
                 json: json.as_ref(),
                 message: message.as_deref(),
             };
-            let kind = self
+            let kind = req
                 .classifier
+                .or(self.classifier)
                 .and_then(|c| c(&failure))
                 .unwrap_or_else(|| status_kind(status));
             let may_retry = kind == ErrorKind::Transient
@@ -580,6 +583,7 @@ pub struct Request {
     accept: Vec<u16>,
     idempotent: bool,
     what: Option<String>,
+    classifier: Option<Classifier>,
 }
 
 impl std::fmt::Debug for Request {
@@ -653,6 +657,14 @@ impl Request {
         self
     }
 
+    /// Reads this request's failures with `classifier` instead of the client's: for
+    /// an answer that means something else on one endpoint (Lyceum's 500 "could not
+    /// be provisioned" is a capacity error on create only).
+    pub fn classifier(mut self, classifier: Classifier) -> Request {
+        self.classifier = Some(classifier);
+        self
+    }
+
     /// What the request does, for messages (e.g. "create machine in app `x`").
     pub fn what(mut self, what: impl Into<String>) -> Request {
         self.what = Some(what.into());
@@ -712,6 +724,38 @@ impl Response {
         )
         .with_provider(self.provider)
         .with_hint("try again")
+    }
+
+    /// This answer as the error the client makes of a failed one (redacted, naming
+    /// what was attempted, with the API's own message), for a status the caller
+    /// [accepted](Request::accept) to look at and then found to be a failure.
+    pub async fn into_error(self, kind: ErrorKind) -> Error {
+        let (status, what, service, provider, redactor) = (
+            self.status(),
+            self.what.clone(),
+            self.service.clone(),
+            self.provider,
+            self.redactor.clone(),
+        );
+        let body = self.bytes().await.unwrap_or_default();
+        let text = String::from_utf8_lossy(&body);
+        let detail = serde_json::from_str::<serde_json::Value>(&text)
+            .ok()
+            .as_ref()
+            .and_then(api_message)
+            .or_else(|| {
+                (!text.trim().is_empty() && text.len() <= 300).then(|| text.trim().to_string())
+            })
+            .map(|m| format!(": {m}"))
+            .unwrap_or_default();
+        Error::new(
+            kind,
+            redactor.redact(&format!(
+                "{what} ({service}): HTTP {status} {}{detail}",
+                reason(status)
+            )),
+        )
+        .with_provider(provider)
     }
 
     /// The whole body.

@@ -1,7 +1,8 @@
 //! The calls sindri makes to Lyceum's VM API, typed after the responses recorded
 //! from the real service (Lyceum publishes no description; see
 //! shared/api-specs/lyceum and its README), with the service's quirks handled here:
-//! - capacity exhaustion is HTTP 500 "could not be provisioned" ([`classify`]);
+//! - capacity exhaustion is HTTP 500 "could not be provisioned" on create
+//!   ([`classify_create`]);
 //! - `ip_address` is `null`, a bare host, or `host:port` ([`parse_ip_address`]);
 //! - the create answer has `hardware_profile` and `gpu_count` null at the top level,
 //!   the real values under `instance_specs` ([`Vm::profile`], [`Vm::count`]);
@@ -165,9 +166,12 @@ pub fn parse_ip_address(value: Option<&str>) -> Result<Option<(String, u16)>> {
     }
 }
 
-/// Lyceum's reading of failures: running out of capacity is HTTP 500 whose `detail`
-/// says "could not be provisioned"; retrying it is pointless.
-pub fn classify(f: &ApiFailure<'_>) -> Option<ErrorKind> {
+/// Lyceum's reading of a failed create: running out of capacity is HTTP 500 whose
+/// `detail` says "could not be provisioned"; retrying it is pointless. Only create
+/// is read this way (as the skypilot-lyceum client does): the same words on another
+/// call are an ordinary server error, retried where the call is safe to repeat, so a
+/// delete answered so is not taken for a final failure.
+pub fn classify_create(f: &ApiFailure<'_>) -> Option<ErrorKind> {
     let text = f.message.unwrap_or(f.body).to_ascii_lowercase();
     (f.status >= 500 && text.contains("could not be provisioned")).then_some(ErrorKind::Capacity)
 }
@@ -250,6 +254,7 @@ impl LyceumApi {
                 self.http
                     .post("/vms/create")
                     .json(body)
+                    .classifier(classify_create)
                     .what(what.to_string()),
             )
             .await
@@ -409,10 +414,10 @@ mod tests {
                 "The instance could not be provisioned right now. Please try again in a moment.",
             ),
         };
-        assert_eq!(classify(&f), Some(ErrorKind::Capacity));
-        assert_eq!(classify(&ApiFailure { status: 400, ..f }), None);
+        assert_eq!(classify_create(&f), Some(ErrorKind::Capacity));
+        assert_eq!(classify_create(&ApiFailure { status: 400, ..f }), None);
         assert_eq!(
-            classify(&ApiFailure {
+            classify_create(&ApiFailure {
                 message: Some("boom"),
                 ..f
             }),

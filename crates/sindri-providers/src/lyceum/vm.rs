@@ -2,12 +2,14 @@
 //! VM's only identity.
 //!
 //! Lyceum keeps no labels or tags: `display_name` is all a client can set. sindri
-//! writes `sindri-<environment>-<project id>-<spec hash>` there (letters, digits and
-//! `-` only, at most 100 characters), so `list_owned` tells two projects' environments
-//! of the same name apart and rebuilds the record's spec hash. The project id and the
-//! hash are fixed-length hex, so the name parses back from the right even though an
-//! environment name may contain `-`. Lyceum cannot rename a VM, so the hash is that
-//! of the deploy that created it.
+//! writes `sindri-<environment>-<project id>` there (letters, digits and `-` only, at
+//! most 100 characters), so `list_owned` and `resources cleanup` tell sindri's VMs from
+//! others and two projects' environments of the same name apart. The project id is
+//! fixed-length hex, so the name parses back from the right even though an environment
+//! name may contain `-`. No spec hash is kept in it: Lyceum cannot rename a VM, so a
+//! hash would go stale with the first in-place update (docs/adr/0008).
+//! Names of the older form `sindri-<environment>-<project id>-<spec hash>` are still
+//! recognised, so VMs rented before are found (and never billed unseen).
 
 use serde_json::{Value, json};
 use sindri_core::{Error, ResolvedSpec, Result};
@@ -64,22 +66,25 @@ impl VmSpec {
     }
 }
 
-/// The display name of environment `name` of `project` at spec hash `hash`.
-pub fn display_name(name: &str, project: &str, hash: &str) -> String {
-    format!("{PREFIX}{name}-{project}-{hash}")
+/// The display name of environment `name` of `project`.
+pub fn display_name(name: &str, project: &str) -> String {
+    format!("{PREFIX}{name}-{project}")
 }
 
-/// Environment, project and spec hash from a display name sindri set; `None` for
-/// any other VM.
-pub fn parse_display_name(display: &str) -> Option<(String, String, String)> {
+/// Environment and project from a display name sindri set (either form, see the
+/// module docs); `None` for any other VM.
+pub fn parse_display_name(display: &str) -> Option<(String, String)> {
     let rest = display.strip_prefix(PREFIX)?;
-    let mut parts = rest.rsplitn(3, '-');
-    let hash = parts.next()?;
-    let project = parts.next()?;
-    let env = parts.next()?;
     let hex = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_hexdigit());
-    (hex(hash, 16) && hex(project, 12) && !env.is_empty())
-        .then(|| (env.to_string(), project.to_string(), hash.to_string()))
+    let split = |s: &str| {
+        s.rsplit_once('-')
+            .filter(|(env, project)| !env.is_empty() && hex(project, 12))
+            .map(|(env, project)| (env.to_string(), project.to_string()))
+    };
+    match rest.rsplit_once('-') {
+        Some((before, hash)) if hex(hash, 16) => split(before),
+        _ => split(rest),
+    }
 }
 
 /// `providers.lyceum.hardware_profile`, else the profile `resources.gpu.type` names
@@ -149,7 +154,7 @@ pub fn build(spec: &ResolvedSpec) -> Result<VmSpec> {
         .with_hint("set deployment.resources.gpu.count to 1, 2, 4 or 8"));
     }
     let spot = s.providers.lyceum.as_ref().is_some_and(|l| l.spot);
-    let display_name = display_name(spec.name(), &spec.project, &spec.spec_hash());
+    let display_name = display_name(spec.name(), &spec.project);
     // A name that does not parse back would make the VM invisible to the next
     // deploy, which would rent another.
     if parse_display_name(&display_name).is_none() {
@@ -178,20 +183,27 @@ mod tests {
 
     #[test]
     fn display_names_round_trip_and_reject_strangers() {
-        let d = display_name("my-env-2", "0123456789ab", "0011223344556677");
-        assert_eq!(d, "sindri-my-env-2-0123456789ab-0011223344556677");
+        let d = display_name("my-env-2", "0123456789ab");
+        assert_eq!(d, "sindri-my-env-2-0123456789ab");
         assert_eq!(
             parse_display_name(&d),
-            Some((
-                "my-env-2".into(),
-                "0123456789ab".into(),
-                "0011223344556677".into()
-            ))
+            Some(("my-env-2".into(), "0123456789ab".into()))
+        );
+        // The form with a spec hash, written by earlier versions.
+        assert_eq!(
+            parse_display_name("sindri-my-env-2-0123456789ab-0011223344556677"),
+            Some(("my-env-2".into(), "0123456789ab".into()))
+        );
+        // An environment whose name ends in 12 hex digits is still itself.
+        assert_eq!(
+            parse_display_name("sindri-a-0123456789ab-ba9876543210"),
+            Some(("a-0123456789ab".into(), "ba9876543210".into()))
         );
         for other in [
             "sky-cluster-abc",
             "sindri-x",
-            "sindri-x-0123456789ab-short",
+            "sindri-x-0123456789",
+            "sindri--0123456789ab",
             "sindri--0123456789ab-0011223344556677",
         ] {
             assert_eq!(parse_display_name(other), None, "{other}");

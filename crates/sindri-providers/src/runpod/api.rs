@@ -5,7 +5,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Deserializer};
 use serde_json::Value;
-use sindri_core::{ErrorKind, Result};
+use sindri_core::{Error, ErrorKind, Result};
+use sindri_spec::ProviderKind;
 
 use crate::http::{ApiFailure, HttpClient, Method};
 
@@ -191,9 +192,13 @@ impl RunpodApi {
         self.http.base().to_string()
     }
 
-    /// Pods, all or those named `name`.
+    /// Pods, all or those named `name`, with their machine (for the data center).
     pub async fn list(&self, name: Option<&str>) -> Result<Vec<Pod>> {
-        let mut req = self.http.get("/pods").what("list pods");
+        let mut req = self
+            .http
+            .get("/pods")
+            .query("includeMachine", "true")
+            .what("list pods");
         if let Some(n) = name {
             req = req.query("name", n).what(format!("list pods named `{n}`"));
         }
@@ -201,13 +206,14 @@ impl RunpodApi {
         Ok(pods.unwrap_or_default())
     }
 
-    /// The pod, or `None` when RunPod does not know it.
+    /// The pod with its machine, or `None` when RunPod does not know it.
     pub async fn get(&self, id: &str) -> Result<Option<Pod>> {
         let r = self
             .http
             .send(
                 self.http
                     .get(&format!("/pods/{id}"))
+                    .query("includeMachine", "true")
                     .accept(404)
                     .what(format!("read pod {id}")),
             )
@@ -227,42 +233,81 @@ impl RunpodApi {
 
     /// Changes a pod's image, env, ports or disks (RunPod resets it).
     pub async fn update(&self, id: &str, body: &Value) -> Result<Pod> {
-        self.http
-            .json(
+        let r = self
+            .http
+            .send(
                 self.http
                     .request(Method::PATCH, &format!("/pods/{id}"))
                     .json(body)
                     .idempotent(true)
+                    .accept(400)
                     .what(format!("update pod {id}")),
             )
-            .await
+            .await?;
+        if r.status() == 400 {
+            return Err(bad_request(r, id).await);
+        }
+        r.json().await
     }
 
     /// `start` or `stop`.
     pub async fn action(&self, id: &str, action: &str) -> Result<()> {
-        self.http
+        let r = self
+            .http
             .send(
                 self.http
                     .post(&format!("/pods/{id}/{action}"))
                     .idempotent(true)
+                    .accept(400)
                     .what(format!("{action} pod {id}")),
             )
             .await?;
+        if r.status() == 400 {
+            return Err(bad_request(r, id).await);
+        }
         Ok(())
     }
 
-    /// Terminates a pod; false when it was already gone.
+    /// Terminates a pod; false when it was already gone (RunPod answers an id it does
+    /// not know with 400 "Invalid Pod ID", as its description declares, or 404).
     pub async fn delete(&self, id: &str) -> Result<bool> {
         let r = self
             .http
             .send(
                 self.http
                     .delete(&format!("/pods/{id}"))
+                    .accept(400)
                     .accept(404)
                     .what(format!("terminate pod {id}")),
             )
             .await?;
-        Ok(r.status() != 404)
+        match r.status() {
+            404 => Ok(false),
+            400 => match bad_request(r, id).await {
+                e if e.kind() == ErrorKind::NotFound => Ok(false),
+                e => Err(e),
+            },
+            _ => Ok(true),
+        }
+    }
+}
+
+/// The error of a 400 answer about pod `id`: `NotFound` when it says RunPod does not
+/// know the pod (the description's "Invalid Pod ID"), else `Invalid`.
+async fn bad_request(r: crate::http::Response, id: &str) -> Error {
+    let e = r.into_error(ErrorKind::Invalid).await;
+    let text = e.message().to_ascii_lowercase();
+    let unknown = ["invalid pod id", "not found", "does not exist", "no pod"]
+        .iter()
+        .any(|p| text.contains(p));
+    if unknown {
+        Error::new(ErrorKind::NotFound, e.message().to_string())
+            .with_provider(ProviderKind::Runpod)
+            .with_hint(format!(
+                "RunPod no longer knows pod {id}; `sindri status` shows what is left"
+            ))
+    } else {
+        e
     }
 }
 

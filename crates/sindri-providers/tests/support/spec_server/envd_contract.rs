@@ -40,7 +40,7 @@ impl EnvdContract {
     /// Loads the three files from the E2B spec directory.
     pub fn load(dir: &Path) -> EnvdContract {
         EnvdContract {
-            openapi: OpenApi::load(&dir.join("envd.yaml"), "", |_| {}),
+            openapi: OpenApi::load(&dir.join("envd.yaml"), "", |_| {}).declared_statuses_only(&[]),
             protos: Protos::load(&[&dir.join("process.proto"), &dir.join("filesystem.proto")]),
         }
     }

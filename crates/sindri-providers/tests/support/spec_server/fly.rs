@@ -3,13 +3,15 @@
 //!
 //! # The live API versus the published copy
 //! `fly/machines-openapi.yaml` (Jan 2024) predates parts of the live API that sindri
-//! uses. [`live_api`] adds exactly these, as /work/shared/api-specs/README.md
-//! describes; everything else must match the copy:
-//! - `POST /apps/{app_name}/machines/{machine_id}/suspend`, the same shape as `/stop`;
-//! - `services[].autostop` as `"off"`, `"stop"` or `"suspend"` (the copy: boolean);
-//! - exec's `stdin` and its `{exit_code, stdout, stderr}` answer (flaps'
-//!   `MachineExecRequest`/`MachineExecResponse`);
-//! - `guest.gpus`.
+//! uses. [`live_api`] adds exactly these; everything else must match the copy
+//! (docs/adr/0009 gives the sources):
+//! - `POST /apps/{app_name}/machines/{machine_id}/suspend`, the same shape as `/stop`,
+//!   and `services[].autostop` as `"off"`, `"stop"` or `"suspend"` (the copy: boolean),
+//!   both as /work/shared/api-specs/README.md describes;
+//! - exec's `stdin` and its JSON answer `{exit_code, stdout, stderr}`, as superfly/fly-go
+//!   declares them (`MachineExecRequest.Stdin`, `MachineExecResponse` in
+//!   machine_types.go @ 005ce19, the client flyctl uses);
+//! - `guest.gpus` (fly-go's `MachineGuest.GPUs`, same file).
 //!
 //! Request bodies are checked strictly: a property the description does not declare
 //! is a violation (the real API would silently ignore a misspelt field).
@@ -28,7 +30,8 @@ use super::server::{Contract, Exchange, Fake, Log, Reply, TestServer};
 /// The token the fake accepts.
 pub const TOKEN: &str = "fo1_test-token-9f8e7d";
 
-/// Adds what the live API has and the published copy lacks (see the module docs).
+/// Adds what the live API has and the published copy lacks (see the module docs and
+/// docs/adr/0009 for where each is known from).
 pub fn live_api(doc: &mut Value) {
     let stop = doc["paths"]["/apps/{app_name}/machines/{machine_id}/stop"].clone();
     let mut suspend = stop;
@@ -45,7 +48,6 @@ pub fn live_api(doc: &mut Value) {
             "type": "object",
             "properties": {
                 "exit_code": {"type": "integer"},
-                "exit_signal": {"type": "integer"},
                 "stdout": {"type": "string"},
                 "stderr": {"type": "string"}
             }
@@ -129,6 +131,9 @@ pub struct FlyState {
     pub full_regions: BTreeSet<String>,
     /// Regions where volume creation fails for lack of capacity.
     pub full_volume_regions: BTreeSet<String>,
+    /// App names taken by someone else: invisible to this token (404), and refused
+    /// on create with 422 "Name has already been taken", as app names are global.
+    pub taken_names: BTreeSet<String>,
     /// Exec calls, in order.
     pub execs: Vec<ExecCall>,
     /// Machine create bodies, in order.
@@ -301,7 +306,7 @@ fn handle(st: &mut FlyState, ex: &Exchange) -> Reply {
             if name.is_empty() {
                 return err(400, "app_name is required");
             }
-            if st.apps.contains_key(&name) {
+            if st.apps.contains_key(&name) || st.taken_names.contains(&name) {
                 return err(422, "Name has already been taken");
             }
             let org = b["org_slug"].as_str().unwrap_or("personal").to_string();

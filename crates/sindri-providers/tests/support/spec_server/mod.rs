@@ -5,11 +5,14 @@
 //! `../../../shared/api-specs`) and checks every request against it before a
 //! stateful fake answers: an unknown path or method, a missing required parameter or
 //! body field, a wrong type or an undeclared property is answered 400/404/405 like
-//! the real service and recorded, and [`server::TestServer::assert_clean`] fails the
-//! test. Faults (status codes with headers, dropped connections) can be injected
-//! per operation.
+//! the real service and recorded. [`server::TestServer::assert_clean`] fails the test
+//! on any, and so does dropping a server whose violations the test never checked
+//! (tests that break the contract on purpose take them with
+//! [`server::TestServer::take_violations`]). Faults (status codes with headers,
+//! dropped connections, streams cut short) can be injected per operation.
 #![allow(dead_code)]
 
+pub mod client;
 pub mod e2b;
 pub mod envd_contract;
 pub mod fly;

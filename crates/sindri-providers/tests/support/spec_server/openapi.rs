@@ -25,7 +25,14 @@ pub struct OpenApi {
     root: Value,
     paths: Vec<(Vec<Seg>, String)>,
     cache: Mutex<HashMap<String, Arc<jsonschema::Validator>>>,
+    /// When set, an answer's status must be one its operation declares; the pairs
+    /// are (operation, status) the live API is known to answer beyond the copy.
+    declared_statuses: Option<Vec<(String, u16)>>,
 }
+
+/// Statuses any HTTP service may answer whatever its description says: rate limits
+/// and failures of the service or of a proxy in front of it.
+const INFRASTRUCTURE_STATUSES: [u16; 5] = [429, 500, 502, 503, 504];
 
 #[derive(Debug, Clone, PartialEq)]
 enum Seg {
@@ -84,7 +91,44 @@ impl OpenApi {
             root,
             paths,
             cache: Mutex::new(HashMap::new()),
+            declared_statuses: None,
         }
+    }
+
+    /// Makes the fake's answers keep to the statuses each operation declares (besides
+    /// [`INFRASTRUCTURE_STATUSES`], and 401/403 where the operation needs a
+    /// credential): a fake that answers 404 where the service answers 400 would let
+    /// a client's wrong reading pass. `also` lists (operation, status) pairs the live
+    /// service is known to answer beyond the copy; say where that is known from
+    /// where it is called. Off by default: descriptions such as Fly's declare few
+    /// error statuses at all.
+    pub fn declared_statuses_only(mut self, also: &[(&str, u16)]) -> OpenApi {
+        self.declared_statuses = Some(also.iter().map(|(o, s)| (o.to_string(), *s)).collect());
+        self
+    }
+
+    /// Why `status` is not an answer `op` may give, if it is not.
+    fn undeclared_status(&self, op_id: &str, op: &Value, status: u16) -> Option<String> {
+        let also = self.declared_statuses.as_ref()?;
+        let responses = op.get("responses").and_then(Value::as_object)?;
+        let declared = responses.contains_key(&status.to_string())
+            || responses.contains_key(&format!("{}XX", status / 100))
+            || responses.contains_key("default");
+        let secured = op
+            .get("security")
+            .or_else(|| self.doc.get("security"))
+            .and_then(Value::as_array)
+            .is_some_and(|a| !a.is_empty());
+        let allowed = declared
+            || INFRASTRUCTURE_STATUSES.contains(&status)
+            || (secured && matches!(status, 401 | 403))
+            || also.iter().any(|(o, s)| o == op_id && *s == status);
+        (!allowed).then(|| {
+            format!(
+                "status {status} is not an answer {op_id} declares (it declares {})",
+                responses.keys().cloned().collect::<Vec<_>>().join(", ")
+            )
+        })
     }
 
     /// The raw document (after patches).
@@ -400,6 +444,9 @@ impl Contract for OpenApi {
         let Some(op) = self.operation(op_id) else {
             return Vec::new();
         };
+        if let Some(problem) = self.undeclared_status(op_id, op, status) {
+            return vec![problem];
+        }
         let Some(responses) = op.get("responses") else {
             return Vec::new();
         };

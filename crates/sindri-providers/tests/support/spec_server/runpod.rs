@@ -1,6 +1,9 @@
 //! A stateful fake of RunPod's REST API v1 (pods), behind the published OpenAPI
 //! description (`runpod/rest-v1-openapi.json`, made strict: an undeclared property is
-//! a violation). Every answer the fake gives is checked against the description too.
+//! a violation). Every answer the fake gives is checked against the description too,
+//! its status included: an id RunPod does not know is answered as the description
+//! declares (404 on GET, 400 "Invalid Pod ID" on delete, start and stop, 400 "Invalid
+//! input" on update), and `machine` comes only with `includeMachine=true`.
 //!
 //! Like RunPod's own images, a created pod "installs" the key it was given in `env`
 //! `PUBLIC_KEY`: the fake writes it into the test sshd's `authorized_keys`, and maps
@@ -25,10 +28,11 @@ pub const TOKEN: &str = "rpa_TESTKEY_4b1d9e77c0ffee";
 /// RunPod's words when a GPU type has no machine free.
 pub const NO_CAPACITY: &str = "There are no longer any instances available with the requested specifications. Please refresh and try again.";
 
-/// The RunPod contract: the published description, strict.
+/// The RunPod contract: the published description, strict, answers included (only
+/// the statuses each operation declares).
 pub fn contract() -> OpenApi {
     let path = super::api_specs().join("runpod/rest-v1-openapi.json");
-    OpenApi::load(&path, "/v1", super::strict)
+    OpenApi::load(&path, "/v1", super::strict).declared_statuses_only(&[])
 }
 
 /// What the fake charges per hour for a GPU type (and CPU pods).
@@ -154,7 +158,12 @@ fn err(status: u16, msg: &str) -> Reply {
     Reply::Json(status, json!({"error": msg, "status": status}))
 }
 
-fn pod_json(p: &FakePod, ssh_port: u16) -> Value {
+/// The answer for an id RunPod does not know, where the description declares 400.
+fn invalid_pod_id(id: &str) -> Reply {
+    err(400, &format!("Invalid Pod ID: {id}"))
+}
+
+fn pod_json(p: &FakePod, ssh_port: u16, machine: bool) -> Value {
     let i = &p.input;
     let running = p.status == "RUNNING" && p.looks_until_ip == 0;
     let mut mappings = serde_json::Map::new();
@@ -186,10 +195,12 @@ fn pod_json(p: &FakePod, ssh_port: u16) -> Value {
         "volumeInGb": i["volumeInGb"].as_u64().unwrap_or(20),
         "volumeMountPath": i["volumeMountPath"].as_str().unwrap_or("/workspace"),
         "machineId": "s194cr8pls2z",
-        "machine": {"dataCenterId": "EU-RO-1", "location": "RO"},
         "lastStatusChange": format!("{} by sindri test", p.status),
         "lastStartedAt": format!("2024-07-12T19:{:02}:40.144Z", p.starts % 60),
     });
+    if machine {
+        j["machine"] = json!({"dataCenterId": "EU-RO-1", "location": "RO"});
+    }
     if let Some(g) = &p.gpu {
         j["gpu"] = json!({"id": g, "count": i["gpuCount"].as_u64().unwrap_or(1), "displayName": g});
     } else {
@@ -228,6 +239,7 @@ impl Fake for RunpodFake {
 fn handle(st: &mut RunpodState, ex: &Exchange) -> Reply {
     let port = st.ssh_port;
     let id = ex.p("podId").to_string();
+    let machine = ex.q("includeMachine") == Some("true");
     match ex.op.as_str() {
         "ListPods" => {
             let name = ex.q("name");
@@ -235,14 +247,14 @@ fn handle(st: &mut RunpodState, ex: &Exchange) -> Reply {
                 .pods
                 .values()
                 .filter(|p| name.is_none_or(|n| p.input["name"].as_str() == Some(n)))
-                .map(|p| pod_json(p, port))
+                .map(|p| pod_json(p, port, machine))
                 .collect();
             Reply::Json(200, Value::Array(pods))
         }
         "GetPod" => match st.pods.get_mut(&id) {
             Some(p) => {
                 p.looks_until_ip = p.looks_until_ip.saturating_sub(1);
-                Reply::Json(200, pod_json(p, port))
+                Reply::Json(200, pod_json(p, port, machine))
             }
             None => err(404, "pod not found"),
         },
@@ -286,7 +298,7 @@ fn handle(st: &mut RunpodState, ex: &Exchange) -> Reply {
                 looks_until_ip: st.ip_after_looks,
                 starts: 1,
             };
-            let j = pod_json(&pod, port);
+            let j = pod_json(&pod, port, false);
             st.pods.insert(id, pod);
             Reply::Json(201, j)
         }
@@ -295,7 +307,7 @@ fn handle(st: &mut RunpodState, ex: &Exchange) -> Reply {
             st.updates.push(b.clone());
             let after = st.ip_after_looks;
             let Some(p) = st.pods.get_mut(&id) else {
-                return err(404, "pod not found");
+                return err(400, &format!("Invalid input: no pod {id}"));
             };
             if let Some(o) = b.as_object() {
                 for (k, v) in o {
@@ -305,13 +317,13 @@ fn handle(st: &mut RunpodState, ex: &Exchange) -> Reply {
             // RunPod resets the pod to apply the change.
             p.looks_until_ip = after;
             p.starts += 1;
-            Reply::Json(200, pod_json(p, port))
+            Reply::Json(200, pod_json(p, port, false))
         }
         "StartPod" => {
             let full = st.full_on_start;
             let after = st.ip_after_looks;
             let Some(p) = st.pods.get_mut(&id) else {
-                return err(404, "pod not found");
+                return invalid_pod_id(&id);
             };
             if p.status != "RUNNING" {
                 if full {
@@ -328,7 +340,7 @@ fn handle(st: &mut RunpodState, ex: &Exchange) -> Reply {
         }
         "StopPod" => {
             let Some(p) = st.pods.get_mut(&id) else {
-                return err(404, "pod not found");
+                return invalid_pod_id(&id);
             };
             p.status = "EXITED".into();
             Reply::Empty(200)
@@ -338,7 +350,7 @@ fn handle(st: &mut RunpodState, ex: &Exchange) -> Reply {
                 st.terminated.push(id);
                 Reply::Empty(204)
             }
-            None => err(404, "pod not found"),
+            None => invalid_pod_id(&id),
         },
         other => err(501, &format!("the fake does not implement {other}")),
     }

@@ -4,7 +4,6 @@
 //! would), and faults can be injected per operation.
 
 use std::collections::BTreeMap;
-use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -140,13 +139,17 @@ pub trait Fake: Send + Sync + 'static {
     -> Pin<Box<dyn Future<Output = Reply> + Send>>;
 }
 
-/// What a fault answers instead of the fake.
+/// What a fault does to an exchange.
 #[derive(Debug, Clone)]
 pub enum Fault {
-    /// This status, JSON body and headers.
+    /// Answer this status, JSON body and headers instead of the fake.
     Status(u16, Value, Vec<(String, String)>),
     /// Close the connection without answering.
     Drop,
+    /// Let the fake answer, then close the connection part way through the body:
+    /// after this many pieces of a streamed answer (envd's event stream), or after
+    /// half the bytes of any other answer.
+    Truncate(usize),
 }
 
 #[derive(Debug)]
@@ -197,7 +200,10 @@ impl Log {
     }
 }
 
-/// A running server. Dropping it stops it.
+/// A running server. Dropping it stops it, and fails the test when requests broke the
+/// contract and the test neither asserted [`TestServer::assert_clean`] nor took them
+/// with [`TestServer::take_violations`]: a wrong path answered 404 must not pass for
+/// "not found" in a test that never looked.
 pub struct TestServer {
     /// `http://127.0.0.1:PORT`.
     pub url: String,
@@ -210,10 +216,22 @@ pub struct TestServer {
 impl Drop for TestServer {
     fn drop(&mut self) {
         self.task.abort();
+        if std::thread::panicking() {
+            return;
+        }
+        let left = std::mem::take(&mut self.log.lock().violations);
+        if !left.is_empty() {
+            panic!(
+                "the test server at {} saw requests that the real service would reject, \
+                 and the test never checked them:\n{}",
+                self.url,
+                left.join("\n")
+            );
+        }
     }
 }
 
-type Body = BoxBody<Bytes, Infallible>;
+type Body = BoxBody<Bytes, Dropped>;
 
 impl TestServer {
     /// Starts a server on a free local port: requests are checked by `contract`
@@ -269,10 +287,17 @@ impl TestServer {
         self.log.lock().violations.clone()
     }
 
+    /// The violations recorded so far, which the test now owns: they no longer fail
+    /// the test when the server is dropped. For tests that break the contract on
+    /// purpose.
+    pub fn take_violations(&self) -> Vec<String> {
+        std::mem::take(&mut self.log.lock().violations)
+    }
+
     /// Fails the test when any request broke the API's contract (or the fake broke
     /// its own).
     pub fn assert_clean(&self) {
-        let v = self.violations();
+        let v = self.take_violations();
         assert!(
             v.is_empty(),
             "requests that the real service would reject:\n{}",
@@ -371,10 +396,15 @@ async fn handle(
             f.fault.clone()
         })
     };
-    let reply = match fault {
+    // A fault's answer stands for something other than the service (a proxy, a
+    // limiter) and is not held to the service's description.
+    let from_fake = !matches!(fault, Some(Fault::Status(..)));
+    let (reply, cut) = match fault {
         Some(Fault::Drop) => return Err(Dropped),
-        Some(Fault::Status(status, body, headers)) => Reply::json_with(status, body, headers),
-        None => {
+        Some(Fault::Status(status, body, headers)) => {
+            (Reply::json_with(status, body, headers), None)
+        }
+        other => {
             let ex = Exchange {
                 method: method.clone(),
                 path: matched.path.clone(),
@@ -384,54 +414,79 @@ async fn handle(
                 op: op.clone(),
                 params: matched.params,
             };
-            fake.call(ex, log.clone()).await
+            let cut = match other {
+                Some(Fault::Truncate(n)) => Some(n),
+                _ => None,
+            };
+            (fake.call(ex, log.clone()).await, cut)
         }
     };
-    let response = match reply {
+    let (status, content_type, headers, body) = match reply {
         Reply::Drop => return Err(Dropped),
         Reply::Json(status, v) => {
-            check_reply(
-                &contract,
-                &log,
-                &op,
+            let bytes = serde_json::to_vec(&v).unwrap_or_default();
+            (
                 status,
-                "application/json",
-                &serde_json::to_vec(&v).unwrap_or_default(),
-            );
-            json_response(status, &v)
+                "application/json".to_string(),
+                Vec::new(),
+                Content::Whole(bytes),
+            )
         }
-        Reply::Empty(status) => {
-            check_reply(&contract, &log, &op, status, "", &[]);
-            let mut r = Response::new(Full::new(Bytes::new()).boxed());
-            *r.status_mut() =
-                StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-            r
+        Reply::Empty(status) => (
+            status,
+            String::new(),
+            Vec::new(),
+            Content::Whole(Vec::new()),
+        ),
+        Reply::Bytes(status, ct, bytes, headers) => (status, ct, headers, Content::Whole(bytes)),
+        Reply::Stream(status, ct, rx) => (status, ct, Vec::new(), Content::Stream(rx)),
+    };
+    if let (Content::Whole(bytes), true) = (&body, from_fake) {
+        check_reply(&contract, &log, &op, status, &content_type, bytes);
+    }
+    let body = match (body, cut) {
+        (Content::Whole(bytes), None) => Full::new(Bytes::from(bytes))
+            .map_err(|never| match never {})
+            .boxed(),
+        (Content::Whole(bytes), Some(_)) => {
+            // Half the bytes, then the connection goes: a body that ends early.
+            let half = Bytes::from(bytes[..bytes.len() / 2].to_vec());
+            let pieces = vec![Ok(Frame::data(half)), Err(Dropped)];
+            StreamBody::new(futures_util::stream::iter(pieces)).boxed()
         }
-        Reply::Bytes(status, ct, bytes, headers) => {
-            check_reply(&contract, &log, &op, status, &ct, &bytes);
-            let mut r = Response::new(Full::new(Bytes::from(bytes)).boxed());
-            *r.status_mut() =
-                StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-            set_header(r.headers_mut(), "content-type", &ct);
-            for (k, v) in headers {
-                set_header(r.headers_mut(), &k, &v);
-            }
-            r
-        }
-        Reply::Stream(status, ct, rx) => {
-            let stream = futures_util::stream::unfold(rx, |mut rx| async move {
-                rx.recv()
-                    .await
-                    .map(|chunk| (Ok::<_, Infallible>(Frame::data(Bytes::from(chunk))), rx))
-            });
-            let mut r = Response::new(StreamBody::new(stream).boxed());
-            *r.status_mut() =
-                StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-            set_header(r.headers_mut(), "content-type", &ct);
-            r
+        (Content::Stream(rx), cut) => {
+            let stream =
+                futures_util::stream::unfold((rx, 0usize), move |(mut rx, sent)| async move {
+                    if sent == usize::MAX {
+                        return None;
+                    }
+                    if cut.is_some_and(|n| sent >= n) {
+                        // The connection goes instead of the next piece (waiting
+                        // for it lets the pieces before it reach the client).
+                        return rx.recv().await.map(|_| (Err(Dropped), (rx, usize::MAX)));
+                    }
+                    rx.recv()
+                        .await
+                        .map(|chunk| (Ok(Frame::data(Bytes::from(chunk))), (rx, sent + 1)))
+                });
+            StreamBody::new(stream).boxed()
         }
     };
-    Ok(response)
+    let mut r = Response::new(body);
+    *r.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    if !content_type.is_empty() {
+        set_header(r.headers_mut(), "content-type", &content_type);
+    }
+    for (k, v) in headers {
+        set_header(r.headers_mut(), &k, &v);
+    }
+    Ok(r)
+}
+
+/// A fake's answer body: whole, or streamed as the fake produces it.
+enum Content {
+    Whole(Vec<u8>),
+    Stream(tokio::sync::mpsc::Receiver<Vec<u8>>),
 }
 
 fn check_reply(
@@ -461,8 +516,11 @@ fn set_header(h: &mut HeaderMap, k: &str, v: &str) {
 }
 
 fn json_response(status: u16, v: &Value) -> Response<Body> {
-    let mut r =
-        Response::new(Full::new(Bytes::from(serde_json::to_vec(v).unwrap_or_default())).boxed());
+    let mut r = Response::new(
+        Full::new(Bytes::from(serde_json::to_vec(v).unwrap_or_default()))
+            .map_err(|never| match never {})
+            .boxed(),
+    );
     *r.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     set_header(r.headers_mut(), "content-type", "application/json");
     r
