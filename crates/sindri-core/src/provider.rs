@@ -17,12 +17,18 @@
 //!   never into labels, logs, errors or returned records.
 //! - **Capabilities are truthful.** A method whose operation is not in
 //!   [`Provider::capabilities`] is never called (the dispatcher refuses first).
+//! - **Machines end themselves only as asked.** [`Provider::self_end`] returns the
+//!   command a machine runs to stop or destroy itself when a run is over (so a
+//!   detached run never leaves it billing), or `None` where the platform offers no
+//!   way to do that from inside. The command holds no secret value: what it needs is
+//!   delivered to the machine as secrets are, and read there from a file or the
+//!   platform's own environment.
 
 use std::path::Path;
 
 use async_trait::async_trait;
 use serde::Serialize;
-use sindri_spec::ProviderKind;
+use sindri_spec::{OnFinish, ProviderKind};
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::capability::Capabilities;
@@ -166,6 +172,19 @@ pub struct Check {
     pub hint: Option<String>,
 }
 
+/// How a machine ends itself when a run is over: what [`Provider::self_end`] returns.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SelfEnd {
+    /// A POSIX `sh` command line the run supervisor runs on the machine, as the
+    /// environment's user, once the job's exit code is recorded. It holds no secret
+    /// value (see the module docs); what it prints goes to the run's supervisor log.
+    pub command: String,
+    /// What it does to the machine: [`OnFinish::Stop`] or [`OnFinish::Destroy`]. It may
+    /// be more than was asked for: a machine that cannot stop (a one-time spot
+    /// instance, a Lyceum VM) is destroyed, as `on_finish: stop` does everywhere.
+    pub action: OnFinish,
+}
+
 /// A platform that can run sindri environments. See the module docs for the contract.
 #[async_trait]
 pub trait Provider: Send + Sync {
@@ -223,4 +242,19 @@ pub trait Provider: Send + Sync {
     /// Every environment this provider finds carrying sindri's labels, even when local
     /// state is lost.
     async fn list_owned(&self) -> Result<Vec<Deployment>>;
+
+    /// Prepares environment `d` to apply `policy` to itself when a run ends, and
+    /// returns the command that does it ([`SelfEnd`]), so that no machine is left
+    /// billing when nothing follows the run. Called when a run starts; it may call the
+    /// platform (to set what a shutdown from inside does) or deliver what the command
+    /// needs to the machine, as secrets are delivered.
+    ///
+    /// `Ok(None)`, the default, means the machine cannot end itself (or `policy` is
+    /// `keep`): `on_finish` is then applied only by a sindri that follows the run.
+    /// A provider that returns a command must make it safe to run twice and harmless
+    /// once the machine is already stopping.
+    async fn self_end(&self, d: &Deployment, policy: OnFinish) -> Result<Option<SelfEnd>> {
+        let _ = (d, policy);
+        Ok(None)
+    }
 }

@@ -15,7 +15,7 @@ use sindri_core::{
 };
 use sindri_providers::aws::AwsProvider;
 use sindri_providers::conformance::{self, Recorder};
-use sindri_spec::{AwsSettings, SpotPolicy};
+use sindri_spec::{AwsSettings, OnFinish, SpotPolicy};
 
 const NO_WAIT: DeployOptions = DeployOptions { wait: false };
 
@@ -659,6 +659,238 @@ async fn list_owned_reads_every_page() {
     );
 }
 
+#[tokio::test]
+async fn security_groups_are_read_on_every_page() {
+    let w = World::new().await;
+    let project = "sgpagesproject";
+    // What interrupted deploys leave: a tagged group and no instance, twelve times.
+    for n in 0..12 {
+        let env = format!("sg-page-{n}");
+        let name = format!("sindri-{env}-{project}");
+        w.moto.ec2(
+            "CreateSecurityGroup",
+            &[
+                ("GroupName", &name),
+                ("GroupDescription", "left by an interrupted deploy"),
+                ("TagSpecification.1.ResourceType", "security-group"),
+                ("TagSpecification.1.Tag.1.Key", "sindri.managed"),
+                ("TagSpecification.1.Tag.1.Value", "true"),
+                ("TagSpecification.1.Tag.2.Key", "sindri.environment"),
+                ("TagSpecification.1.Tag.2.Value", &env),
+                ("TagSpecification.1.Tag.3.Key", "sindri.project"),
+                ("TagSpecification.1.Tag.3.Value", project),
+            ],
+        );
+    }
+    let p = AwsProvider::builder(settings())
+        .env_vars(s::test_env(&w.proxy.url(), w.home.path()))
+        .page_size(1)
+        .build();
+    let owned = dispatch::list_owned(&p).await.expect("list_owned");
+    let mut names: Vec<String> = owned.iter().map(|d| d.name.clone()).collect();
+    names.sort();
+    let mut want: Vec<String> = (0..12).map(|n| format!("sg-page-{n}")).collect();
+    want.sort();
+    assert_eq!(names, want, "every group on every page");
+    assert!(
+        owned.iter().all(|d| d
+            .detail("leftovers")
+            .is_some_and(|l| l.contains("security group"))),
+        "{owned:?}"
+    );
+    let pages = w.proxy.calls("DescribeSecurityGroups");
+    assert_eq!(pages.len(), 3, "12 groups in pages of 5");
+    assert!(
+        pages.iter().all(|s| s.body.contains("MaxResults=5")),
+        "a page size of 1 is raised to EC2's minimum of 5"
+    );
+    assert_eq!(
+        pages
+            .iter()
+            .filter(|s| s.body.contains("NextToken="))
+            .count(),
+        2,
+        "pages 2 and 3 ask with the token"
+    );
+}
+
+#[tokio::test]
+async fn instance_types_are_looked_up_through_every_page() {
+    let w = World::new().await;
+    // The moto in front pages the whole catalogue and filters each page afterwards, as
+    // EC2 may: c4.large is on the fourth page, the pages before it are empty.
+    let p = AwsProvider::builder(AwsSettings {
+        instance_type: Some("c4.large".into()),
+        ..settings()
+    })
+    .env_vars(s::test_env(&w.proxy.url(), w.home.path()))
+    .page_size(1)
+    .build();
+    let t = TestSpec::new(&s::unique_name("types"), serde_json::json!({}));
+    let plan = dispatch::plan(&p, &t.spec, None).await.expect("plan");
+    let request = plan
+        .artifacts
+        .iter()
+        .find(|a| a.content.contains("InstanceType=c4.large"))
+        .expect("the RunInstances request is shown");
+    assert!(
+        request.content.contains("ImageId=ami-1e749f67"),
+        "c4.large was found to run x86_64: {}",
+        request.content
+    );
+    let pages = w.proxy.calls("DescribeInstanceTypes");
+    assert!(
+        pages.len() > 4,
+        "read past the page that held it: {}",
+        pages.len()
+    );
+    assert!(pages.iter().all(|s| s.body.contains("MaxResults=5")));
+    assert!(
+        pages
+            .iter()
+            .all(|s| s.body.contains("InstanceType.1=c4.large"))
+    );
+    assert_eq!(
+        pages
+            .iter()
+            .filter(|s| !s.body.contains("NextToken="))
+            .count(),
+        1,
+        "every page after the first asks with the token"
+    );
+
+    // A type EC2 does not know is refused, not searched for forever.
+    let p = AwsProvider::builder(AwsSettings {
+        instance_type: Some("c4.enormous".into()),
+        ..settings()
+    })
+    .env_vars(s::test_env(&w.proxy.url(), w.home.path()))
+    .page_size(1)
+    .build();
+    let e = dispatch::plan(&p, &t.spec, None)
+        .await
+        .expect_err("no such type");
+    assert_eq!(e.kind(), ErrorKind::Invalid, "{e}");
+    assert!(e.message().contains("c4.enormous"), "{e}");
+}
+
+// ---- The machine ends itself after a run ----------------------------------------------
+
+/// `instanceInitiatedShutdownBehavior` of instance `id`, as moto holds it.
+fn shutdown_behavior(moto: &Moto, id: &str) -> String {
+    let xml = moto.ec2(
+        "DescribeInstanceAttribute",
+        &[
+            ("InstanceId", id),
+            ("Attribute", "instanceInitiatedShutdownBehavior"),
+        ],
+    );
+    s::texts(&xml, "value")
+        .into_iter()
+        .next()
+        .unwrap_or_else(|| panic!("no value in {xml}"))
+}
+
+#[tokio::test]
+async fn a_shutdown_from_inside_stops_or_terminates_as_the_run_asks() {
+    let w = World::new().await;
+    let p = w.provider(settings());
+    let t = TestSpec::new(&s::unique_name("shutdown"), serde_json::json!({}));
+    let d = dispatch::deploy(&p, &t.spec, NO_WAIT, &Recorder::new())
+        .await
+        .expect("deploy");
+    let id = d.resource_id.clone().expect("instance id");
+    let run = &w.proxy.calls("RunInstances")[0];
+    assert!(
+        run.body.contains("InstanceInitiatedShutdownBehavior=stop"),
+        "{}",
+        run.body
+    );
+    assert_eq!(shutdown_behavior(&w.moto, &id), "stop");
+    assert_eq!(
+        d.detail("run_interruption_check"),
+        None,
+        "on-demand instances get no spot notices"
+    );
+
+    let end = dispatch::self_end(&p, &d, OnFinish::Destroy)
+        .await
+        .expect("self_end")
+        .expect("EC2 machines can end themselves");
+    assert_eq!(end.command, sindri_providers::aws::SHUTDOWN_COMMAND);
+    assert_eq!(end.action, OnFinish::Destroy);
+    assert_eq!(shutdown_behavior(&w.moto, &id), "terminate");
+    let modified = w.proxy.calls("ModifyInstanceAttribute");
+    assert_eq!(modified.len(), 1);
+    assert!(
+        modified[0]
+            .body
+            .contains("Attribute=instanceInitiatedShutdownBehavior")
+            && modified[0].body.contains("Value=terminate")
+            && modified[0].body.contains(&format!("InstanceId={id}")),
+        "{}",
+        modified[0].body
+    );
+
+    let end = dispatch::self_end(&p, &d, OnFinish::Stop)
+        .await
+        .expect("self_end")
+        .expect("a command");
+    assert_eq!(end.action, OnFinish::Stop);
+    assert_eq!(shutdown_behavior(&w.moto, &id), "stop");
+    assert!(
+        dispatch::self_end(&p, &d, OnFinish::Keep)
+            .await
+            .expect("keep")
+            .is_none()
+    );
+    assert_eq!(
+        w.proxy.calls("ModifyInstanceAttribute").len(),
+        2,
+        "keep asks nothing of EC2"
+    );
+    dispatch::destroy(&p, &d, DestroyOptions::default())
+        .await
+        .expect("destroy");
+
+    // `run.on_finish: destroy` in the spec: terminate from the first boot on.
+    let mut t2 = TestSpec::new(&s::unique_name("shutdown-destroy"), serde_json::json!({}));
+    t2.spec.spec.run = Some(
+        serde_json::from_value(serde_json::json!({"command": "true", "on_finish": "destroy"}))
+            .expect("run section"),
+    );
+    let d2 = dispatch::deploy(&p, &t2.spec, NO_WAIT, &Recorder::new())
+        .await
+        .expect("deploy");
+    let runs = w.proxy.calls("RunInstances");
+    assert!(
+        runs[1]
+            .body
+            .contains("InstanceInitiatedShutdownBehavior=terminate"),
+        "{}",
+        runs[1].body
+    );
+    assert_eq!(
+        shutdown_behavior(&w.moto, d2.resource_id.as_deref().expect("id")),
+        "terminate"
+    );
+    dispatch::destroy(&p, &d2, DestroyOptions::default())
+        .await
+        .expect("destroy");
+}
+
+#[tokio::test]
+async fn an_instance_that_is_gone_cannot_be_told_how_to_end() {
+    let w = World::new().await;
+    let p = w.provider(settings());
+    let t = TestSpec::new(&s::unique_name("gone"), serde_json::json!({}));
+    let e = dispatch::self_end(&p, &t.record(), OnFinish::Stop)
+        .await
+        .expect_err("no instance");
+    assert!(e.is_not_found(), "{e}");
+    assert!(w.proxy.calls("ModifyInstanceAttribute").is_empty());
+}
+
 // ---- Spot ---------------------------------------------------------------------------
 
 fn spot(policy: SpotPolicy) -> AwsSettings {
@@ -690,6 +922,35 @@ async fn spot_always_launches_spot_and_cannot_stop() {
     let st = dispatch::status(&p, &d).await.expect("status");
     assert_eq!(st.details.get("market").map(String::as_str), Some("spot"));
     assert_eq!(st.cost_per_hour, None, "spot prices are not guessed");
+    let run = &w.proxy.calls("RunInstances")[0];
+    assert!(
+        run.body
+            .contains("InstanceInitiatedShutdownBehavior=terminate"),
+        "a one-time spot instance cannot stop, so a shutdown from inside terminates it: {}",
+        run.body
+    );
+    assert_eq!(
+        d.detail("run_interruption_check"),
+        Some(sindri_providers::aws::INTERRUPTION_CHECK),
+        "the run supervisor polls for spot notices"
+    );
+    let owned = dispatch::list_owned(&p).await.expect("list_owned");
+    assert!(
+        owned.iter().any(|o| o.name == d.name
+            && o.detail("run_interruption_check")
+                == Some(sindri_providers::aws::INTERRUPTION_CHECK)),
+        "{owned:?}"
+    );
+    let end = dispatch::self_end(&p, &d, OnFinish::Stop)
+        .await
+        .expect("self_end")
+        .expect("a command");
+    assert_eq!(
+        end.action,
+        OnFinish::Destroy,
+        "on_finish: stop terminates a spot instance, as sindri's own stop would"
+    );
+    assert_eq!(shutdown_behavior(&w.moto, &id), "terminate");
     let e = dispatch::stop(&p, &d)
         .await
         .expect_err("one-time spot cannot stop");

@@ -17,6 +17,28 @@
 //! 5. **collect** `run.artifacts` ([`Orchestrator::collect_artifacts`]) and apply
 //!    `on_finish` ([`Orchestrator::finish`]).
 //!
+//! # No machine left billing
+//! At launch the provider is asked how its machine ends itself
+//! (`sindri_core::Provider::self_end`: a shutdown on EC2, an API call with the pod's
+//! own key on RunPod, a `DELETE` of the VM on Lyceum). The supervisor runs that command
+//! after the job's exit code is recorded, also after a `max_duration` kill, unless a
+//! sindri following the run holds the end (it renews `end_hold` while it streams the
+//! log and copies artifacts) or applied `on_finish` itself ([`Orchestrator::finish`]
+//! writes `end_handled` first), or another run still runs there. So a detached run, a
+//! Ctrl-C or a closed laptop never leaves a cloud machine billing, and a followed run
+//! gets its policy applied once.
+//!
+//! # Spot interruptions
+//! A deployment may name a command that reports the platform's notice that it
+//! reclaims the machine ([`deployment_keys::INTERRUPTION_CHECK`]; AWS spot instances
+//! poll IMDSv2). The supervisor runs it every [`supervisor::INTERRUPTION_EVERY`]; on a
+//! notice it uploads the checkpoints, records reason `interrupted` and stops the job's
+//! group. [`Orchestrator::relaunch`] then (while `restarts < run.max_restarts`, see
+//! [`Orchestrator::should_relaunch`]) destroys the reclaimed environment, deploys a new
+//! one, syncs, restores the last checkpoint into `run.checkpoints` and starts the job
+//! again under the same run id, counting `restarts`. `sindri run` does that while it
+//! follows; a detached run is not relaunched.
+//!
 //! ```no_run
 //! # async fn example(provider: &dyn sindri_core::Provider, rs: &sindri_core::ResolvedSpec) -> sindri_core::Result<()> {
 //! use sindri_runs::{Orchestrator, RunRequest};

@@ -22,7 +22,7 @@ use crate::request::{
 };
 use crate::shell::{ChannelWriter, capture, run_ok, script_command};
 use crate::supervisor::{self, SupervisorConfig};
-use crate::sync::{SyncReport, sync_workdir};
+use crate::sync::{SyncReport, SyncTarget, cache_file, sync_workdir};
 
 /// What [`Orchestrator::launch`] did.
 #[derive(Debug, Clone, Serialize)]
@@ -176,6 +176,12 @@ impl<'a> Orchestrator<'a> {
         if let Some(s) = &req.run.checkpoint_store {
             details.insert(run_keys::CHECKPOINT_STORE.into(), s.clone());
         }
+        if req.run.max_restarts > 0 {
+            details.insert(
+                run_keys::MAX_RESTARTS.into(),
+                req.run.max_restarts.to_string(),
+            );
+        }
         run.log_path = Some(self.local_log_path(&run.id).display().to_string());
         self.state.insert_run(&run)?;
         Ok(run)
@@ -317,17 +323,27 @@ impl<'a> Orchestrator<'a> {
         })
     }
 
-    /// The environment's home, for the default workdir and run root.
-    async fn remote_home(&self, d: &Deployment) -> Result<String> {
+    /// The environment's home, for the default workdir and run root; takes the machine
+    /// for run `run_id`, so the supervisor of a finished run leaves its end to it.
+    async fn prepare_machine(
+        &self,
+        d: &Deployment,
+        run_root: Option<&str>,
+        run_id: &str,
+    ) -> Result<String> {
         let out = run_ok(
             self.provider,
             d,
             "reading $HOME",
-            &script_command(remote::HOME, Vec::<String>::new()),
+            &script_command(
+                remote::PREPARE,
+                [run_root.unwrap_or("").to_string(), run_id.to_string()],
+            ),
         )
         .await?;
         let home = out.stdout_text().trim().trim_end_matches('/').to_string();
-        if !home.starts_with('/') {
+        let needs_home = d.detail(deployment_keys::WORKDIR).is_none() || run_root.is_none();
+        if needs_home && !home.starts_with('/') {
             return Err(Error::platform(
                 self.kind(),
                 format!(
@@ -371,7 +387,7 @@ impl<'a> Orchestrator<'a> {
         run: RunRecord,
     ) -> Result<Launched> {
         let mut run = run;
-        match self.launch_steps(rs, req, &mut run).await {
+        match self.launch_steps(rs, req, &mut run, false).await {
             Ok(l) => Ok(l),
             Err(e) => {
                 let state = if e.kind() == ErrorKind::Interrupted {
@@ -385,11 +401,109 @@ impl<'a> Orchestrator<'a> {
         }
     }
 
+    /// True when `run` ended because the platform reclaimed its machine and
+    /// `run.max_restarts` of `req` allows another try: the supervisor saw the notice,
+    /// or the machine of a run that watched for notices vanished before its exit code
+    /// could be read.
+    pub fn should_relaunch(run: &RunRecord, req: &RunRequest) -> bool {
+        let reclaimed = run.details.contains_key(run_keys::INTERRUPTION)
+            || (run.exit_code.is_none()
+                && run.details.get(run_keys::INTERRUPTIBLE).map(String::as_str) == Some("true"));
+        run.state == RunState::Interrupted && reclaimed && run.restarts < req.run.max_restarts
+    }
+
+    /// Relaunches a run whose machine the platform reclaimed: the old environment is
+    /// destroyed (it is going away; its volumes are kept), a new one deployed, the
+    /// workdir synced, the last checkpoint from `run.checkpoint_store` restored into
+    /// `run.checkpoints`, and the job started again under the same run id, with
+    /// `restarts` one higher. See [`Orchestrator::should_relaunch`].
+    pub async fn relaunch(
+        &self,
+        rs: &ResolvedSpec,
+        req: &RunRequest,
+        run: RunRecord,
+    ) -> Result<Launched> {
+        let mut run = run;
+        let attempt = run.restarts + 1;
+        let notice = run
+            .details
+            .get(run_keys::INTERRUPTION)
+            .cloned()
+            .unwrap_or_default();
+        self.progress.warn(&format!(
+            "run {} was interrupted ({notice}): relaunching it on a new machine from its last checkpoint (restart {attempt} of {})",
+            run.id, req.run.max_restarts
+        ));
+        let result = async {
+            if let Some(d) = self.deployment_of(&run).await? {
+                let mut going = d.clone();
+                going.state = DeploymentState::Destroying;
+                going.updated_at = unix_now();
+                self.state.upsert_deployment(&going)?;
+                phase(
+                    self.progress,
+                    "replace the reclaimed machine",
+                    dispatch::destroy(self.provider, &d, DestroyOptions { volumes: false }),
+                )
+                .await?;
+                self.state.delete_deployment(&d.project, &d.name)?;
+                self.state.record_event(
+                    &d.project,
+                    &d.name,
+                    "destroy",
+                    &format!("replaced: the platform reclaimed it during run {}", run.id),
+                )?;
+            }
+            run.restarts = attempt;
+            run.state = RunState::Pending;
+            run.exit_code = None;
+            run.ended_at = None;
+            for k in [
+                run_keys::REASON,
+                run_keys::ERROR,
+                run_keys::INTERRUPTION,
+                run_keys::SELF_ENDED,
+                run_keys::SELF_END_SKIPPED,
+                run_keys::JOB_STARTED_AT,
+            ] {
+                run.details.remove(k);
+            }
+            run.details
+                .insert(run_keys::LAST_INTERRUPTION.into(), notice.clone());
+            self.state.update_run(&run)?;
+            self.state.record_event(
+                &run.project,
+                &run.environment,
+                "run",
+                &format!(
+                    "run {} relaunched after an interruption (restart {attempt})",
+                    run.id
+                ),
+            )?;
+            self.launch_steps(rs, req, &mut run, true).await
+        }
+        .await;
+        match result {
+            Ok(l) => Ok(l),
+            Err(e) => {
+                let state = if e.kind() == ErrorKind::Interrupted {
+                    RunState::Interrupted
+                } else {
+                    RunState::Failed
+                };
+                self.fail_run(&mut run, state, &format!("relaunch failed: {e}"))?;
+                Err(e)
+            }
+        }
+    }
+
+    /// Deploy-or-reuse, sync, (on a relaunch, `restore` the last checkpoint), start.
     async fn launch_steps(
         &self,
         rs: &ResolvedSpec,
         req: &RunRequest,
         run: &mut RunRecord,
+        restore: bool,
     ) -> Result<Launched> {
         self.refuse_concurrent(run).await?;
         let (d, deployed) = phase(
@@ -399,13 +513,9 @@ impl<'a> Orchestrator<'a> {
         )
         .await?;
 
-        let home = if d.detail(deployment_keys::WORKDIR).is_some()
-            && d.detail(deployment_keys::RUN_ROOT).is_some()
-        {
-            String::new()
-        } else {
-            self.remote_home(&d).await?
-        };
+        let home = self
+            .prepare_machine(&d, d.detail(deployment_keys::RUN_ROOT), &run.id)
+            .await?;
         let workdir = d
             .detail(deployment_keys::WORKDIR)
             .map(str::to_string)
@@ -435,27 +545,84 @@ impl<'a> Orchestrator<'a> {
                     &d,
                     &req.local_workdir,
                     &excludes,
-                    &workdir,
-                    &format!("{run_dir}/sync.tar"),
+                    &SyncTarget {
+                        workdir: &workdir,
+                        archive: &format!("{run_dir}/sync.tar"),
+                        cache: self
+                            .state
+                            .path()
+                            .parent()
+                            .map(|dir| cache_file(dir, &d, &workdir)),
+                    },
                 ),
             )
             .await?;
-            self.progress.message(&format!(
-                "{} of {} file(s) sent ({} bytes), {} removed{}",
-                report.files_sent,
-                report.files,
-                report.bytes_sent,
-                report.files_deleted,
-                if report.full { " (first sync)" } else { "" }
-            ));
+            self.progress.message(&report.summary());
             Some(report)
         };
+
+        let checkpoint_dir = req
+            .run
+            .checkpoints
+            .as_ref()
+            .map(|c| format!("{workdir}/{}", c.trim_end_matches('/')));
+        if restore && let (Some(store), Some(dir)) = (&req.run.checkpoint_store, &checkpoint_dir) {
+            let out = phase(
+                self.progress,
+                "restore checkpoint",
+                run_ok(
+                    self.provider,
+                    &d,
+                    "restoring the last checkpoint",
+                    &script_command(
+                        remote::RESTORE,
+                        [store.clone(), run.id.clone(), dir.clone()],
+                    ),
+                ),
+            )
+            .await?;
+            let files = out.stdout_text().trim().to_string();
+            self.progress.message(&if files == "0" {
+                format!("no checkpoint in {store} yet: the job starts over")
+            } else {
+                format!("restored {files} checkpoint file(s) from {store} into {dir}")
+            });
+        }
 
         if let Ok(status) = dispatch::status(self.provider, &d).await
             && let Some(rate) = status.cost_per_hour
         {
             run.details
                 .insert(run_keys::COST_PER_HOUR.into(), rate.to_string());
+        }
+
+        // The machine applies on_finish to itself when the job ends, unless a sindri
+        // that follows does it first: a closed laptop cannot leave it billing.
+        let self_end = match dispatch::self_end(self.provider, &d, req.on_finish).await {
+            Ok(e) => e,
+            Err(e) if e.kind() == ErrorKind::Interrupted => return Err(e),
+            Err(e) => {
+                self.progress.warn(&format!(
+                    "the machine cannot apply on_finish ({}) to itself: {e}; it is applied only while sindri follows the run",
+                    on_finish_name(req.on_finish)
+                ));
+                None
+            }
+        };
+        if d.detail(deployment_keys::INTERRUPTION_CHECK).is_some() {
+            run.details
+                .insert(run_keys::INTERRUPTIBLE.into(), "true".into());
+        } else {
+            run.details.remove(run_keys::INTERRUPTIBLE);
+        }
+        match &self_end {
+            Some(e) => {
+                run.details
+                    .insert(run_keys::SELF_END.into(), on_finish_name(e.action).into());
+            }
+            None => {
+                run.details.remove(run_keys::SELF_END);
+            }
         }
 
         let config = SupervisorConfig {
@@ -466,15 +633,24 @@ impl<'a> Orchestrator<'a> {
             max_duration: req.run.max_duration.map(|m| m.get()),
             grace: supervisor::TIMEOUT_GRACE,
             heartbeat_every: supervisor::HEARTBEAT_EVERY,
-            checkpoint_dir: req
-                .run
-                .checkpoints
-                .as_ref()
-                .map(|c| format!("{workdir}/{}", c.trim_end_matches('/'))),
+            checkpoint_dir,
             checkpoint_store: req.run.checkpoint_store.clone(),
             checkpoint_every: supervisor::CHECKPOINT_EVERY,
+            self_end,
+            interruption_check: d
+                .detail(deployment_keys::INTERRUPTION_CHECK)
+                .map(str::to_string),
+            interruption_every: supervisor::INTERRUPTION_EVERY,
         };
-        let launch = script_command(supervisor::LAUNCH, [run_dir.clone(), config.render()]);
+        let hold = if req.detach {
+            0
+        } else {
+            supervisor::END_HOLD.as_secs()
+        };
+        let launch = script_command(
+            supervisor::LAUNCH,
+            [run_dir.clone(), config.render(), hold.to_string()],
+        );
         let out = phase(
             self.progress,
             "start job",
@@ -623,7 +799,28 @@ impl<'a> Orchestrator<'a> {
                     Ok(out) => Some(out),
                     // Only traces of it are left (a kept volume): as good as gone.
                     Err(e) if e.is_not_found() => None,
-                    Err(e) => return Err(e),
+                    Err(e) if e.kind() == ErrorKind::Interrupted => return Err(e),
+                    Err(e) => {
+                        // A machine that stopped itself after the run keeps the run's
+                        // files on its disk, out of reach until it starts again.
+                        let stopped = match run.details.get(run_keys::SELF_END) {
+                            Some(_) => dispatch::status(self.provider, &d)
+                                .await
+                                .is_ok_and(|s| s.state == StatusState::Stopped),
+                            None => false,
+                        };
+                        if !stopped {
+                            return Err(e);
+                        }
+                        return Ok(RunView {
+                            run,
+                            remote: None,
+                            note: Some(format!(
+                                "environment `{}` is stopped: its machine stops itself when a run nobody follows ends (on_finish: stop); its exit code and log are on its disk: `sindri start`, then `sindri runs status`",
+                                d.name
+                            )),
+                        });
+                    }
                 }
             }
             None => None,
@@ -634,10 +831,14 @@ impl<'a> Orchestrator<'a> {
                 if !run.state.is_finished() {
                     run.state = RunState::Interrupted;
                     run.ended_at = Some(unix_now());
-                    run.details.insert(
-                        run_keys::REASON.into(),
-                        "the environment is gone; the run's files went with it".into(),
-                    );
+                    let why = if run.details.get(run_keys::SELF_END).map(String::as_str)
+                        == Some("destroy")
+                    {
+                        "the machine destroyed itself when the job ended (on_finish: destroy), and the run's files with it: its exit code is unknown (follow a run to keep it)"
+                    } else {
+                        "the environment is gone; the run's files went with it"
+                    };
+                    run.details.insert(run_keys::REASON.into(), why.into());
                     self.settle_cost(&mut run);
                     self.state.update_run(&run)?;
                 }
@@ -672,6 +873,15 @@ impl<'a> Orchestrator<'a> {
                 .insert(run_keys::CHECKPOINT_ERROR.into(), err.clone());
         } else {
             run.details.remove(run_keys::CHECKPOINT_ERROR);
+        }
+        for (key, value) in [
+            (run_keys::INTERRUPTION, &status.interruption),
+            (run_keys::SELF_ENDED, &status.self_end),
+            (run_keys::SELF_END_SKIPPED, &status.self_end_skipped),
+        ] {
+            if let Some(v) = value {
+                run.details.insert(key.into(), v.clone());
+            }
         }
         let mut note = None;
         // A cancel recorded locally stays a cancel even if the files say otherwise.
@@ -728,14 +938,29 @@ impl<'a> Orchestrator<'a> {
                 if let Some(parent) = path.parent() {
                     tokio::fs::create_dir_all(parent).await?;
                 }
-                Some(tokio::fs::File::create(&path).await?)
+                // A relaunched run's log continues the local copy of the earlier tries.
+                let mut open = tokio::fs::OpenOptions::new();
+                open.create(true);
+                if run.restarts > 0 {
+                    open.append(true);
+                } else {
+                    open.write(true).truncate(true);
+                }
+                Some(open.open(&path).await?)
             }
             None => None,
         };
         let mut offset: u64 = 0;
         let mut retries = 0u32;
         let code = loop {
-            let cmd = script_command(remote::FOLLOW, [run_dir.clone(), offset.to_string()]);
+            let cmd = script_command(
+                remote::FOLLOW,
+                [
+                    run_dir.clone(),
+                    offset.to_string(),
+                    supervisor::END_HOLD.as_secs().to_string(),
+                ],
+            );
             let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Vec<u8>>();
             let io = sindri_core::ExecIo {
                 stdin: None,
@@ -870,7 +1095,7 @@ impl<'a> Orchestrator<'a> {
             .get(run_keys::ARTIFACTS)
             .and_then(|a| serde_json::from_str(a).ok())
             .unwrap_or_default();
-        let mut report = ArtifactsReport {
+        let report = ArtifactsReport {
             dir: dir.clone(),
             copied: Vec::new(),
             missing: Vec::new(),
@@ -885,7 +1110,25 @@ impl<'a> Orchestrator<'a> {
                 run.id
             ))
         })?;
-        let mut args = vec![workdir.clone()];
+        self.holding(
+            run,
+            &d,
+            self.copy_artifacts(&d, &workdir, &patterns, report),
+        )
+        .await
+    }
+
+    /// Lists `patterns` in `workdir` and copies what matched into `report.dir`.
+    async fn copy_artifacts(
+        &self,
+        d: &Deployment,
+        workdir: &str,
+        patterns: &[String],
+        mut report: ArtifactsReport,
+    ) -> Result<ArtifactsReport> {
+        let d = d.clone();
+        let dir = report.dir.clone();
+        let mut args = vec![workdir.to_string()];
         args.extend(patterns.iter().cloned());
         let listed = run_ok(
             self.provider,
@@ -925,10 +1168,70 @@ impl<'a> Orchestrator<'a> {
         Ok(report)
     }
 
+    /// Runs `work` while holding the machine's own `on_finish` of `run` (renewing
+    /// `end_hold` in its run directory), so the machine cannot stop itself while sindri
+    /// still copies from it.
+    async fn holding<T>(
+        &self,
+        run: &RunRecord,
+        d: &Deployment,
+        work: impl std::future::Future<Output = Result<T>>,
+    ) -> Result<T> {
+        let Some(run_dir) = run
+            .details
+            .get(run_keys::RUN_DIR)
+            .filter(|_| run.details.contains_key(run_keys::SELF_END))
+        else {
+            return work.await;
+        };
+        let hold = script_command(
+            remote::HOLD,
+            [run_dir.clone(), supervisor::END_HOLD.as_secs().to_string()],
+        );
+        let renew = async {
+            loop {
+                if let Err(e) = capture(self.provider, d, &hold).await {
+                    tracing::debug!(target: "sindri::runs", "renewing the end hold of run {}: {e}", run.id);
+                }
+                tokio::time::sleep(supervisor::END_HOLD / 3).await;
+            }
+        };
+        tokio::select! {
+            r = work => r,
+            never = renew => never,
+        }
+    }
+
+    /// Tells the run's supervisor that sindri applies `on_finish` itself, so the
+    /// machine does not also end itself. Best effort: an unreachable machine has
+    /// nothing left to tell.
+    async fn mark_handled(&self, run: &RunRecord, policy: OnFinish) {
+        let Some(run_dir) = run.details.get(run_keys::RUN_DIR) else {
+            return;
+        };
+        let Ok(Some(d)) = self.deployment_of(run).await else {
+            return;
+        };
+        let cmd = script_command(
+            remote::HANDLED,
+            [
+                run_dir.clone(),
+                format!("on_finish: {}", on_finish_name(policy)),
+            ],
+        );
+        if let Err(e) = capture(self.provider, &d, &cmd).await {
+            tracing::debug!(target: "sindri::runs", "marking run {} handled: {e}", run.id);
+        }
+    }
+
     /// Applies `on_finish` to the run's environment: keep, stop (skipped with a note
     /// when the provider cannot stop), or destroy (its volumes are kept). Skipped while
-    /// another run still runs there.
+    /// another run still runs there. The machine's own end (`Provider::self_end`) is
+    /// called off first, so the policy is applied once.
     pub async fn finish(&self, run: &RunRecord, policy: OnFinish) -> Result<FinishReport> {
+        if run.details.contains_key(run_keys::SELF_END) {
+            self.mark_handled(run, policy).await;
+        }
         let report = self.apply_policy(run, policy).await?;
         if let Some(mut current) = self.state.get_run(&run.id)? {
             current

@@ -21,7 +21,7 @@ sp=$(cat "$d/supervisor_pid" 2>/dev/null)
 if [ -n "$sp" ] && alive "$sp"; then echo supervisor_alive=1; fi
 pg=$(cat "$d/pid" 2>/dev/null)
 if [ -n "$pg" ] && group_alive "$pg"; then echo job_alive=1; fi
-for f in exit_code ended_at started_at heartbeat reason checkpoint_error checkpoint_uploaded_at pid; do
+for f in exit_code ended_at started_at heartbeat reason checkpoint_error checkpoint_uploaded_at pid interruption self_end self_end_skipped; do
   if [ -f "$d/$f" ]; then printf '%s=' "$f"; head -n 1 "$d/$f"; fi
 done
 printf 'now=%s\n' "$(date +%s)"
@@ -31,11 +31,16 @@ exit 0
 
 /// Streams run directory `$1`'s log from byte offset `$2` until the run ends: exits 0
 /// once `exit_code` exists (after the last bytes), 3 when the supervisor and the job
-/// are both gone without one, 4 when the run directory is missing.
+/// are both gone without one, 4 when the run directory is missing. While it streams it
+/// holds the machine's own `on_finish` for `$3` seconds past now (`end_hold`): the
+/// sindri that follows applies it after copying the artifacts back.
 pub(crate) const FOLLOW: &str = r#"
-d=$1; off=$2
+d=$1; off=$2; hold=${3:-0}
 [ -d "$d" ] || exit 4
 while :; do
+  if [ "$hold" -gt 0 ]; then
+    printf '%s\n' "$(( $(date +%s) + hold ))" > "$d/.end_hold.tmp" && mv -f "$d/.end_hold.tmp" "$d/end_hold"
+  fi
   live=0
   sp=$(cat "$d/supervisor_pid" 2>/dev/null)
   if [ -n "$sp" ] && alive "$sp"; then live=1; fi
@@ -79,6 +84,9 @@ while [ ! -f "$d/pid" ] && [ "$n" -lt 10 ]; do
 done
 pg=$(cat "$d/pid" 2>/dev/null)
 [ -n "$pg" ] || { echo not-started; exit 0; }
+# The machine may end itself once the job is gone: not before this sindri has read
+# how it ended.
+printf '%s\n' "$(( $(date +%s) + grace + 60 ))" > "$d/end_hold"
 if [ ! -f "$d/reason" ]; then printf 'cancelled\n' > "$d/.reason.tmp" && mv -f "$d/.reason.tmp" "$d/reason"; fi
 kill -TERM -"$pg" 2>/dev/null
 n=0
@@ -111,8 +119,59 @@ for pat in "$@"; do
 done
 "#;
 
-/// Prints the environment's `$HOME`.
-pub(crate) const HOME: &str = r#"printf '%s' "$HOME""#;
+/// Prints the environment's `$HOME`, and takes the machine for a new run `$2` under
+/// run root `$1` (default `$HOME/.sindri/runs`): every finished run there is marked
+/// `end_handled`, so its supervisor, perhaps about to stop the machine, leaves it to
+/// the new run.
+pub(crate) const PREPARE: &str = r#"
+printf '%s' "$HOME"
+root=${1:-$HOME/.sindri/runs}
+[ -d "$root" ] || exit 0
+for d in "$root"/*/; do
+  d=${d%/}
+  [ "${d##*/}" = "$2" ] && continue
+  if [ -f "$d/exit_code" ] && [ ! -f "$d/end_handled" ]; then
+    printf 'superseded by run %s\n' "$2" > "$d/end_handled" 2>/dev/null
+  fi
+done
+exit 0
+"#;
+
+/// Holds the machine's own `on_finish` of run directory `$1` for `$2` seconds past now.
+pub(crate) const HOLD: &str = r#"
+[ -d "$1" ] || exit 4
+printf '%s\n' "$(( $(date +%s) + $2 ))" > "$1/.end_hold.tmp" && mv -f "$1/.end_hold.tmp" "$1/end_hold"
+"#;
+
+/// Records in run directory `$1` that sindri applies `on_finish` itself (`$2` says
+/// which), so the supervisor does not.
+pub(crate) const HANDLED: &str = r#"
+[ -d "$1" ] || exit 4
+printf '%s\n' "$2" > "$1/end_handled"
+"#;
+
+/// Copies the checkpoints of run `$2` from store `$1` into directory `$3`; prints how
+/// many files it restored (0 when the store has none).
+pub(crate) const RESTORE: &str = r#"
+store=${1%/}; id=$2; dir=$3
+mkdir -p "$dir" || exit 1
+case "$store" in
+  s3://*)
+    command -v aws >/dev/null 2>&1 || { echo "the aws CLI is not installed in the environment; cannot read $store" >&2; exit 127; }
+    out=$(aws s3 sync --no-progress "$store/$id" "$dir") || exit 1
+    printf '%s\n' "$out" | grep -c '^download:' || true
+    ;;
+  *)
+    src="${store#file://}/$id"
+    if [ -d "$src" ]; then
+      cp -R "$src/." "$dir/" || exit 1
+      find "$src" -type f | wc -l
+    else
+      echo 0
+    fi
+    ;;
+esac
+"#;
 
 /// What the run directory says, read in one exec.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -141,6 +200,12 @@ pub struct RemoteStatus {
     pub checkpoint_uploaded_at: Option<i64>,
     /// The job's process group id.
     pub pgid: Option<i64>,
+    /// The platform's notice that it reclaims the machine (spot interruption).
+    pub interruption: Option<String>,
+    /// `stop` or `destroy` once the machine started to end itself after the run.
+    pub self_end: Option<String>,
+    /// Why the machine did not end itself after the run.
+    pub self_end_skipped: Option<String>,
     /// Size of the log so far.
     pub log_bytes: u64,
 }
@@ -168,6 +233,9 @@ impl RemoteStatus {
             checkpoint_error: text("checkpoint_error"),
             checkpoint_uploaded_at: int("checkpoint_uploaded_at"),
             pgid: int("pid"),
+            interruption: text("interruption"),
+            self_end: text("self_end"),
+            self_end_skipped: text("self_end_skipped"),
             log_bytes: int("log_bytes")
                 .and_then(|n| u64::try_from(n).ok())
                 .unwrap_or(0),
@@ -191,6 +259,15 @@ impl RemoteStatus {
                         "timeout: run.max_duration was reached; the supervisor stopped the job"
                             .into(),
                     ),
+                ),
+                Some("interrupted") => (
+                    RunState::Interrupted,
+                    Some(format!(
+                        "interrupted: the platform reclaims the machine ({}); the supervisor saved the checkpoints and stopped the job",
+                        self.interruption
+                            .as_deref()
+                            .unwrap_or("interruption notice")
+                    )),
                 ),
                 _ if code == 0 => (RunState::Succeeded, None),
                 _ => (RunState::Failed, None),
@@ -244,6 +321,16 @@ mod tests {
         let (state, why) = t.verdict();
         assert_eq!(state, RunState::Interrupted);
         assert!(why.unwrap_or_default().starts_with("timeout"));
+        let i = RemoteStatus::parse(
+            "exit_code=143\nreason=interrupted\ninterruption={\"action\":\"terminate\"}\n",
+        );
+        let (state, why) = i.verdict();
+        assert_eq!(state, RunState::Interrupted);
+        let why = why.unwrap_or_default();
+        assert!(
+            why.starts_with("interrupted") && why.contains("terminate"),
+            "{why}"
+        );
     }
 
     #[test]

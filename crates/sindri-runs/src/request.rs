@@ -24,6 +24,11 @@ pub mod deployment_keys {
     /// Written by the orchestrator: the hash of the spec without its `run` section
     /// (but with `run.workdir`), so a run whose command changed reuses the environment.
     pub const ENV_HASH: &str = "run_env_hash";
+    /// A command in the environment that exits 0 and prints the platform's notice
+    /// when the machine is about to be reclaimed (a spot interruption), 1 when not;
+    /// the run supervisor polls it. Set by providers whose machines can be reclaimed
+    /// (AWS spot instances).
+    pub const INTERRUPTION_CHECK: &str = "run_interruption_check";
 }
 
 /// The spec hash of `rs` with the `run` section reduced to what can shape an
@@ -72,6 +77,22 @@ pub mod run_keys {
     pub const JOB_STARTED_AT: &str = "job_started_at";
     /// The failure that stopped the run before its job started.
     pub const ERROR: &str = "error";
+    /// `stop` or `destroy`: what the machine does to itself when the job ends and no
+    /// sindri follows the run (see `sindri_core::Provider::self_end`).
+    pub const SELF_END: &str = "self_end";
+    /// Set once the machine ended itself after the run (`stop` or `destroy`).
+    pub const SELF_ENDED: &str = "self_ended";
+    /// Why the machine did not end itself after the run.
+    pub const SELF_END_SKIPPED: &str = "self_end_skipped";
+    /// The platform's notice that it reclaims the machine, as the supervisor saw it.
+    pub const INTERRUPTION: &str = "interruption";
+    /// The notice that led to the last relaunch.
+    pub const LAST_INTERRUPTION: &str = "last_interruption";
+    /// `true` when the supervisor watches for the platform reclaiming the machine
+    /// (the deployment named an interruption check).
+    pub const INTERRUPTIBLE: &str = "interruptible";
+    /// `run.max_restarts`.
+    pub const MAX_RESTARTS: &str = "max_restarts";
 }
 
 /// What `on_finish` is when the spec does not say: cloud machines are stopped so they
@@ -117,6 +138,10 @@ pub struct RunRequest {
     pub artifacts_dir: Option<PathBuf>,
     /// What happens to the environment at the end.
     pub on_finish: OnFinish,
+    /// True when nothing will follow the run (`sindri run --detach`): the machine
+    /// applies `on_finish` to itself as soon as the job ends. False holds that end
+    /// briefly for the sindri that follows (it renews the hold while it follows).
+    pub detach: bool,
 }
 
 impl RunRequest {
@@ -188,6 +213,7 @@ impl RunRequest {
             run,
             artifacts_dir: None,
             on_finish,
+            detach: false,
         })
     }
 }

@@ -8,6 +8,7 @@
 
 use std::time::Duration;
 
+use sindri_core::provider::SelfEnd;
 use sindri_core::{Error, Result};
 
 use crate::shell::{FUNCTIONS, sh_quote};
@@ -22,8 +23,18 @@ pub const HEARTBEAT_EVERY: Duration = Duration::from_secs(5);
 pub const CHECKPOINT_EVERY: Duration = Duration::from_secs(300);
 
 /// How long the job's process group has between SIGTERM and SIGKILL when
-/// `max_duration` stops it.
+/// `max_duration` (or an interruption notice) stops it.
 pub const TIMEOUT_GRACE: Duration = Duration::from_secs(10);
+
+/// How often the supervisor asks the platform whether it reclaims the machine (AWS
+/// suggests every 5 s; a spot notice comes about two minutes ahead).
+pub const INTERRUPTION_EVERY: Duration = Duration::from_secs(5);
+
+/// How long a sindri that follows a run holds the machine's own `on_finish` after its
+/// last sign of life (see `end_hold` in the script): it renews the hold while it
+/// follows the log and copies artifacts, so a lost laptop delays the end by at most
+/// this much.
+pub const END_HOLD: Duration = Duration::from_secs(60);
 
 /// Everything the supervisor of one run needs to know.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,6 +59,15 @@ pub struct SupervisorConfig {
     pub checkpoint_store: Option<String>,
     /// Upload interval while the job runs.
     pub checkpoint_every: Duration,
+    /// What the machine runs to apply `on_finish` to itself once the job ended (see
+    /// `sindri_core::Provider::self_end`); `None`: it never ends itself.
+    pub self_end: Option<SelfEnd>,
+    /// A command that exits 0, printing the notice, when the platform is about to
+    /// reclaim the machine (`run_interruption_check` of the deployment); `None`: no
+    /// polling.
+    pub interruption_check: Option<String>,
+    /// How often `interruption_check` runs.
+    pub interruption_every: Duration,
 }
 
 impl SupervisorConfig {
@@ -82,6 +102,24 @@ impl SupervisorConfig {
         set(
             "CHECKPOINT_EVERY",
             &self.checkpoint_every.as_secs().max(1).to_string(),
+        );
+        set(
+            "END_COMMAND",
+            self.self_end.as_ref().map_or("", |e| e.command.as_str()),
+        );
+        set(
+            "END_ACTION",
+            self.self_end
+                .as_ref()
+                .map_or("", |e| crate::request::on_finish_name(e.action)),
+        );
+        set(
+            "INTERRUPTION_CHECK",
+            self.interruption_check.as_deref().unwrap_or(""),
+        );
+        set(
+            "INTERRUPTION_EVERY",
+            &self.interruption_every.as_secs().max(1).to_string(),
         );
         s.push_str("set --");
         for a in &self.argv {
@@ -118,10 +156,17 @@ pub fn check_store(store: &str) -> Result<()> {
 }
 
 /// Writes the supervisor into `$1` (the run directory) as `$2` and starts it in a
-/// session of its own, detached from the exec that started it.
+/// session of its own, detached from the exec that started it. With `$3` > 0 the
+/// launching sindri follows the run: it holds the machine's own end for `$3` seconds
+/// (renewed while it follows), so a job that ends at once cannot stop the machine
+/// before its artifacts are copied back.
 pub(crate) const LAUNCH: &str = r#"
 mkdir -p "$1" || exit 1
 printf '%s' "$2" > "$1/supervisor.sh" || exit 1
+# A relaunch on the same machine starts from a clean record; the earlier log is kept.
+for f in exit_code ended_at reason interruption self_end self_end_skipped end_handled end_hold pid started_at heartbeat checkpoint_error; do rm -f "$1/$f"; done
+if [ -f "$1/log" ]; then mv -f "$1/log" "$1/log.previous"; fi
+if [ "${3:-0}" -gt 0 ]; then printf '%s\n' "$(( $(date +%s) + $3 ))" > "$1/end_hold"; fi
 command -v setsid >/dev/null 2>&1 || { echo "setsid is not installed in the environment (util-linux or busybox provide it)" >&2; exit 127; }
 cd "$1" || exit 1
 setsid sh "$1/supervisor.sh" < /dev/null >> "$1/supervisor.log" 2>&1 &
@@ -144,6 +189,12 @@ mod tests {
             checkpoint_dir: None,
             checkpoint_store: None,
             checkpoint_every: CHECKPOINT_EVERY,
+            self_end: Some(SelfEnd {
+                command: "sudo -n shutdown -h now".into(),
+                action: sindri_spec::OnFinish::Stop,
+            }),
+            interruption_check: Some("/usr/local/bin/sindri-interruption-check".into()),
+            interruption_every: INTERRUPTION_EVERY,
         }
     }
 
@@ -154,6 +205,8 @@ mod tests {
         assert!(s.contains("RUN_DIR='/tmp/r 1'\n"), "{s}");
         assert!(s.contains("MAX_DURATION=7200\n"));
         assert!(s.contains("set -- python train.py 'it'\\''s'\n"), "{s}");
+        assert!(s.contains("END_COMMAND='sudo -n shutdown -h now'\n"), "{s}");
+        assert!(s.contains("END_ACTION=stop\n"), "{s}");
     }
 
     #[test]

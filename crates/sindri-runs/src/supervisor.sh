@@ -1,6 +1,6 @@
 
 # ---------------------------------------------------------------------------------
-# sindri run supervisor. POSIX sh; needs date, sleep, kill, mv and setsid.
+# sindri run supervisor. POSIX sh; needs date, sleep, kill, mv, head and setsid.
 #
 # Runs one job in its own session and process group and records, in $RUN_DIR:
 #   supervisor_pid  this script's pid
@@ -8,14 +8,25 @@
 #   started_at      unix seconds when the job started
 #   heartbeat       unix seconds, rewritten every $HEARTBEAT_EVERY s while the job runs
 #   log             the job's stdout and stderr, interleaved
-#   reason          why the job was stopped early: `timeout` (max_duration) or
-#                   `cancelled` (written by `sindri runs cancel`)
+#   reason          why the job was stopped early: `timeout` (max_duration),
+#                   `interrupted` (a spot notice) or `cancelled` (by `sindri runs cancel`)
 #   ended_at        unix seconds when the job ended
 #   exit_code       the job's exit status (128+N when killed by signal N), written
-#                   last: its presence, and only that, means the run is over
+#                   once all else about the job is: its presence, and only that,
+#                   means the run is over
 #   supervisor.log  what this script did (checkpoint uploads, signals sent)
+#   interruption    the platform's notice that it reclaims the machine (spot), when
+#                   INTERRUPTION_CHECK reported one; `reason` is then `interrupted`
+#   self_end        `stop` or `destroy`: this script ran END_COMMAND after the job
+#   self_end_skipped  why it did not (sindri applied on_finish itself, another run)
+# and reads, when sindri writes them:
+#   end_hold        unix seconds until which a sindri following the run holds the
+#                   machine (it is copying artifacts back)
+#   end_handled     sindri applied on_finish itself, or a newer run took the machine
 # The watchdog below enforces MAX_DURATION here, on the machine, so the limit holds
-# with no sindri connected. Nothing above this block depends on sindri being alive.
+# with no sindri connected; END_COMMAND, when set, then stops or destroys the machine
+# (on_finish) unless a sindri that follows the run does it. Nothing here depends on
+# sindri being alive.
 # ---------------------------------------------------------------------------------
 set -u
 umask 022
@@ -37,6 +48,59 @@ stop_group() {
     note "SIGKILL to process group $job after ${GRACE}s"
     kill -KILL -"$job" 2>/dev/null
   fi
+}
+
+# other_run: prints the id of another run on this machine whose supervisor still runs.
+other_run() {
+  for _d in "${RUN_DIR%/*}"/*/; do
+    _d=${_d%/}
+    [ "$_d" = "$RUN_DIR" ] && continue
+    [ -f "$_d/exit_code" ] && continue
+    _sp=$(head -n 1 "$_d/supervisor_pid" 2>/dev/null)
+    if [ -n "$_sp" ] && alive "$_sp"; then printf '%s' "${_d##*/}"; return 0; fi
+  done
+  return 0
+}
+
+# end_machine: on_finish, applied by the machine to itself (END_COMMAND), so that a run
+# nobody follows cannot leave it billing. A sindri that follows the run holds the end
+# (end_hold) while it copies artifacts back, then applies on_finish itself
+# (end_handled); a machine the platform is reclaiming, or that another run still
+# uses, is left alone.
+end_machine() {
+  [ -n "$END_COMMAND" ] || return 0
+  if [ "$(head -n 1 "$RUN_DIR/reason" 2>/dev/null)" = interrupted ]; then
+    note "not ending the machine: the platform is reclaiming it"
+    return 0
+  fi
+  while :; do
+    # Gone: sindri destroyed the environment itself.
+    [ -d "$RUN_DIR" ] || return 0
+    if [ -f "$RUN_DIR/end_handled" ]; then
+      put self_end_skipped "sindri applied on_finish itself ($(head -n 1 "$RUN_DIR/end_handled"))"
+      note "on_finish left to sindri: $(head -n 1 "$RUN_DIR/end_handled")"
+      return 0
+    fi
+    hold=$(head -n 1 "$RUN_DIR/end_hold" 2>/dev/null)
+    case "$hold" in ''|*[!0-9]*) break ;; esac
+    [ "$hold" -gt "$(now)" ] || break
+    sleep 1
+  done
+  other=$(other_run)
+  if [ -n "$other" ]; then
+    put self_end_skipped "run $other still runs on this machine"
+    note "not ending the machine: run $other still runs here"
+    return 0
+  fi
+  put self_end "$END_ACTION"
+  note "on_finish: $END_ACTION: running the end command"
+  sh -c "$END_COMMAND" < /dev/null >> "$RUN_DIR/supervisor.log" 2>&1
+  rc=$?
+  if [ "$rc" -ne 0 ]; then
+    put self_end_skipped "the end command failed (exit code $rc); see supervisor.log"
+    note "the end command failed with exit code $rc"
+  fi
+  return 0
 }
 
 # upload_checkpoints WHEN: copy CHECKPOINT_DIR to CHECKPOINT_STORE/RUN_ID.
@@ -86,12 +150,14 @@ if ! cd "$WORKDIR" 2>/dev/null; then
   printf 'sindri: the workdir %s does not exist in the environment\n' "$WORKDIR" >> "$RUN_DIR/log"
   put ended_at "$(now)"
   put exit_code 126
+  end_machine
   exit 0
 fi
 if ! command -v setsid >/dev/null 2>&1; then
   printf 'sindri: cannot start the job: setsid is not installed in the environment (util-linux or busybox provide it)\n' >> "$RUN_DIR/log"
   put ended_at "$(now)"
   put exit_code 127
+  end_machine
   exit 0
 fi
 
@@ -109,14 +175,29 @@ job=$!
 put pid "$job"
 note "started job $job: $*"
 
-# Watchdog: heartbeat, max_duration, periodic checkpoint uploads.
+# Watchdog: heartbeat, max_duration, periodic checkpoint uploads, interruption notices.
 (
   last_beat=$started
   last_checkpoint=$started
+  last_check=0
   while alive "$job"; do
     sleep 1
     t=$(now)
     if [ $((t - last_beat)) -ge "$HEARTBEAT_EVERY" ]; then put heartbeat "$t"; last_beat=$t; fi
+    # The platform reclaims the machine soon (a spot notice gives about two minutes):
+    # save the checkpoints while the job still runs, then stop it; sindri relaunches
+    # the run elsewhere and restores them (run.max_restarts).
+    if [ -n "$INTERRUPTION_CHECK" ] && [ $((t - last_check)) -ge "$INTERRUPTION_EVERY" ]; then
+      last_check=$t
+      if notice=$(sh -c "$INTERRUPTION_CHECK" < /dev/null 2>> "$RUN_DIR/supervisor.log"); then
+        note "interruption notice: $notice"
+        put interruption "${notice:-interruption notice}"
+        [ -f "$RUN_DIR/reason" ] || put reason interrupted
+        upload_checkpoints interruption
+        stop_group interrupted
+        break
+      fi
+    fi
     # Whole seconds: `-gt` so the limit never fires early, at most a second late.
     if [ "$MAX_DURATION" -gt 0 ] && [ $((t - started)) -gt "$MAX_DURATION" ]; then
       note "max_duration of ${MAX_DURATION}s reached"
@@ -145,3 +226,4 @@ while [ -d "$RUN_DIR/.checkpoint.lock" ] && [ "$n" -lt 600 ]; do sleep 1; n=$((n
 upload_checkpoints final
 note "job exited with code $code"
 put exit_code "$code"
+end_machine

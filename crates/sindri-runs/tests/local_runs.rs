@@ -586,3 +586,48 @@ async fn stop_on_a_provider_that_cannot_stop_destroys_instead_of_leaving_it_runn
             .is_none()
     );
 }
+
+#[tokio::test]
+async fn a_relaunch_restores_the_last_checkpoint_from_s3() {
+    let moto = Moto::start();
+    let mb = moto.aws(&["s3", "mb", "s3://resume"]);
+    assert!(
+        mb.status.success(),
+        "{}",
+        String::from_utf8_lossy(&mb.stderr)
+    );
+    let rig = Rig::new(false);
+    let mut env = serde_json::Map::new();
+    env.insert("AWS_ENDPOINT_URL".into(), moto.endpoint.clone().into());
+    for (k, v) in aws_env() {
+        env.insert(k.into(), v.into());
+    }
+    let spec: sindri_spec::Spec = serde_json::from_value(serde_json::json!({
+        "name": "s3-resume",
+        "deployment": {"provider": "local", "env": env},
+        "run": {
+            "command": "if [ -f ckpt/step ]; then echo \"resumed at $(cat ckpt/step)\"; else mkdir -p ckpt && echo 7 > ckpt/step && echo fresh; fi",
+            "checkpoints": "ckpt",
+            "checkpoint_store": "s3://resume/runs",
+            "max_restarts": 1,
+        },
+    }))
+    .expect("spec");
+    let rs = sindri_core::ResolvedSpec::new(spec, &rig.project.path().join("sindri.yaml"));
+    let orch = rig.orchestrator();
+    let (req, launched) = launch(&orch, &rs).await;
+    let (first, log) = follow(&orch, &launched).await;
+    assert_eq!(
+        (first.run.state, log.as_str()),
+        (RunState::Succeeded, "fresh\n")
+    );
+    // As after an interruption: a new machine, whose disk has no checkpoint.
+    let again = orch
+        .relaunch(&rs, &req, first.run.clone())
+        .await
+        .expect("relaunch");
+    assert_eq!(again.run.restarts, 1);
+    let (second, log) = follow(&orch, &again).await;
+    assert_eq!(second.run.state, RunState::Succeeded);
+    assert_eq!(log, "resumed at 7\n", "the checkpoint came back from S3");
+}

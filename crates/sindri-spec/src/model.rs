@@ -475,6 +475,10 @@ pub struct FlySettings {
     /// Stop or suspend the machine when idle.
     #[serde(default)]
     pub auto_stop: AutoStop,
+    /// How long deploy, start and stop wait for the machine to reach its state, e.g.
+    /// `10m`; default `5m`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wait_timeout: Option<DurationValue>,
 }
 
 /// `providers.e2b`.
@@ -507,8 +511,9 @@ pub struct DevpodSettings {
     pub options: BTreeMap<String, String>,
 }
 
-/// Spot capacity policy.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+/// Spot capacity policy: `never`, `always` or `auto`; `true` is `always` and `false`
+/// is `never`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SpotPolicy {
     /// On-demand only.
@@ -518,6 +523,64 @@ pub enum SpotPolicy {
     Always,
     /// Try spot; fall back to on-demand, saying so.
     Auto,
+}
+
+impl SpotPolicy {
+    /// The policies' names, as written in sindri.yaml.
+    pub const NAMES: [&'static str; 3] = ["never", "always", "auto"];
+}
+
+impl<'de> Deserialize<'de> for SpotPolicy {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<SpotPolicy, D::Error> {
+        struct Policy;
+        impl serde::de::Visitor<'_> for Policy {
+            type Value = SpotPolicy;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("one of `never`, `always`, `auto`, or `true` or `false`")
+            }
+
+            fn visit_bool<E: serde::de::Error>(self, b: bool) -> Result<SpotPolicy, E> {
+                Ok(if b {
+                    SpotPolicy::Always
+                } else {
+                    SpotPolicy::Never
+                })
+            }
+
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<SpotPolicy, E> {
+                match s {
+                    "never" => Ok(SpotPolicy::Never),
+                    "always" => Ok(SpotPolicy::Always),
+                    "auto" => Ok(SpotPolicy::Auto),
+                    other => Err(E::unknown_variant(other, &SpotPolicy::NAMES)),
+                }
+            }
+        }
+        d.deserialize_any(Policy)
+    }
+}
+
+impl JsonSchema for SpotPolicy {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "SpotPolicy".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "description": "Spot capacity policy: `never`, `always` or `auto`; `true` is `always` and `false` is `never`.",
+            "anyOf": [
+                {
+                    "oneOf": [
+                        {"type": "string", "const": "never", "description": "On-demand only."},
+                        {"type": "string", "const": "always", "description": "Spot only; fail rather than fall back to on-demand."},
+                        {"type": "string", "const": "auto", "description": "Try spot; fall back to on-demand, saying so."}
+                    ]
+                },
+                {"type": "boolean", "description": "`true` is `always`, `false` is `never`."}
+            ]
+        })
+    }
 }
 
 /// `providers.aws`.
@@ -533,7 +596,9 @@ pub struct AwsSettings {
     /// Instance type; default: derived from `deployment.resources`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub instance_type: Option<String>,
-    /// Spot policy.
+    /// Spot policy: `never` (on-demand; also `false`), `always` (spot only, never a
+    /// silent fall back; also `true`) or `auto` (spot, then on-demand on capacity
+    /// errors, with a warning).
     #[serde(default)]
     pub spot: SpotPolicy,
     /// Subnet to launch in; default: the default VPC.
@@ -575,7 +640,7 @@ pub struct RunpodSettings {
 }
 
 /// `providers.lyceum`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LyceumSettings {
     /// Hardware profile: `a100`, `b200`, `b300`, `h100`, `h200` or `l40s`.
@@ -587,6 +652,25 @@ pub struct LyceumSettings {
     /// SSH public key file; default `~/.ssh/id_ed25519.pub`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ssh_public_key: Option<String>,
+    /// Let a run's VM delete itself when its job ends and no sindri follows it
+    /// (`sindri run --detach`, a closed laptop), so it stops billing (default true).
+    /// Lyceum has no stop and no VM-scoped key: this puts your Lyceum API key on the
+    /// VM, in a file only its user can read. `false` keeps the key off the VM; the VM
+    /// then bills until `sindri destroy`, or until a sindri that follows the run
+    /// applies `run.on_finish`.
+    #[serde(default = "yes", skip_serializing_if = "is_true")]
+    pub self_destroy: bool,
+}
+
+impl Default for LyceumSettings {
+    fn default() -> LyceumSettings {
+        LyceumSettings {
+            hardware_profile: None,
+            spot: false,
+            ssh_public_key: None,
+            self_destroy: true,
+        }
+    }
 }
 
 /// `providers.local`.
@@ -652,13 +736,17 @@ pub struct RunSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub checkpoint_store: Option<String>,
     /// What to do with the environment when the run ends; default: `stop` for cloud
-    /// providers, `keep` for docker and local.
+    /// providers, `keep` for docker and local. On aws, runpod and lyceum the machine
+    /// applies it to itself when no sindri follows the run (`--detach`, a closed
+    /// laptop).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub on_finish: Option<OnFinish>,
     /// Hard limit enforced on the machine itself, e.g. `12h`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_duration: Option<DurationValue>,
-    /// How many times an interrupted (spot) run is relaunched, at most 100.
+    /// How many times a run whose spot machine is reclaimed (AWS) is relaunched on a
+    /// new one and resumed from its last checkpoint, while `sindri run` follows it; at
+    /// most 100.
     #[serde(default, skip_serializing_if = "is_zero")]
     #[schemars(range(max = 100))]
     pub max_restarts: u32,

@@ -246,4 +246,4 @@ const RUN_SECTION: &str = "\n\
 #   artifacts: [outputs/]                   # copied back when the run ends\n\
 #   on_finish: stop                         # keep, stop or destroy\n\
 #   max_duration: 12h\n\
-#   max_restarts: 3                         # relaunches after a spot interruption\n";
+#   max_restarts: 3                         # relaunches after an AWS spot interruption\n";

@@ -402,3 +402,43 @@ fn ctrl_c_detaches_and_the_job_runs_on() {
     );
     assert!(p.workdir().join("done").exists());
 }
+
+#[test]
+fn a_detached_run_says_who_will_apply_on_finish_and_status_shows_restarts() {
+    let p = Project::new(&format!(
+        "{LOCAL}run:\n  command: \"true\"\n  max_restarts: 2\n"
+    ));
+    let (code, started) = p.json(&["run", "--detach", "--on-finish", "destroy"]);
+    assert_eq!(code, Some(0), "{started}");
+    assert_eq!(started["restarts"], 0);
+    assert!(
+        started.get("self_end").is_none(),
+        "this machine does not end itself: {started}"
+    );
+    let notes: Vec<&str> = started["notes"]
+        .as_array()
+        .expect("notes")
+        .iter()
+        .filter_map(|n| n.as_str())
+        .collect();
+    assert!(
+        notes
+            .iter()
+            .any(|n| n.contains("on_finish (destroy) is applied only by a sindri that follows")),
+        "{notes:?}"
+    );
+    assert!(
+        notes.iter().any(|n| n.contains("not relaunched")),
+        "{notes:?}"
+    );
+    let id = started["id"].as_str().expect("id").to_string();
+    wait_for(&p.run_dir(&id).join("exit_code"), 100);
+    let status = p.sindri(&["runs", "status", &id]);
+    let shown = text(&status.stdout);
+    assert!(
+        shown
+            .lines()
+            .any(|l| l.starts_with("restarts") && l.ends_with("0 of at most 2")),
+        "{shown}"
+    );
+}

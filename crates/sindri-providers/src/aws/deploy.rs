@@ -12,7 +12,7 @@ use sindri_core::{
     DeployOptions, Deployment, DeploymentState, Error, ErrorKind, Plan, PlanAction, PlanStep,
     Progress, RenderedArtifact, ResolvedSpec, Result,
 };
-use sindri_spec::{AwsSettings, Protocol, ProviderKind, SpotPolicy};
+use sindri_spec::{AwsSettings, OnFinish, Protocol, ProviderKind, SpotPolicy};
 
 use super::client::{Failure, Params, classify};
 use super::credentials::AwsEnv;
@@ -406,7 +406,10 @@ impl Target {
         t
     }
 
-    /// The RunInstances parameters; `spot` adds the market options.
+    /// The RunInstances parameters; `spot` adds the market options. A shutdown from
+    /// inside the instance (how a run's machine ends itself, see `Provider::self_end`)
+    /// stops it, or terminates it for `run.on_finish: destroy` and for spot instances,
+    /// which cannot stop.
     fn run_params(&self, spec: &ResolvedSpec, sg: &str, spot: bool) -> Params {
         use base64::Engine;
         let mut p = Params::new();
@@ -421,7 +424,11 @@ impl Target {
                 base64::engine::general_purpose::STANDARD.encode(self.user_data.as_bytes()),
             )
             .set("MetadataOptions.HttpTokens", "required")
-            .set("MetadataOptions.HttpEndpoint", "enabled");
+            .set("MetadataOptions.HttpEndpoint", "enabled")
+            .set(
+                "InstanceInitiatedShutdownBehavior",
+                shutdown_behavior(spot, spec_on_finish(spec)),
+            );
         match &self.subnet_id {
             Some(subnet) => {
                 p.set("NetworkInterface.1.DeviceIndex", "0")
@@ -477,6 +484,21 @@ impl Target {
             out.push_str(&format!("{k}={v}\n"));
         }
         out
+    }
+}
+
+/// `run.on_finish` of the spec, when it says.
+fn spec_on_finish(spec: &ResolvedSpec) -> Option<OnFinish> {
+    spec.spec.run.as_ref().and_then(|r| r.on_finish)
+}
+
+/// What a shutdown from inside the instance does: `terminate` for spot instances (a
+/// one-time spot instance cannot stop) and for `on_finish: destroy`, else `stop`.
+pub(crate) fn shutdown_behavior(spot: bool, policy: Option<OnFinish>) -> &'static str {
+    if spot || policy == Some(OnFinish::Destroy) {
+        "terminate"
+    } else {
+        "stop"
     }
 }
 
@@ -997,9 +1019,19 @@ fn record(ctx: &Ctx<'_>, spec: &ResolvedSpec, t: &Target, inst: &Instance, sg: &
     if let Some(az) = &inst.placement.availability_zone {
         details.insert("availability_zone".into(), az.clone());
     }
+    if inst.is_spot() {
+        details.insert(
+            RUN_INTERRUPTION_CHECK.into(),
+            userdata::INTERRUPTION_CHECK.into(),
+        );
+    }
     d.details = details;
     d
 }
+
+/// The deployment detail that tells the run supervisor what to poll for a spot
+/// interruption notice (`sindri_runs::deployment_keys::INTERRUPTION_CHECK`).
+pub(crate) const RUN_INTERRUPTION_CHECK: &str = "run_interruption_check";
 
 /// Waits until SSH answers. `Unavailable` (still booting) is retried; `Auth` too, a
 /// few times, since cloud-init installs the key shortly after sshd starts.

@@ -440,6 +440,17 @@ impl Ec2<'_> {
         self.call(action, &p).await.map(|_| ())
     }
 
+    /// Sets what a shutdown from inside instance `id` does: `stop` or `terminate`.
+    pub(crate) async fn set_shutdown_behavior(&self, id: &str, behavior: &str) -> Result<()> {
+        let mut p = Params::new();
+        p.set("InstanceId", id)
+            .set("Attribute", "instanceInitiatedShutdownBehavior")
+            .set("Value", behavior);
+        self.call_ok("ModifyInstanceAttribute", &p)
+            .await
+            .map(|_| ())
+    }
+
     pub(crate) async fn cancel_spot_request(&self, id: &str) -> Result<()> {
         let mut p = Params::new();
         p.set("SpotInstanceRequestId.1", id);

@@ -435,6 +435,12 @@ pub(crate) async fn list_owned(ctx: &Ctx<'_>) -> Result<Vec<Deployment>> {
             "market".into(),
             if i.is_spot() { "spot" } else { "on-demand" }.into(),
         );
+        if i.is_spot() {
+            d.details.insert(
+                deploy::RUN_INTERRUPTION_CHECK.into(),
+                super::userdata::INTERRUPTION_CHECK.into(),
+            );
+        }
         for (k, v) in [
             ("instance_type", i.instance_type.clone()),
             ("image", i.image_id.clone()),

@@ -37,10 +37,24 @@
 //! `deployment.volumes` size; volumes are directories on it, kept across stop/start.
 //!
 //! # Spot
-//! `providers.aws.spot`: `never` (on-demand), `always` (one-time spot; a capacity
-//! error is an error, never an on-demand instance), `auto` (spot, then on-demand on
-//! capacity errors only, with a warning). One-time spot instances cannot be stopped:
+//! `providers.aws.spot`: `never` or `false` (on-demand), `always` or `true` (one-time
+//! spot; a capacity error is an error, never an on-demand instance), `auto` (spot,
+//! then on-demand on capacity errors only, with a warning). One-time spot instances cannot be stopped:
 //! `stop` says so; `destroy` them instead.
+//!
+//! # Runs: the machine ends itself, spot interruptions
+//! When a run starts, [`Provider::self_end`] sets the instance's
+//! `InstanceInitiatedShutdownBehavior` (RunInstances sets it too, from
+//! `run.on_finish`) to `stop`, or `terminate` for `on_finish: destroy` and for spot
+//! instances (a one-time spot instance cannot stop), and gives the run supervisor
+//! [`SHUTDOWN_COMMAND`]: once the job ends with no sindri following, the instance shuts
+//! itself down, and EC2 stops or terminates it, with no AWS credentials on the
+//! machine. A terminated instance leaves its security group and key pair (they do
+//! not bill): `sindri destroy` or `sindri resources cleanup` removes them.
+//!
+//! Spot instances carry the deployment detail `run_interruption_check`
+//! ([`INTERRUPTION_CHECK`], installed by user-data; its script is
+//! [`INTERRUPTION_CHECK_SCRIPT`]), which the supervisor polls through IMDSv2.
 //!
 //! # Secrets
 //! Delivered over SSH, never in user-data or tags: `deploy` writes them into
@@ -68,12 +82,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use sindri_core::provider::SelfEnd;
 use sindri_core::{
     Capabilities, Check, CheckStatus, DeployOptions, Deployment, DestroyOptions, DestroyReport,
     Error, ExecCommand, ExecIo, LogOptions, LogSink, Operation, Plan, Progress, Provider,
     ResolvedSpec, Result, Status, TransferStats,
 };
-use sindri_spec::{AwsSettings, ProviderKind, ProvidersSpec};
+use sindri_spec::{AwsSettings, OnFinish, ProviderKind, ProvidersSpec};
 
 use crate::ssh::SshOptions;
 use client::{Api, Tuning};
@@ -87,6 +102,21 @@ pub const TAG_ENVIRONMENT: &str = "sindri.environment";
 pub const TAG_PROJECT: &str = "sindri.project";
 /// Tag with the hash of the deployed spec, on the instance.
 pub const TAG_SPEC_HASH: &str = "sindri.spec-hash";
+
+/// What a run's machine runs to end itself (see `Provider::self_end`): a shutdown from
+/// inside, which EC2 turns into stop or terminate as the instance's
+/// `InstanceInitiatedShutdownBehavior` says. Cloud-init's default user has
+/// passwordless sudo.
+pub const SHUTDOWN_COMMAND: &str =
+    "if [ \"$(id -u)\" -eq 0 ]; then shutdown -h now; else sudo -n shutdown -h now; fi";
+
+/// Where user-data installs the spot interruption check the run supervisor polls.
+pub const INTERRUPTION_CHECK: &str = userdata::INTERRUPTION_CHECK;
+
+/// The spot interruption check (POSIX sh): exits 0 printing EC2's notice when IMDSv2
+/// has one, 1 when not, 2 when the metadata service cannot be reached.
+/// `SINDRI_IMDS_ENDPOINT` moves the metadata service, for tests only.
+pub const INTERRUPTION_CHECK_SCRIPT: &str = userdata::CHECK_SCRIPT;
 
 /// Why `suspend` is missing, shown when it is refused.
 const SUSPEND_NOTE: &str = "EC2 hibernation is not supported by sindri yet. Use `sindri stop`: \
@@ -409,6 +439,35 @@ impl Provider for AwsProvider {
     async fn list_owned(&self) -> Result<Vec<Deployment>> {
         let api = self.api().await?;
         manage::list_owned(&self.ctx(api, None)).await
+    }
+
+    async fn self_end(&self, d: &Deployment, policy: OnFinish) -> Result<Option<SelfEnd>> {
+        if policy == OnFinish::Keep {
+            return Ok(None);
+        }
+        let ctx = self.ctx_for(d).await?;
+        let Some(inst) = manage::find_one(&ctx, d).await? else {
+            return Err(Error::not_found(format!(
+                "environment `{}` has no instance on AWS",
+                d.name
+            ))
+            .with_provider(ProviderKind::Aws));
+        };
+        let behavior = deploy::shutdown_behavior(inst.is_spot(), Some(policy));
+        ctx.ec2()
+            .set_shutdown_behavior(&inst.instance_id, behavior)
+            .await
+            .map_err(|e| {
+                e.with_hint("allow ec2:ModifyInstanceAttribute, or keep sindri following the run (no --detach)")
+            })?;
+        Ok(Some(SelfEnd {
+            command: SHUTDOWN_COMMAND.to_string(),
+            action: if behavior == "terminate" {
+                OnFinish::Destroy
+            } else {
+                OnFinish::Stop
+            },
+        }))
     }
 }
 

@@ -13,8 +13,9 @@
 //! /latest/meta-data/spot/instance-action`) whether EC2 has scheduled this instance's
 //! interruption. It prints the notice (`{"action":"terminate","time":"..."}`, about
 //! two minutes ahead) and exits 0 when one is scheduled, exits 1 when none is (404),
-//! and 2 when the metadata service cannot be reached. The supervisor polls it (every
-//! 5 s is what AWS suggests) when it exists, so the supervisor stays provider-neutral.
+//! and 2 when the metadata service cannot be reached. The run supervisor polls it
+//! every 5 s (what AWS suggests) on spot instances, whose deployment records it as
+//! `run_interruption_check`, so the supervisor stays provider-neutral.
 
 use sindri_core::ResolvedSpec;
 
@@ -25,18 +26,22 @@ pub(crate) const ENV_FILE: &str = "/etc/sindri/env";
 /// The interruption check installed for the run supervisor.
 pub(crate) const INTERRUPTION_CHECK: &str = "/usr/local/bin/sindri-interruption-check";
 
-const CHECK_SCRIPT: &str = r#"#!/bin/sh
+/// The interruption check's script (installed at [`INTERRUPTION_CHECK`]).
+/// `SINDRI_IMDS_ENDPOINT` moves the metadata service, for tests only.
+pub(crate) const CHECK_SCRIPT: &str = r#"#!/bin/sh
 # Installed by sindri. Exit 0 and print the notice when EC2 has scheduled this
 # instance's interruption; exit 1 when not; exit 2 when IMDS cannot be reached.
-IMDS=http://169.254.169.254/latest
+IMDS=${SINDRI_IMDS_ENDPOINT:-http://169.254.169.254}/latest
 if command -v curl >/dev/null 2>&1; then
   token=$(curl -sf -m 2 -X PUT -H 'X-aws-ec2-metadata-token-ttl-seconds: 300' "$IMDS/api/token") || exit 2
-  code=$(curl -s -m 2 -o /tmp/.sindri-instance-action -w '%{http_code}' -H "X-aws-ec2-metadata-token: $token" "$IMDS/meta-data/spot/instance-action") || exit 2
+  out=$(curl -s -m 2 -w '\n%{http_code}' -H "X-aws-ec2-metadata-token: $token" "$IMDS/meta-data/spot/instance-action") || exit 2
+  code=$(printf '%s\n' "$out" | tail -n 1)
+  body=$(printf '%s\n' "$out" | sed '$d')
 else
   token=$(wget -q -T 2 -O - --method=PUT --header='X-aws-ec2-metadata-token-ttl-seconds: 300' "$IMDS/api/token") || exit 2
-  if wget -q -T 2 -O /tmp/.sindri-instance-action --header="X-aws-ec2-metadata-token: $token" "$IMDS/meta-data/spot/instance-action"; then code=200; else code=404; fi
+  if body=$(wget -q -T 2 -O - --header="X-aws-ec2-metadata-token: $token" "$IMDS/meta-data/spot/instance-action"); then code=200; else code=404; fi
 fi
-if [ "$code" = 200 ]; then cat /tmp/.sindri-instance-action; echo; exit 0; fi
+if [ "$code" = 200 ]; then printf '%s\n' "$body"; exit 0; fi
 [ "$code" = 404 ] && exit 1
 exit 2
 "#;

@@ -20,7 +20,13 @@
 //! Lyceum has no stop, no suspend and no time limit: a VM bills from ready until it is
 //! deleted. `capabilities()` says so and the CLI refuses `stop`/`start` before any
 //! call; `status` says it in every message; `sindri destroy` ends billing. Runs rely
-//! on the run supervisor's `max_duration` and on `on_finish: destroy`.
+//! on the run supervisor's `max_duration` and on `on_finish` (`stop` is `destroy`
+//! here), which the VM applies to itself when no sindri follows the run: for that,
+//! [`Provider::self_end`] places the user's API key on the VM (`~/.sindri/lyceum-auth`,
+//! mode 0600, sent over ssh stdin as secrets are) and the run supervisor runs
+//! [`self_end_command`], `DELETE /vms/{id}` with that key. Lyceum's keys are not
+//! scoped to one VM, so `providers.lyceum.self_destroy: false` keeps the key off
+//! the VM (see docs/adr/0012-machines-end-themselves.md).
 //!
 //! # Env and secrets
 //! Lyceum's create call takes no environment: `deployment.env` and secrets are
@@ -46,20 +52,49 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use sindri_core::progress::phase;
+use sindri_core::provider::SelfEnd;
 use sindri_core::{
     Capabilities, Check, CheckStatus, DeployOptions, Deployment, DeploymentState, DestroyOptions,
     DestroyReport, Endpoint, Error, ErrorKind, ExecCommand, ExecIo, LogOptions, LogSink, Operation,
     Plan, PlanAction, PlanStep, Progress, Provider, RenderedArtifact, ResolvedSpec, Result, Status,
     StatusState, TransferStats,
 };
-use sindri_spec::{LyceumSettings, ProviderKind, ProvidersSpec};
+use sindri_spec::{LyceumSettings, OnFinish, ProviderKind, ProvidersSpec};
 
 use crate::http::{Auth, HttpClient};
-use crate::ssh::{LogSource, SshSession, SshTarget};
+use crate::ssh::{LogSource, SshSession, SshTarget, quote};
 use api::{LyceumApi, Vm, price_of};
 pub use config::LyceumConfig;
 use sshenv::{Patience, PublicKey};
 use vm::VmSpec;
+
+/// The file (in sindri's directory on the VM) holding the `Authorization` header the
+/// VM deletes itself with.
+const AUTH_FILE: &str = "lyceum-auth";
+
+/// sindri's directory on the VM as a shell word: absolute paths quoted, relative ones
+/// under `$HOME`.
+fn dir_word(dir: &str) -> String {
+    if dir.starts_with('/') {
+        quote(dir)
+    } else {
+        format!("\"$HOME\"/{}", quote(dir.trim_end_matches('/')))
+    }
+}
+
+/// The command a VM runs to delete itself through Lyceum's API at `api`
+/// (`DELETE /vms/{id}`), with the `Authorization` header in `auth_file` (a shell
+/// word), so the key is on no command line.
+pub fn self_end_command(api: &str, vm_id: &str, auth_file: &str) -> String {
+    let url = format!("{}/vms/{vm_id}", api.trim_end_matches('/'));
+    format!(
+        r#"f={auth_file}
+[ -r "$f" ] || {{ echo "the Lyceum API key is not on this VM ($f): it cannot delete itself" >&2; exit 1; }}
+command -v curl >/dev/null 2>&1 || {{ echo "curl is not installed on this VM: it cannot delete itself" >&2; exit 127; }}
+curl -sS -f -m 60 --retry 5 -X DELETE -H @"$f" {url}"#,
+        url = quote(&url)
+    )
+}
 
 /// Why stop and start are missing, shown when the CLI refuses them.
 pub const STOP_NOTE: &str = "Lyceum VMs cannot be stopped; `sindri destroy` ends billing \
@@ -104,8 +139,7 @@ impl LyceumProvider {
                     self.config.api.clone(),
                     Auth::bearer(key),
                     self.config.http.clone(),
-                )?
-                .with_classifier(api::classify);
+                )?;
                 Ok(LyceumApi::new(http))
             })
             .await
@@ -347,7 +381,7 @@ fn is_ours(v: &Vm, name: &str, project: &str) -> bool {
     v.display_name
         .as_deref()
         .and_then(vm::parse_display_name)
-        .is_some_and(|(env, p, _)| env == name && p == project)
+        .is_some_and(|(env, p)| env == name && p == project)
 }
 
 fn deployment_state(v: &Vm) -> DeploymentState {
@@ -361,10 +395,10 @@ fn deployment_state(v: &Vm) -> DeploymentState {
 }
 
 /// A deployment record rebuilt from a VM's display name; `None` for VMs sindri did
-/// not name.
+/// not name. Its spec hash is empty: Lyceum keeps none (see [`vm`]).
 fn record(v: &Vm) -> Option<Deployment> {
-    let (env, project, hash) = vm::parse_display_name(v.display_name.as_deref()?)?;
-    let mut d = Deployment::creating(&env, ProviderKind::Lyceum, &project, &hash);
+    let (env, project) = vm::parse_display_name(v.display_name.as_deref()?)?;
+    let mut d = Deployment::creating(&env, ProviderKind::Lyceum, &project, "");
     d.resource_id = Some(v.vm_id.clone());
     d.state = deployment_state(v);
     if let Some(n) = &v.display_name {
@@ -495,14 +529,10 @@ impl Provider for LyceumProvider {
                 reason: Some(bills),
             }),
             Some(v) => {
-                let display_hash = v
-                    .display_name
-                    .as_deref()
-                    .and_then(vm::parse_display_name)
-                    .map(|(_, _, h)| h);
                 let recorded = current
                     .filter(|c| c.resource_id.as_deref() == Some(v.vm_id.as_str()))
-                    .map(|c| c.spec_hash.clone());
+                    .map(|c| c.spec_hash.clone())
+                    .filter(|h| !h.is_empty());
                 let hash = spec.spec_hash();
                 let (action, reason) = if !want.same_hardware(v) {
                     (
@@ -512,14 +542,20 @@ impl Provider for LyceumProvider {
                             want.describe()
                         )),
                     )
-                } else if display_hash.as_deref() == Some(hash.as_str())
-                    || recorded.as_deref() == Some(hash.as_str())
-                {
+                } else if recorded.as_deref() == Some(hash.as_str()) {
                     (PlanAction::Keep, None)
                 } else {
+                    // Lyceum keeps no spec hash: without a record, what was delivered is unknown.
+                    let why = if recorded.is_some() {
+                        "spec changed"
+                    } else {
+                        "not recorded on this machine"
+                    };
                     (
                         PlanAction::Update,
-                        Some("spec changed: env and secrets are delivered again over SSH".into()),
+                        Some(format!(
+                            "{why}: env and secrets are delivered again over SSH"
+                        )),
                     )
                 };
                 steps.push(PlanStep {
@@ -828,5 +864,124 @@ impl Provider for LyceumProvider {
     async fn list_owned(&self) -> Result<Vec<Deployment>> {
         let api = self.api().await?;
         Ok(api.list().await?.iter().filter_map(record).collect())
+    }
+
+    async fn self_end(&self, d: &Deployment, policy: OnFinish) -> Result<Option<SelfEnd>> {
+        if policy == OnFinish::Keep || !self.settings.self_destroy {
+            return Ok(None);
+        }
+        let Some(id) = d.resource_id.clone() else {
+            return Err(
+                Error::not_found(format!("environment `{}` has no recorded VM", d.name))
+                    .with_provider(ProviderKind::Lyceum),
+            );
+        };
+        let (key, _) = self.config.key()?;
+        let session = self.session(d).await?;
+        let dir = dir_word(&self.config.env_dir);
+        let place = format!(
+            "umask 077 && mkdir -p -- {dir} && cat > {dir}/{AUTH_FILE}.tmp && mv -f -- {dir}/{AUTH_FILE}.tmp {dir}/{AUTH_FILE}"
+        );
+        let header = format!("Authorization: Bearer {}\n", key.expose());
+        let mut scrub = crate::http::Redactor::new();
+        scrub.add(key.expose());
+        let (code, _, err) = session
+            .run(
+                &format!("sh -c {}", quote(&place)),
+                Some(header.into_bytes()),
+            )
+            .await
+            .map_err(|e| {
+                Error::new(e.kind(), scrub.redact(e.message())).with_provider(ProviderKind::Lyceum)
+            })?;
+        if code != 0 {
+            return Err(Error::platform(
+                ProviderKind::Lyceum,
+                format!(
+                    "could not place the API key the VM needs to delete itself (exit code {code}): {}",
+                    scrub.redact(String::from_utf8_lossy(&err).trim())
+                ),
+            )
+            .with_hint("or set providers.lyceum.self_destroy: false and keep sindri following the run"));
+        }
+        Ok(Some(SelfEnd {
+            command: self_end_command(self.config.api.as_str(), &id, &format!("{dir}/{AUTH_FILE}")),
+            action: OnFinish::Destroy,
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_vm_deletes_itself_with_the_key_file_never_a_command_line() {
+        let home = tempfile::tempdir().unwrap();
+        let out_dir = tempfile::tempdir().unwrap();
+        let bin = out_dir.path().join("bin");
+        std::fs::create_dir_all(&bin).unwrap();
+        let curl = bin.join("curl");
+        std::fs::write(
+            &curl,
+            "#!/bin/sh\nprintf '%s\\n' \"$@\" > \"$OUT/args\"\n\
+             while [ $# -gt 0 ]; do\n\
+               if [ \"$1\" = -H ]; then case \"$2\" in @*) cat \"${2#@}\" > \"$OUT/header\" ;; esac; fi\n\
+               shift\n\
+             done\n",
+        )
+        .unwrap();
+        std::fs::set_permissions(&curl, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+        let file = format!("{}/{AUTH_FILE}", dir_word(".sindri"));
+        let cmd = self_end_command(config::DEFAULT_API_URL, "vm-9918", &file);
+        let run = || {
+            std::process::Command::new("sh")
+                .args(["-c", &cmd])
+                .env_clear()
+                .env("PATH", format!("{}:/usr/bin:/bin", bin.display()))
+                .env("HOME", home.path())
+                .env("OUT", out_dir.path())
+                .output()
+                .unwrap()
+        };
+
+        // No key on the VM (self_destroy was off when the run started): nothing is sent.
+        let out = run();
+        assert_eq!(out.status.code(), Some(1));
+        assert!(String::from_utf8_lossy(&out.stderr).contains("cannot delete itself"));
+        assert!(!out_dir.path().join("args").exists());
+
+        std::fs::create_dir_all(home.path().join(".sindri")).unwrap();
+        std::fs::write(
+            home.path().join(".sindri").join(AUTH_FILE),
+            "Authorization: Bearer lyceum-account-key\n",
+        )
+        .unwrap();
+        let out = run();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let args = std::fs::read_to_string(out_dir.path().join("args")).unwrap();
+        assert!(args.contains("-X\nDELETE\n"), "{args}");
+        assert!(
+            args.ends_with(&format!("{}/vms/vm-9918\n", config::DEFAULT_API_URL)),
+            "{args}"
+        );
+        assert!(!args.contains("lyceum-account-key"), "{args}");
+        assert_eq!(
+            std::fs::read_to_string(out_dir.path().join("header")).unwrap(),
+            "Authorization: Bearer lyceum-account-key\n"
+        );
+    }
+
+    #[test]
+    fn self_destroy_is_on_unless_turned_off() {
+        assert!(LyceumSettings::default().self_destroy);
+        let off: LyceumSettings =
+            serde_json::from_value(serde_json::json!({"self_destroy": false})).unwrap();
+        assert!(!off.self_destroy);
     }
 }

@@ -42,6 +42,14 @@
 //! (GPU types or count, cloud type, spot, network volume) replaces the pod, with a
 //! warning: its pod volume goes with it.
 //!
+//! # A run's pod ends itself
+//! For a run, [`Provider::self_end`] gives the run supervisor [`self_end_command`]: once
+//! the job ends with no sindri following, the pod calls RunPod's API itself
+//! (`POST /pods/{id}/stop`, or `DELETE /pods/{id}` for `on_finish: destroy`) with
+//! the pod-scoped key RunPod puts in every pod's environment (`RUNPOD_API_KEY`), read
+//! from the pod's own environment and sent from a private header file, never from a
+//! command line. sindri delivers no key of its own for this.
+//!
 //! # Cost
 //! `status` reports RunPod's own price of the pod per hour (`adjustedCostPerHr`, else
 //! `costPerHr`) while it runs; a stopped pod bills only its volume.
@@ -56,16 +64,17 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use sindri_core::progress::phase;
+use sindri_core::provider::SelfEnd;
 use sindri_core::{
     Capabilities, Check, CheckStatus, DeployOptions, Deployment, DeploymentState, DestroyOptions,
     DestroyReport, Endpoint, Error, ErrorKind, ExecCommand, ExecIo, LogOptions, LogSink, Operation,
     Plan, PlanAction, PlanStep, Progress, Provider, RenderedArtifact, ResolvedSpec, Result, Status,
     StatusState, TransferStats,
 };
-use sindri_spec::{ProviderKind, ProvidersSpec, RunpodSettings};
+use sindri_spec::{OnFinish, ProviderKind, ProvidersSpec, RunpodSettings};
 
 use crate::http::{Auth, HttpClient};
-use crate::ssh::{LogSource, SshSession, SshTarget};
+use crate::ssh::{LogSource, SshSession, SshTarget, quote};
 use api::{Pod, RunpodApi};
 pub use config::RunpodConfig;
 use pod::{MARK_ENVIRONMENT, MARK_HARDWARE, MARK_PROJECT, MARK_SPEC_HASH, PodSpec};
@@ -333,6 +342,29 @@ impl RunpodProvider {
 }
 
 /// RunPod's reason in a capacity error, without sindri's request description.
+/// The command a pod runs to stop (`on_finish: stop`) or delete itself through
+/// RunPod's REST API at `api`, authenticated with the pod-scoped `RUNPOD_API_KEY`
+/// RunPod sets in the pod's environment (read from PID 1's when an SSH session lacks
+/// it). The key travels in a 0600 header file, so it is on no command line.
+pub fn self_end_command(api: &str, pod_id: &str, policy: OnFinish) -> String {
+    let base = api.trim_end_matches('/');
+    let (method, url) = match policy {
+        OnFinish::Destroy => ("DELETE", format!("{base}/pods/{pod_id}")),
+        _ => ("POST", format!("{base}/pods/{pod_id}/stop")),
+    };
+    format!(
+        r#"key=${{RUNPOD_API_KEY:-}}
+if [ -z "$key" ] && [ -r /proc/1/environ ]; then key=$(tr '\0' '\n' < /proc/1/environ | sed -n 's/^RUNPOD_API_KEY=//p' | head -n 1); fi
+[ -n "$key" ] || {{ echo "RUNPOD_API_KEY is not in the pod's environment: it cannot end itself" >&2; exit 1; }}
+command -v curl >/dev/null 2>&1 || {{ echo "curl is not installed in the pod: it cannot end itself" >&2; exit 127; }}
+h=$(umask 077 && mktemp) || exit 1
+trap 'rm -f "$h"' EXIT
+printf 'Authorization: Bearer %s\n' "$key" > "$h"
+curl -sS -f -m 60 --retry 5 -X {method} -H @"$h" {url}"#,
+        url = quote(&url)
+    )
+}
+
 fn api_reason(e: &Error) -> String {
     let m = e.message();
     match m.split_once("): HTTP ") {
@@ -843,11 +875,112 @@ impl Provider for RunpodProvider {
             .map(record)
             .collect())
     }
+
+    async fn self_end(&self, d: &Deployment, policy: OnFinish) -> Result<Option<SelfEnd>> {
+        if policy == OnFinish::Keep {
+            return Ok(None);
+        }
+        let Some(id) = d.resource_id.as_deref() else {
+            return Err(
+                Error::not_found(format!("environment `{}` has no recorded pod", d.name))
+                    .with_provider(ProviderKind::Runpod),
+            );
+        };
+        Ok(Some(SelfEnd {
+            command: self_end_command(self.config.api.as_str(), id, policy),
+            action: policy,
+        }))
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Runs a self-end command with a stand-in `curl` first on PATH that records its
+    /// arguments, the header file it was given and that file's path.
+    fn run_with_stub_curl(
+        command: &str,
+        env: &[(&str, &str)],
+    ) -> (std::process::Output, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let curl = dir.path().join("curl");
+        std::fs::write(
+            &curl,
+            "#!/bin/sh\nprintf '%s\\n' \"$@\" > \"$OUT/args\"\n\
+             while [ $# -gt 0 ]; do\n\
+               if [ \"$1\" = -H ]; then case \"$2\" in @*) cat \"${2#@}\" > \"$OUT/header\"; printf '%s' \"${2#@}\" > \"$OUT/header_path\" ;; esac; fi\n\
+               shift\n\
+             done\n",
+        )
+        .unwrap();
+        std::fs::set_permissions(&curl, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+        let path = format!(
+            "{}:{}",
+            dir.path().display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
+        let out = std::process::Command::new("sh")
+            .args(["-c", command])
+            .env_clear()
+            .env("PATH", path)
+            .env("OUT", dir.path())
+            .envs(env.iter().copied())
+            .output()
+            .unwrap();
+        (out, dir)
+    }
+
+    #[test]
+    fn a_pod_stops_or_deletes_itself_with_its_own_key_never_on_a_command_line() {
+        let cmd = self_end_command("https://rest.runpod.io/v1/", "pod123", OnFinish::Stop);
+        let (out, dir) = run_with_stub_curl(&cmd, &[("RUNPOD_API_KEY", "pod-scoped-key-42")]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let args = std::fs::read_to_string(dir.path().join("args")).unwrap();
+        let args: Vec<&str> = args.lines().collect();
+        assert!(args.windows(2).any(|w| w == ["-X", "POST"]), "{args:?}");
+        assert_eq!(
+            args.last(),
+            Some(&"https://rest.runpod.io/v1/pods/pod123/stop")
+        );
+        assert!(
+            args.iter().all(|a| !a.contains("pod-scoped-key-42")),
+            "the key is on curl's command line: {args:?}"
+        );
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("header")).unwrap(),
+            "Authorization: Bearer pod-scoped-key-42\n"
+        );
+        let header_path = std::fs::read_to_string(dir.path().join("header_path")).unwrap();
+        assert!(
+            !std::path::Path::new(&header_path).exists(),
+            "the header file is removed afterwards"
+        );
+
+        let cmd = self_end_command("https://rest.runpod.io/v1", "pod123", OnFinish::Destroy);
+        let (out, dir) = run_with_stub_curl(&cmd, &[("RUNPOD_API_KEY", "k")]);
+        assert!(out.status.success());
+        let args = std::fs::read_to_string(dir.path().join("args")).unwrap();
+        assert!(args.contains("-X\nDELETE\n"), "{args}");
+        assert!(
+            args.ends_with("https://rest.runpod.io/v1/pods/pod123\n"),
+            "{args}"
+        );
+
+        // Without the pod's key there is nothing to call with: say so, call nothing.
+        let (out, dir) = run_with_stub_curl(&cmd, &[]);
+        if std::fs::read_to_string("/proc/1/environ").is_ok_and(|e| !e.contains("RUNPOD_API_KEY="))
+        {
+            assert_eq!(out.status.code(), Some(1));
+            assert!(String::from_utf8_lossy(&out.stderr).contains("RUNPOD_API_KEY"));
+            assert!(!dir.path().join("args").exists());
+        }
+    }
 
     #[test]
     fn capacity_reasons_drop_the_request_description() {

@@ -33,7 +33,13 @@ use crate::signals::{interrupted, interruptible};
 /// Ctrl-C detaches and never stops the job: re-attach with
 /// `sindri runs logs --follow ID`, stop it with `sindri runs cancel ID`.
 /// `run.max_duration` is enforced on the machine itself, so the limit holds even when
-/// nothing is attached.
+/// nothing is attached; on aws, runpod and lyceum the machine also applies
+/// `on_finish` to itself when the job ends and no sindri follows (`--detach`, Ctrl-C,
+/// a closed laptop), so it never keeps billing.
+///
+/// With `run.max_restarts`, a run whose spot machine is reclaimed is relaunched on a
+/// new one and resumed from its last checkpoint (`run.checkpoints`, saved to
+/// `run.checkpoint_store` when the notice came), while `sindri run` follows it.
 #[derive(Debug, Args)]
 pub struct RunArgs {
     /// Run on this provider instead of `deployment.provider`, e.g. `local`.
@@ -100,7 +106,8 @@ pub enum RunsCommand {
     /// Print a run's log (default: the last run).
     ///
     /// With `--follow`, streams it until the run ends and then exits with the job's exit
-    /// code; a detached run's artifacts are copied back and its `on_finish` applied then.
+    /// code; a detached run's artifacts are copied back and its `on_finish` applied then
+    /// (the machine waits for that while it is followed, instead of ending itself).
     /// Ctrl-C stops following, never the job.
     Logs(RunsLogsArgs),
 
@@ -224,18 +231,37 @@ struct RunReport {
     #[serde(skip_serializing_if = "Option::is_none")]
     on_finish: Option<FinishReport>,
     log_path: Option<String>,
+    /// Relaunches after the platform reclaimed the machine.
+    restarts: u32,
+    /// What the machine does to itself when the job ends and nothing follows:
+    /// `stop` or `destroy`; absent when it cannot.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    self_end: Option<String>,
     notes: Vec<String>,
 }
 
 impl Report for RunReport {
     fn human(&self) -> String {
         if self.detached {
-            return format!(
+            let mut s = format!(
                 "run {id} started in `{env}` on {provider}\n  follow: sindri runs logs --follow {id}\n  cancel: sindri runs cancel {id}",
                 id = self.id,
                 env = self.environment,
                 provider = self.provider
             );
+            match self.self_end.as_deref() {
+                Some("destroy") => s.push_str(
+                    "\nwhen the job ends the machine destroys itself (on_finish), unless a sindri follows the run",
+                ),
+                Some(action) => s.push_str(&format!(
+                    "\nwhen the job ends the machine {action}s itself (on_finish), unless a sindri follows the run"
+                )),
+                None => {}
+            }
+            for n in &self.notes {
+                s.push_str(&format!("\nnote: {n}"));
+            }
+            return s;
         }
         // After a followed run, stdout carries only the job's log; the summary goes
         // to stderr (see `summary`).
@@ -256,6 +282,12 @@ impl RunReport {
             ));
         }
         s.push_str(&format!(" on {} in `{}`", self.provider, self.environment));
+        if self.restarts > 0 {
+            s.push_str(&format!(
+                ", relaunched {} time(s) after interruptions",
+                self.restarts
+            ));
+        }
         if let Some(c) = self.cost_estimate_usd {
             s.push_str(&format!(", about ${c:.2}"));
         }
@@ -312,6 +344,8 @@ fn report_for(run: &RunRecord, detached: bool) -> RunReport {
         artifacts: None,
         on_finish: None,
         log_path: run.log_path.clone(),
+        restarts: run.restarts,
+        self_end: run.details.get(run_keys::SELF_END).cloned(),
         notes,
     }
 }
@@ -373,6 +407,7 @@ pub async fn run(app: &App, args: RunArgs) -> CliResult {
     let rs = app.resolve(spec).await?;
     let mut req = RunRequest::new(&rs, provider.kind(), args.command)?;
     req.artifacts_dir = args.artifacts_dir;
+    req.detach = args.detach;
     if let Some(p) = args.on_finish {
         req.on_finish = p.into();
     }
@@ -412,22 +447,60 @@ pub async fn run(app: &App, args: RunArgs) -> CliResult {
     if args.detach {
         let mut report = report_for(&launched.run, true);
         report.sync = launched.sync;
+        if req.on_finish != OnFinish::Keep && report.self_end.is_none() {
+            report.notes.push(format!(
+                "this {} machine does not end itself: on_finish ({}) is applied only by a sindri that follows the run (`sindri runs logs --follow {}`)",
+                provider.kind(),
+                sindri_runs::on_finish_name(req.on_finish),
+                launched.run.id
+            ));
+        }
+        if req.run.max_restarts > 0 {
+            report.notes.push(
+                "a detached run is not relaunched after an interruption: that needs the `sindri run` that follows it".into(),
+            );
+        }
         app.out.emit(&report);
         return Ok(());
     }
 
-    let mut out = log_stream(app);
-    let followed = tokio::select! {
-        r = orch.follow(&launched.run, &mut *out) => r?,
-        _ = interrupted() => {
-            detach_note(app, &run_id);
-            if app.out.json() {
-                let mut report = report_for(&launched.run, true);
-                report.sync = launched.sync;
-                app.out.emit(&report);
+    let mut launched = launched;
+    let followed = loop {
+        let mut out = log_stream(app);
+        let followed = tokio::select! {
+            r = orch.follow(&launched.run, &mut *out) => match r {
+                Ok(f) => f,
+                Err(e) if e.kind() == ErrorKind::Interrupted => return Err(e.into()),
+                // The platform may have reclaimed the machine under the log stream.
+                Err(e) => match orch.refresh(&launched.run).await {
+                    Ok(view) if Orchestrator::should_relaunch(&view.run, &req) => {
+                        sindri_runs::Followed { run: view.run, log_bytes: 0 }
+                    }
+                    _ => return Err(e.into()),
+                },
+            },
+            _ = interrupted() => {
+                detach_note(app, &run_id);
+                if app.out.json() {
+                    let mut report = report_for(&launched.run, true);
+                    report.sync = launched.sync;
+                    app.out.emit(&report);
+                }
+                return Err(CliError::Exit(130));
             }
-            return Err(CliError::Exit(130));
+        };
+        if !Orchestrator::should_relaunch(&followed.run, &req) {
+            break followed;
         }
+        // The platform reclaimed the machine: a new one, the last checkpoint, again.
+        launched = match interruptible(orch.relaunch(&rs, &req, followed.run)).await {
+            Ok(l) => l,
+            Err(e) => {
+                progress.finish();
+                return Err(e.into());
+            }
+        };
+        progress.finish();
     };
     let mut report = report_for(&followed.run, false);
     report.sync = launched.sync;
@@ -680,6 +753,13 @@ impl Report for StatusReport {
             ),
             ("cost", cost_text(r.cost_estimate_usd)),
         ];
+        if r.restarts > 0 || r.details.contains_key(run_keys::MAX_RESTARTS) {
+            let max = r
+                .details
+                .get(run_keys::MAX_RESTARTS)
+                .map_or(String::new(), |m| format!(" of at most {m}"));
+            rows.push(("restarts", format!("{}{max}", r.restarts)));
+        }
         if let Some(h) = self.heartbeat_age_secs {
             rows.push(("heartbeat", ago(h)));
         }
@@ -688,6 +768,11 @@ impl Report for StatusReport {
             ("error", run_keys::ERROR),
             ("checkpoints", run_keys::CHECKPOINT_ERROR),
             ("checkpoint store", run_keys::CHECKPOINT_STORE),
+            ("interruption", run_keys::INTERRUPTION),
+            ("last interruption", run_keys::LAST_INTERRUPTION),
+            ("machine ends itself", run_keys::SELF_END),
+            ("machine ended itself", run_keys::SELF_ENDED),
+            ("machine kept", run_keys::SELF_END_SKIPPED),
             ("artifacts", run_keys::ARTIFACTS_DIR),
             ("remote run dir", run_keys::RUN_DIR),
         ] {

@@ -6,6 +6,13 @@ the API (as AWS does). This launcher adds them to every SSM backend moto creates
 the same names as on AWS, pointing at AMIs moto knows, then runs moto_server with the
 arguments it was given (e.g. `-H 127.0.0.1 -p 5000`).
 
+It also pages two Describe calls that moto answers whole, as EC2 pages them
+(`MaxResults` within EC2's range, an opaque `NextToken` for the rest):
+`DescribeSecurityGroups` (over the groups that match), and `DescribeInstanceTypes`
+(over the whole catalogue, filtering each page afterwards: EC2 may answer a page
+with fewer items than `MaxResults`, even none, and a `NextToken`, so a client must
+follow the token until it is gone).
+
 The values are chosen so a test can tell which parameter was read:
   amd64 Ubuntu 24.04  -> ami-1e749f67           (moto's Canonical Ubuntu image)
   arm64 Ubuntu 24.04  -> ami-0a1b2c3d4e5f6a7b8  (an arm64 Ubuntu image added here: moto has none)
@@ -17,7 +24,11 @@ import datetime
 import sys
 
 try:
+    from moto.core.responses import ActionResult
+    from moto.ec2.exceptions import InvalidParameterValue
     from moto.ec2.models import amis
+    from moto.ec2.responses.instances import InstanceResponse
+    from moto.ec2.responses.security_groups import SecurityGroups
     from moto.ssm import models
     from moto.server import main
 except ImportError as e:  # pragma: no cover - reported to the Rust test
@@ -89,6 +100,61 @@ def _with_arm64_ubuntu(self):
 
 
 amis.AmiBackend._load_amis = _with_arm64_ubuntu
+
+
+def _page(response, items, low, high):
+    """The page of `items` the request asks for, and the token of the next one."""
+    raw = response._get_param("MaxResults")
+    if raw is None:
+        return items, None
+    size = int(raw)
+    if not low <= size <= high:
+        raise InvalidParameterValue(
+            f"Value ( {size} ) for parameter maxResults is invalid. "
+            f"Expecting a value between {low} and {high}."
+        )
+    token = response._get_param("NextToken")
+    start = 0
+    if token:
+        if not token.startswith("page-") or not token[5:].isdigit():
+            raise InvalidParameterValue(f"Invalid value '{token}' for nextToken")
+        start = int(token[5:])
+    end = start + size
+    return items[start:end], (f"page-{end}" if end < len(items) else None)
+
+
+def _security_groups(self):
+    groups = self.ec2_backend.describe_security_groups(
+        group_ids=self._get_param("GroupIds", []),
+        groupnames=self._get_param("GroupNames", []),
+        filters=self._filters_from_querystring(),
+    )
+    groups = sorted(groups, key=lambda g: g.id)
+    page, token = _page(self, groups, 5, 1000)
+    result = {"SecurityGroups": page}
+    if token:
+        result["NextToken"] = token
+    return ActionResult(result)
+
+
+def _instance_types(self):
+    wanted = self._get_param("InstanceTypes", [])
+    filters = self._filters_from_querystring()
+    backend = self.ec2_backend
+    if wanted:
+        backend.describe_instance_types(wanted, None)  # unknown types: EC2's error
+    catalogue = sorted(t["InstanceType"] for t in backend.describe_instance_types(None, None))
+    page, token = _page(self, catalogue, 5, 100)
+    names = [n for n in page if not wanted or n in wanted]
+    matches = backend.describe_instance_types(names, filters) if names else []
+    result = {"InstanceTypes": matches}
+    if token:
+        result["NextToken"] = token
+    return ActionResult(result)
+
+
+SecurityGroups.describe_security_groups = _security_groups
+InstanceResponse.describe_instance_types = _instance_types
 
 if __name__ == "__main__":
     main(sys.argv[1:])
