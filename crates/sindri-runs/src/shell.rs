@@ -75,6 +75,28 @@ pub(crate) struct Captured {
 }
 
 impl Captured {
+    /// Itself when the command exited 0; otherwise a platform error saying `doing`
+    /// failed, with the exit code and the command's stderr.
+    pub fn success(self, p: &dyn Provider, d: &Deployment, doing: &str) -> Result<Captured> {
+        if self.code == 0 {
+            return Ok(self);
+        }
+        let detail = self.stderr_text();
+        Err(Error::platform(
+            p.kind(),
+            format!(
+                "{doing} failed in environment `{}` (exit code {}){}",
+                d.name,
+                self.code,
+                if detail.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {detail}")
+                }
+            ),
+        ))
+    }
+
     /// Stdout as text.
     pub fn stdout_text(&self) -> String {
         String::from_utf8_lossy(&self.stdout).into_owned()
@@ -131,24 +153,7 @@ pub(crate) async fn run_ok(
     doing: &str,
     cmd: &ExecCommand,
 ) -> Result<Captured> {
-    let out = capture(p, d, cmd).await?;
-    if out.code != 0 {
-        let detail = out.stderr_text();
-        return Err(Error::platform(
-            p.kind(),
-            format!(
-                "{doing} failed in environment `{}` (exit code {}){}",
-                d.name,
-                out.code,
-                if detail.is_empty() {
-                    String::new()
-                } else {
-                    format!(": {detail}")
-                }
-            ),
-        ));
-    }
-    Ok(out)
+    capture(p, d, cmd).await?.success(p, d, doing)
 }
 
 /// An in-memory sink shared between the exec call and the caller.

@@ -426,24 +426,7 @@ impl Wire {
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        let out = self.script(p, d, script, args).await?;
-        if out.code != 0 {
-            let detail = out.stderr_text();
-            return Err(Error::platform(
-                p.kind(),
-                format!(
-                    "{doing} failed in environment `{}` (exit code {}){}",
-                    d.name,
-                    out.code,
-                    if detail.is_empty() {
-                        String::new()
-                    } else {
-                        format!(": {detail}")
-                    }
-                ),
-            ));
-        }
-        Ok(out)
+        self.script(p, d, script, args).await?.success(p, d, doing)
     }
 }
 

@@ -172,7 +172,8 @@ fn provider_section(provider: ProviderKind) -> &'static str {
                  auto_stop: off\n    \
                  # app: my-env                   # default: the environment name\n    \
                  # org: personal\n    \
-                 # cpu_kind: shared              # or performance\n"
+                 # cpu_kind: shared              # or performance\n    \
+                 # wait_timeout: 5m              # how long deploy/start/stop wait for the machine\n"
         }
         ProviderKind::E2b => {
             "\n# Settings for the selected provider.\n\
@@ -198,8 +199,8 @@ fn provider_section(provider: ProviderKind) -> &'static str {
             "\n# Settings for the selected provider.\n\
              providers:\n  \
                aws:\n    \
-                 # Spot capacity: never (on-demand), always (spot only) or auto (spot,\n    \
-                 # falling back to on-demand).\n    \
+                 # Spot capacity: never (on-demand; or false), always (spot only; or\n    \
+                 # true) or auto (spot, falling back to on-demand with a warning).\n    \
                  spot: never\n    \
                  # region: eu-west-1             # default: the AWS config chain\n    \
                  # instance_type: m7i.large      # default: derived from `resources`\n    \
@@ -226,7 +227,10 @@ fn provider_section(provider: ProviderKind) -> &'static str {
                  hardware_profile: h100\n    \
                  # Spot instances: cheaper, may be reclaimed.\n    \
                  spot: false\n    \
-                 # ssh_public_key: ~/.ssh/id_ed25519.pub\n"
+                 # ssh_public_key: ~/.ssh/id_ed25519.pub\n    \
+                 # Lyceum VMs cannot stop. After a detached `sindri run` the VM deletes\n    \
+                 # itself with your API key, copied onto it for that (docs/adr/0012).\n    \
+                 # self_destroy: true\n"
         }
         ProviderKind::Local => {
             "\n# Settings for the selected provider.\n\
