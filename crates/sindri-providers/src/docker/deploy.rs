@@ -813,7 +813,27 @@ pub(crate) async fn plan(
         reason,
     };
 
-    let (container_action, container_reason) = match objects::find(docker, env, project).await? {
+    // The engine is asked everything at once: plan waits on one round trip, not on
+    // one per object.
+    let (net, managed) = &target.network;
+    let (found, network_owner, volume_owners) = tokio::try_join!(
+        objects::find(docker, env, project),
+        async {
+            if *managed {
+                objects::network_owner(docker, net, env, project).await
+            } else {
+                objects::require_network(docker, net).await.map(|()| None)
+            }
+        },
+        futures_util::future::try_join_all(
+            target
+                .volumes
+                .iter()
+                .map(|(v, _)| objects::volume_owner(docker, v, env, project)),
+        ),
+    )?;
+
+    let (container_action, container_reason) = match found {
         Found::Missing => (PlanAction::Create, None),
         Found::NotOurs(o) => return Err(request::conflict("container", &target.container, &o)),
         Found::Ours(c) => match target.drift(&c) {
@@ -850,52 +870,44 @@ pub(crate) async fn plan(
         } else {
             step(PlanAction::Keep, format!("image {}", target.image), None)
         }),
-        None => match docker.inspect_image(&target.image).await {
-            Ok(_) => steps.push(step(
-                PlanAction::Keep,
-                format!("image {}", target.image),
-                Some("present on the engine".into()),
-            )),
-            Err(e) if is_status(&e, 404) => steps.push(step(
-                PlanAction::Create,
-                format!("image {}", target.image),
-                Some("not on the engine: deploy will try to pull it".into()),
-            )),
-            Err(e) => return Err(api_error(&format!("inspect image {}", target.image), e)),
-        },
+        // `resolve_image` has just asked the engine for it.
+        None if target.image_id.is_some() => steps.push(step(
+            PlanAction::Keep,
+            format!("image {}", target.image),
+            Some("present on the engine".into()),
+        )),
+        None => steps.push(step(
+            PlanAction::Create,
+            format!("image {}", target.image),
+            Some("not on the engine: deploy will try to pull it".into()),
+        )),
     }
 
-    let (net, managed) = &target.network;
     if *managed {
-        steps.push(
-            match objects::network_owner(docker, net, env, project).await? {
-                None => step(PlanAction::Create, format!("network {net}"), None),
-                Some(Ownership::Ours) => step(PlanAction::Keep, format!("network {net}"), None),
-                Some(other) => return Err(request::conflict("network", net, &other)),
-            },
-        );
+        steps.push(match network_owner {
+            None => step(PlanAction::Create, format!("network {net}"), None),
+            Some(Ownership::Ours) => step(PlanAction::Keep, format!("network {net}"), None),
+            Some(other) => return Err(request::conflict("network", net, &other)),
+        });
     } else {
-        objects::require_network(docker, net).await?;
         steps.push(step(
             PlanAction::Keep,
             format!("network {net}"),
             Some("providers.docker.network; not managed by sindri".into()),
         ));
     }
-    for (v, what) in &target.volumes {
-        steps.push(
-            match objects::volume_owner(docker, v, env, project).await? {
-                None => step(
-                    PlanAction::Create,
-                    format!("volume {v}"),
-                    Some(what.clone()),
-                ),
-                Some(Ownership::Ours) => {
-                    step(PlanAction::Keep, format!("volume {v}"), Some(what.clone()))
-                }
-                Some(other) => return Err(request::conflict("volume", v, &other)),
-            },
-        );
+    for ((v, what), owner) in target.volumes.iter().zip(volume_owners) {
+        steps.push(match owner {
+            None => step(
+                PlanAction::Create,
+                format!("volume {v}"),
+                Some(what.clone()),
+            ),
+            Some(Ownership::Ours) => {
+                step(PlanAction::Keep, format!("volume {v}"), Some(what.clone()))
+            }
+            Some(other) => return Err(request::conflict("volume", v, &other)),
+        });
     }
     steps.push(step(
         container_action,

@@ -61,7 +61,7 @@ pub async fn plan(app: &App) -> CliResult {
     let provider = app.provider(&spec)?;
     let rs = app.resolve(spec).await?;
     // Extension problems are refused as deploy refuses them, before asking the platform.
-    super::extension::check_before_deploy(&rs)?;
+    let resolved = super::extension::resolve_spec(&rs)?;
     let state = sindri_state::StateStore::open_existing_default()?;
     let current = match &state {
         Some(state) => state.get_deployment(&rs.project, rs.name())?,
@@ -74,7 +74,7 @@ pub async fn plan(app: &App) -> CliResult {
             .steps
             .iter()
             .any(|s| matches!(s.action, PlanAction::Create | PlanAction::Replace));
-    let extensions = super::extension::plan_extensions(&rs, state.as_ref(), recreated)?;
+    let extensions = super::extension::plan_extensions(&rs, &resolved, state.as_ref(), recreated)?;
     app.out.emit(&PlanReport { plan, extensions });
     Ok(())
 }

@@ -359,11 +359,22 @@ pub fn check_before_deploy(rs: &ResolvedSpec) -> CliResult<()> {
     resolve_spec(rs).map(|_| ())
 }
 
+/// What sindri.yaml's `extensions:` resolved to: the catalog and the install order,
+/// or `None` when it asks for none.
+pub type SpecExtensions = Option<(Catalog, Resolution)>;
+
 /// The catalog and resolution of sindri.yaml's `extensions:`, or `None` when it asks for
 /// none. A user directory that does not load is an error too.
-fn resolve_spec(rs: &ResolvedSpec) -> CliResult<Option<(Catalog, Resolution)>> {
-    let c = Catalog::for_spec(&rs.spec.extensions, &rs.base_dir)?;
-    if rs.spec.extensions.profile.is_none() && rs.spec.extensions.active.is_empty() {
+pub fn resolve_spec(rs: &ResolvedSpec) -> CliResult<SpecExtensions> {
+    let ext = &rs.spec.extensions;
+    let none_asked = ext.profile.is_none() && ext.active.is_empty();
+    // Every command that loads sindri.yaml gets here: without extensions or extension
+    // directories there is no catalog to load.
+    if none_asked && ext.sources.is_empty() {
+        return Ok(None);
+    }
+    let c = Catalog::for_spec(ext, &rs.base_dir)?;
+    if none_asked {
         return Ok(None);
     }
     let r = wanted(&rs.spec, &c)?;
@@ -427,10 +438,11 @@ impl Report for ExtensionsPlan {
 /// asks for no extension.
 pub fn plan_extensions(
     rs: &ResolvedSpec,
+    resolved: &SpecExtensions,
     state: Option<&sindri_state::StateStore>,
     recreated: bool,
 ) -> CliResult<Option<ExtensionsPlan>> {
-    let Some((catalog, resolution)) = resolve_spec(rs)? else {
+    let Some((catalog, resolution)) = resolved else {
         return Ok(None);
     };
     let records = match state {
@@ -447,7 +459,7 @@ pub fn plan_extensions(
             .collect()
     };
     let items = plan_items(
-        &catalog,
+        catalog,
         &resolution.order,
         &installed,
         &recorded,
