@@ -8,8 +8,8 @@ use std::time::Duration;
 use serde::Serialize;
 use sindri_core::progress::phase;
 use sindri_core::{
-    DeployOptions, Deployment, DeploymentState, DestroyOptions, Error, ErrorKind, Operation,
-    Progress, Provider, ResolvedSpec, Result, StatusState, dispatch, unix_now,
+    DeployOptions, Deployment, DeploymentState, DestroyOptions, DestroyReport, Error, ErrorKind,
+    Operation, Progress, Provider, ResolvedSpec, Result, StatusState, dispatch, unix_now,
 };
 use sindri_spec::{OnFinish, ProviderKind};
 use sindri_state::{RunFilter, RunRecord, RunState, StateStore};
@@ -436,23 +436,12 @@ impl<'a> Orchestrator<'a> {
         ));
         let result = async {
             if let Some(d) = self.deployment_of(&run).await? {
-                let mut going = d.clone();
-                going.state = DeploymentState::Destroying;
-                going.updated_at = unix_now();
-                self.state.upsert_deployment(&going)?;
-                phase(
-                    self.progress,
+                self.destroy_recorded(
+                    &d,
                     "replace the reclaimed machine",
-                    dispatch::destroy(self.provider, &d, DestroyOptions { volumes: false }),
+                    &format!("replaced: the platform reclaimed it during run {}", run.id),
                 )
                 .await?;
-                self.state.delete_deployment(&d.project, &d.name)?;
-                self.state.record_event(
-                    &d.project,
-                    &d.name,
-                    "destroy",
-                    &format!("replaced: the platform reclaimed it during run {}", run.id),
-                )?;
             }
             run.restarts = attempt;
             run.state = RunState::Pending;
@@ -1332,28 +1321,18 @@ impl<'a> Orchestrator<'a> {
         d: &Deployment,
         why: Option<String>,
     ) -> Result<FinishReport> {
-        let mut destroying = d.clone();
-        destroying.state = DeploymentState::Destroying;
-        destroying.updated_at = unix_now();
-        self.state.upsert_deployment(&destroying)?;
-        let destroyed = phase(
-            self.progress,
-            "destroy environment",
-            dispatch::destroy(self.provider, d, DestroyOptions { volumes: false }),
-        )
-        .await?;
-        self.state.delete_deployment(&d.project, &d.name)?;
         let policy = Self::recorded_on_finish(run);
-        self.state.record_event(
-            &d.project,
-            &d.name,
-            "destroy",
-            &format!(
-                "destroyed after run {} (on_finish: {})",
-                run.id,
-                on_finish_name(policy)
-            ),
-        )?;
+        let destroyed = self
+            .destroy_recorded(
+                d,
+                "destroy environment",
+                &format!(
+                    "destroyed after run {} (on_finish: {})",
+                    run.id,
+                    on_finish_name(policy)
+                ),
+            )
+            .await?;
         if let Some(w) = &why {
             self.progress.warn(w);
         }
@@ -1368,6 +1347,31 @@ impl<'a> Orchestrator<'a> {
             action: "destroyed",
             note,
         })
+    }
+
+    /// Destroys `d` (volumes kept) as the phase `phase_name`, recorded as destroying
+    /// first so an interruption leaves it findable, then forgotten, with `event` in
+    /// the event log.
+    async fn destroy_recorded(
+        &self,
+        d: &Deployment,
+        phase_name: &str,
+        event: &str,
+    ) -> Result<DestroyReport> {
+        let mut destroying = d.clone();
+        destroying.state = DeploymentState::Destroying;
+        destroying.updated_at = unix_now();
+        self.state.upsert_deployment(&destroying)?;
+        let destroyed = phase(
+            self.progress,
+            phase_name,
+            dispatch::destroy(self.provider, d, DestroyOptions { volumes: false }),
+        )
+        .await?;
+        self.state.delete_deployment(&d.project, &d.name)?;
+        self.state
+            .record_event(&d.project, &d.name, "destroy", event)?;
+        Ok(destroyed)
     }
 
     /// The `on_finish` policy recorded for a run at launch.

@@ -341,7 +341,6 @@ impl RunpodProvider {
     }
 }
 
-/// RunPod's reason in a capacity error, without sindri's request description.
 /// The command a pod runs to stop (`on_finish: stop`) or delete itself through
 /// RunPod's REST API at `api`, authenticated with the pod-scoped `RUNPOD_API_KEY`
 /// RunPod sets in the pod's environment (read from PID 1's when an SSH session lacks
@@ -365,6 +364,7 @@ curl -sS -f -m 60 --retry 5 -X {method} -H @"$h" {url}"#,
     )
 }
 
+/// RunPod's reason in a capacity error, without sindri's request description.
 fn api_reason(e: &Error) -> String {
     let m = e.message();
     match m.split_once("): HTTP ") {
