@@ -387,18 +387,27 @@ impl<'a> Orchestrator<'a> {
         run: RunRecord,
     ) -> Result<Launched> {
         let mut run = run;
-        match self.launch_steps(rs, req, &mut run, false).await {
-            Ok(l) => Ok(l),
-            Err(e) => {
-                let state = if e.kind() == ErrorKind::Interrupted {
-                    RunState::Interrupted
-                } else {
-                    RunState::Failed
-                };
-                self.fail_run(&mut run, state, &e.to_string())?;
-                Err(e)
-            }
+        let result = self.launch_steps(rs, req, &mut run, false).await;
+        self.failed_launch(&mut run, result, "")
+    }
+
+    /// Passes `result` on; when it is an error, marks `run` failed (interrupted on
+    /// Ctrl-C) with the error after `context`.
+    fn failed_launch(
+        &self,
+        run: &mut RunRecord,
+        result: Result<Launched>,
+        context: &str,
+    ) -> Result<Launched> {
+        if let Err(e) = &result {
+            let state = if e.kind() == ErrorKind::Interrupted {
+                RunState::Interrupted
+            } else {
+                RunState::Failed
+            };
+            self.fail_run(run, state, &format!("{context}{e}"))?;
         }
+        result
     }
 
     /// True when `run` ended because the platform reclaimed its machine and
@@ -472,18 +481,7 @@ impl<'a> Orchestrator<'a> {
             self.launch_steps(rs, req, &mut run, true).await
         }
         .await;
-        match result {
-            Ok(l) => Ok(l),
-            Err(e) => {
-                let state = if e.kind() == ErrorKind::Interrupted {
-                    RunState::Interrupted
-                } else {
-                    RunState::Failed
-                };
-                self.fail_run(&mut run, state, &format!("relaunch failed: {e}"))?;
-                Err(e)
-            }
-        }
+        self.failed_launch(&mut run, result, "relaunch failed: ")
     }
 
     /// Deploy-or-reuse, sync, (on a relaunch, `restore` the last checkpoint), start.
